@@ -1,0 +1,357 @@
+"""Build the canonical dataset from adapters' rows, accepting or rejecting every row with a reason.
+
+Adapters stage raw text rows (from CSV files through DuckDB's reader, or from
+Python through :meth:`DatasetBuilder.add_rows`); :meth:`DatasetBuilder.build`
+checks them set-based, applies the data rules every adapter shares (duplicates,
+conflicts, unknown patients and staff) and returns a :class:`CanonicalDataset`
+whose counts balance: for each source file, rows read = accepted + rejected.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from cquin.dataset.checks import column_sql, sql_str
+from cquin.dataset.csvread import read_csv_into
+from cquin.dataset.ledger import FileStats, Ledger
+from cquin.dataset.tables import TABLE_NAMES, Table, table
+from cquin.exceptions import DataError
+
+META = ("_file", "_line", "_ref")
+BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the ruleset says valid values are, for the checks at load time."""
+
+    gpps_options: Mapping[str, tuple[str, ...]]  # field -> normalised answers
+    gpps_categories: tuple[str, ...]
+    pam_score_range: tuple[Decimal, Decimal] = (Decimal(0), Decimal(100))
+    pam_level_range: tuple[int, int] = (1, 4)
+
+
+@dataclass
+class CanonicalDataset:
+    """Validated canonical tables in a DuckDB connection, with the ledger that accounts for every row."""
+
+    con: duckdb.DuckDBPyConnection
+    ledger: Ledger
+    present: set[str] = field(default_factory=set)  # tables that had a source
+
+    def count(self, name: str) -> int:
+        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])  # type: ignore[index]
+
+    def write_csv(self, out_dir: Path) -> list[Path]:
+        """Write the accepted rows as a canonical folder (the ``canonical`` adapter reads it back)."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in TABLE_NAMES:
+            if name not in self.present:
+                continue
+            t = table(name)
+            path = out_dir / t.file_name
+            cols = []
+            for c in t.columns:
+                if c.kind == "date":
+                    cols.append(f"strftime({c.name}, '%Y-%m-%d') AS {c.name}")
+                elif c.kind == "boolean":
+                    cols.append(f"CASE WHEN {c.name} THEN 'true' WHEN NOT {c.name} THEN 'false' END AS {c.name}")
+                elif c.kind == "pam_score":
+                    cols.append(f"CAST(CAST({c.name} AS DOUBLE) AS VARCHAR) AS {c.name}")
+                else:
+                    cols.append(f"CAST({c.name} AS VARCHAR) AS {c.name}")
+            rows = self.con.execute(f"SELECT {', '.join(cols)} FROM {name} ORDER BY _file, _line").fetchall()
+            with path.open("w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(t.column_names)
+                for row in rows:
+                    w.writerow(["" if v is None else _plain(v) for v in row])
+            written.append(path)
+        return written
+
+
+def _plain(v: Any) -> str:
+    text = str(v)
+    if text.endswith(".0") and text.replace(".", "", 1).isdigit():
+        return text[:-2]
+    return text
+
+
+class DatasetBuilder:
+    """Collects raw rows from an adapter and turns them into a :class:`CanonicalDataset`."""
+
+    def __init__(self, vocabulary: Vocabulary, *, memory_limit: str = "1500MB", threads: int | None = None) -> None:
+        self.vocabulary = vocabulary
+        self.con = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": True})
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self.con.execute(
+            "CREATE MACRO quote_text(s) AS '''' || CASE WHEN length(s) > 60 THEN left(s, 57) || '...' ELSE s END || ''''"
+        )
+        self.ledger = Ledger(self.con)
+        self.date_styles: dict[str, str] = {}  # source file -> date style
+        self.present: set[str] = set()
+        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        for name in TABLE_NAMES:
+            cols = ", ".join(f'"{c}" VARCHAR' for c in table(name).column_names)
+            self.con.execute(f"CREATE TABLE raw_{name} (_file VARCHAR, _line BIGINT, _ref VARCHAR, {cols})")
+
+    # ------------------------------------------------------------------ staging
+
+    def add_csv(self, name: str, path: Path, *, date_style: str = "iso", source: str | None = None) -> FileStats:
+        """Stage a canonical-format CSV file (header row, canonical column names) as table ``name``."""
+        t = table(name)
+        source = source or path.name
+        stats = self.ledger.source(source, path, name)
+        self.date_styles[source] = date_style
+        self.present.add(name)
+        read_csv_into(self.con, f"raw_{name}", t, path, source, self.ledger)
+        return stats
+
+    def add_rows(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Stage rows produced by an adapter: dicts of canonical column -> text, with ``_file`` and ``_line``.
+
+        ``_file`` names the source file the row came from (registered with
+        :meth:`source`), ``_line`` its line or record number there, and the
+        optional ``_ref`` a resource id or other reference shown with rejections.
+        Columns that are not canonical are refused, so an adapter cannot leak data.
+        """
+        t = table(name)
+        allowed = set(t.column_names) | set(META)
+        self.present.add(name)
+        buf = self._buffers.setdefault(name, [])
+        for row in rows:
+            extra = set(row) - allowed
+            if extra:
+                raise ValueError(f"{name}: not canonical columns: {', '.join(sorted(extra))}")
+            buf.append(dict(row))
+            if len(buf) >= BATCH:
+                self._flush(name)
+
+    def source(self, name: str, path: Path | None, table_name: str | None = None, *, date_style: str = "iso") -> FileStats:
+        """Register a source file so its records are counted (and hashed, when ``path`` exists)."""
+        self.date_styles[name] = date_style
+        return self.ledger.source(name, path, table_name)
+
+    def accept_record(self, file: str, line: int) -> None:
+        """Count a source record that was used without becoming a row of its own (e.g. merged into another)."""
+        self.ledger.accept_record(file, line)
+
+    def reject(self, file: str, line: int | None, column: str | None, value: str | None, reason: str, ref: str | None = None) -> None:
+        """Reject a source record the adapter could not turn into a canonical row."""
+        self.ledger.reject(file, line, column, value, reason, ref)
+
+    def note(self, text: str) -> None:
+        self.ledger.note(text)
+
+    def _flush(self, name: str) -> None:
+        buf = self._buffers.get(name)
+        if not buf:
+            return
+        t = table(name)
+        cols = list(META) + t.column_names
+        arrays = {}
+        for c in cols:
+            if c == "_line":
+                arrays[c] = pa.array([r.get(c) for r in buf], pa.int64())
+            else:
+                arrays[c] = pa.array([None if r.get(c) is None else str(r.get(c)) for r in buf], pa.string())
+        batch = pa.table(arrays)  # noqa: F841  (read by DuckDB below)
+        self.con.execute(f"INSERT INTO raw_{name} SELECT * FROM batch")
+        buf.clear()
+
+    # ------------------------------------------------------------------ building
+
+    def build(self) -> CanonicalDataset:
+        """Check every staged row, apply the shared data rules, and return the canonical dataset."""
+        for name in list(self._buffers):
+            self._flush(name)
+        if "patients" not in self.present:
+            raise DataError("no patients table: patients.csv (or the adapter's equivalent) is required")
+        for name in TABLE_NAMES:
+            self._check_rows(table(name))
+        self._shared_rules()
+        self.ledger.finish()
+        ds = CanonicalDataset(self.con, self.ledger, set(self.present))
+        for name in TABLE_NAMES:
+            self.con.execute(f"DROP TABLE IF EXISTS raw_{name}")
+            self.con.execute(f"DROP TABLE IF EXISTS chk_{name}")
+        return ds
+
+    def _vocab_sql(self) -> dict[str, str]:
+        v = self.vocabulary
+        out = {
+            "pam_score_min": str(v.pam_score_range[0]),
+            "pam_score_max": str(v.pam_score_range[1]),
+            "pam_level_min": str(v.pam_level_range[0]),
+            "pam_level_max": str(v.pam_level_range[1]),
+        }
+        for fld, answers in v.gpps_options.items():
+            out[f"options_{fld}"] = ", ".join(sql_str(a) for a in answers) or "NULL"
+        return out
+
+    def _check_rows(self, t: Table) -> None:
+        """Type-check every staged row of ``t``: good rows to table ``chk_<name>``, others to the ledger."""
+        vocab = self._vocab_sql()
+        uk_files = [f for f, style in self.date_styles.items() if style == "uk"]
+        selects, errors = [], []
+        for col in t.columns:
+            raw = f'"{col.name}"'
+            iso = column_sql(col, raw, vocab_sql=vocab)
+            if col.kind == "date" and uk_files:
+                uk = column_sql(col, raw, date_style="uk", vocab_sql=vocab)
+                in_uk = f"_file IN ({', '.join(sql_str(f) for f in uk_files)})"
+                value = f"CASE WHEN {in_uk} THEN {uk.value} ELSE {iso.value} END"
+                error = f"CASE WHEN {in_uk} THEN {uk.error} ELSE {iso.error} END"
+            else:
+                value, error = iso.value, iso.error
+            selects.append(f"{value} AS {col.name}")
+            errors.append(f"CASE WHEN ({error}) IS NOT NULL THEN struct_pack(col := {sql_str(col.name)}, val := {raw}, msg := ({error})) END")
+        errors.extend(self._row_rules(t))
+        err_list = f"list_filter([{', '.join(errors)}], lambda x: x IS NOT NULL)"
+        self.con.execute(
+            f"CREATE TEMP TABLE chk_stage AS SELECT _file, _line, _ref, {', '.join(selects)}, {err_list} AS _errs FROM raw_{t.name}"
+        )
+        self.con.execute(
+            "INSERT INTO rejections SELECT _file, _line, _ref, _errs[1].col, _errs[1].val, "
+            "array_to_string(list_transform(_errs, lambda x: x.msg), '; ') FROM chk_stage WHERE len(_errs) > 0"
+        )
+        self.con.execute(
+            f"CREATE TABLE chk_{t.name} AS SELECT * EXCLUDE (_errs) FROM chk_stage WHERE len(_errs) = 0"
+        )
+        self.con.execute("DROP TABLE chk_stage")
+
+    def _row_rules(self, t: Table) -> list[str]:
+        """Checks across the columns of one row."""
+        rules = []
+        if t.name == "assessments":
+            rules.append(
+                "CASE WHEN lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '' "
+                "THEN struct_pack(col := 'pam_score', val := pam_score, msg := 'a PAM assessment needs pam_score or pam_level (neither given)') END"
+            )
+            for q in ("gpps_q32", "gpps_q33"):
+                rules.append(
+                    f"CASE WHEN lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '' "
+                    f"THEN struct_pack(col := '{q}', val := {q}, msg := 'a GPPS assessment must answer both questions ({q} is empty)') END"
+                )
+        if t.name == "conditions":
+            cats = ", ".join(sql_str(c) for c in self.vocabulary.gpps_categories) or "NULL"
+            rules.append(
+                f"CASE WHEN lower(trim(code_system)) = 'gpps' AND trim(coalesce(code, '')) <> '' AND lower(trim(code)) NOT IN ({cats}) "
+                f"THEN struct_pack(col := 'code', val := code, msg := 'gpps code ' || quote_text(trim(code)) || ' is not one of the LTC category ids') END"
+            )
+        return rules
+
+    def _shared_rules(self) -> None:
+        """The data rules every adapter shares, then the final canonical tables."""
+        c = self.con
+        # Exact duplicates count once; the repeats are rejected as duplicates.
+        for name in TABLE_NAMES:
+            cols = ", ".join(table(name).column_names)
+            c.execute(
+                f"""CREATE TEMP TABLE dup AS SELECT _file, _line, _ref,
+                    first_value(_file || ' line ' || _line) OVER w AS first_at,
+                    row_number() OVER w AS n
+                  FROM chk_{name} WINDOW w AS (PARTITION BY {cols} ORDER BY _file, _line)"""
+            )
+            c.execute(
+                "INSERT INTO rejections SELECT _file, _line, _ref, NULL, NULL, "
+                "'exact duplicate of ' || first_at || ' (counted once)' FROM dup WHERE n > 1"
+            )
+            c.execute(f"DELETE FROM chk_{name} USING dup WHERE dup.n > 1 AND chk_{name}._file = dup._file AND chk_{name}._line = dup._line")
+            c.execute("DROP TABLE dup")
+        # Patients: rows for one NHS number that disagree on date of birth or sex are all rejected.
+        c.execute(
+            """CREATE TEMP TABLE conflicted AS SELECT patient_id FROM chk_patients GROUP BY patient_id
+               HAVING count(DISTINCT coalesce(CAST(date_of_birth AS VARCHAR), '?')) > 1 OR count(DISTINCT coalesce(sex, '?')) > 1"""
+        )
+        c.execute(
+            """INSERT INTO rejections SELECT p._file, p._line, p._ref, 'patient_id', p.patient_id,
+                 'conflicting details for NHS number ' || p.patient_id || ': its rows disagree on date of birth or sex'
+               FROM chk_patients p JOIN conflicted USING (patient_id)"""
+        )
+        c.execute("DELETE FROM chk_patients WHERE patient_id IN (SELECT patient_id FROM conflicted)")
+        c.execute("CREATE TABLE patients AS SELECT * FROM chk_patients")
+        # Staff: one staff id, one set of details.
+        c.execute(
+            """CREATE TEMP TABLE staff_conflicted AS SELECT staff_id FROM chk_staff GROUP BY staff_id
+               HAVING count(*) > 1"""
+        )
+        c.execute(
+            """INSERT INTO rejections SELECT s._file, s._line, s._ref, 'staff_id', s.staff_id,
+                 'conflicting details for staff id ' || quote_text(s.staff_id) || ': it appears on more than one row'
+               FROM chk_staff s JOIN staff_conflicted USING (staff_id)"""
+        )
+        c.execute("CREATE TABLE staff AS SELECT * FROM chk_staff WHERE staff_id NOT IN (SELECT staff_id FROM staff_conflicted)")
+        # Rows for a patient who is not (validly) in patients.csv.
+        for name in ("conditions", "assessments", "conversations", "overrides"):
+            c.execute(
+                f"""INSERT INTO rejections SELECT x._file, x._line, x._ref, 'patient_id', x.patient_id,
+                     CASE WHEN x.patient_id IN (SELECT patient_id FROM conflicted)
+                          THEN 'unknown patient ' || x.patient_id || ': their patients.csv rows were rejected as conflicting'
+                          ELSE 'unknown patient ' || x.patient_id || ': not in patients.csv' END
+                   FROM chk_{name} x ANTI JOIN (SELECT DISTINCT patient_id FROM patients) p USING (patient_id)"""
+            )
+            c.execute(f"DELETE FROM chk_{name} WHERE patient_id NOT IN (SELECT patient_id FROM patients)")
+        # Rows for unknown staff: training always; conversations only when a staff list was supplied.
+        staff_checks = ["training"] + (["conversations"] if "staff" in self.present else [])
+        for name in staff_checks:
+            c.execute(
+                f"""INSERT INTO rejections SELECT x._file, x._line, x._ref, 'staff_id', x.staff_id,
+                     'unknown staff member ' || quote_text(x.staff_id) || ': not in staff.csv'
+                   FROM chk_{name} x WHERE x.staff_id IS NOT NULL AND x.staff_id NOT IN (SELECT staff_id FROM staff)"""
+            )
+            c.execute(f"DELETE FROM chk_{name} WHERE staff_id IS NOT NULL AND staff_id NOT IN (SELECT staff_id FROM staff)")
+        # Assessments: same patient, respondent, instrument and day with different results: all rejected.
+        c.execute(
+            """CREATE TEMP TABLE clash AS SELECT patient_id, respondent, instrument, assessed_on FROM chk_assessments
+               GROUP BY ALL HAVING count(*) > 1"""
+        )
+        c.execute(
+            """INSERT INTO rejections SELECT a._file, a._line, a._ref, 'assessed_on', CAST(a.assessed_on AS VARCHAR),
+                 'conflicting assessments: two ' || a.instrument || ' assessments of ' || a.patient_id || ' by the ' || a.respondent
+                 || ' on ' || CAST(a.assessed_on AS VARCHAR) || ' with different results'
+               FROM chk_assessments a SEMI JOIN clash USING (patient_id, respondent, instrument, assessed_on)"""
+        )
+        c.execute(
+            """CREATE TABLE assessments AS SELECT * FROM chk_assessments
+               ANTI JOIN clash USING (patient_id, respondent, instrument, assessed_on)"""
+        )
+        # Overrides: an include and an exclude of one patient for one cohort are both rejected.
+        c.execute(
+            """CREATE TEMP TABLE ov_clash AS SELECT patient_id, cohort FROM chk_overrides GROUP BY ALL
+               HAVING count(DISTINCT action) > 1"""
+        )
+        c.execute(
+            """INSERT INTO rejections SELECT o._file, o._line, o._ref, 'action', o.action,
+                 'conflicting overrides: ' || o.patient_id || ' is both included in and excluded from the ' || o.cohort || ' cohort'
+               FROM chk_overrides o SEMI JOIN ov_clash USING (patient_id, cohort)"""
+        )
+        c.execute("CREATE TABLE overrides AS SELECT * FROM chk_overrides ANTI JOIN ov_clash USING (patient_id, cohort)")
+        # Provider: exactly one row of details.
+        n_provider = c.execute("SELECT count(*) FROM chk_provider").fetchone()[0]  # type: ignore[index]
+        if n_provider > 1:
+            c.execute(
+                """INSERT INTO rejections SELECT _file, _line, _ref, NULL, NULL,
+                     'provider.csv must have exactly one row; it has ' || (SELECT count(*) FROM chk_provider) || ' different rows'
+                   FROM chk_provider"""
+            )
+            c.execute("DELETE FROM chk_provider")
+        for name in ("conditions", "conversations", "training", "provider"):
+            c.execute(f"CREATE TABLE {name} AS SELECT * FROM chk_{name}")
+        for tmp in ("conflicted", "staff_conflicted", "clash", "ov_clash"):
+            c.execute(f"DROP TABLE {tmp}")
+
+
+def empty_date() -> dt.date | None:
+    return None

@@ -1,0 +1,127 @@
+"""Row checks as SQL: each column's normalised value and, when it is wrong, why.
+
+Every check runs set-based in DuckDB over the raw (all-text) staging table, so a
+million rows are checked in a second.  Each produces a SQL expression for the
+clean value and one for the error message (NULL when the cell is fine), which
+the builder combines into the canonical table and the rejection ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cquin.dataset.tables import Column
+
+# Not policy: the range of dates any real record could carry.
+PLAUSIBLE_FROM = "1900-01-01"
+PLAUSIBLE_TO = "2099-12-31"
+
+
+def sql_str(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class ColumnSQL:
+    value: str  # the clean, typed value (NULL when empty or invalid)
+    error: str  # a message, or NULL when the cell is fine
+    sql_type: str
+
+
+def nhs_number_sql(raw: str) -> tuple[str, str]:
+    """Normalised NHS number and the Modulus 11 check, as SQL over ``raw``.
+
+    NHS Data Dictionary: multiply digits 1-9 by weights 10..2, sum, take the
+    remainder mod 11; the check digit is 11 minus that (11 becomes 0, 10 means
+    the number is invalid) and must equal digit 10.
+    """
+    norm = f"regexp_replace(trim({raw}), '[ -]', '', 'g')"
+    total = " + ".join(f"{11 - i} * (ascii(substr({norm}, {i}, 1)) - 48)" for i in range(1, 10))
+    check = f"(11 - (({total}) % 11))"
+    ok = f"(CASE WHEN {check} = 10 THEN false ELSE ({check} % 11) = (ascii(substr({norm}, 10, 1)) - 48) END)"
+    return norm, ok
+
+
+def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dict[str, str] | None = None) -> ColumnSQL:
+    """SQL for one column: ``raw`` is the quoted column reference in the staging table."""
+    vocab_sql = vocab_sql or {}
+    present = f"(trim(coalesce({raw}, '')) <> '')"
+    missing_msg = sql_str(f"{col.name} is missing (required)")
+    req = f"WHEN NOT {present} THEN {missing_msg}" if col.required else f"WHEN NOT {present} THEN NULL"
+    val = f"trim({raw})"
+    if col.kind == "nhs_number":
+        norm, ok = nhs_number_sql(raw)
+        err = (
+            f"CASE {req} WHEN NOT regexp_full_match({norm}, '[0-9]{{10}}') THEN "
+            f"'NHS number ' || quote_text(trim({raw})) || ' is not 10 digits' "
+            f"WHEN NOT {ok} THEN 'NHS number ' || quote_text(trim({raw})) || ' fails the Modulus 11 check digit' END"
+        )
+        value = f"CASE WHEN {present} THEN {norm} END"
+        return ColumnSQL(value, err, "VARCHAR")
+    if col.kind == "date":
+        if date_style == "uk":
+            shape, fmt, expected = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", "%d/%m/%Y", "DD/MM/YYYY"
+            parsed = f"CAST(try_strptime({val}, '{fmt}') AS DATE)"
+            # An adapter that declares UK dates still accepts ISO ones.
+            iso = f"CAST(try_strptime({val}, '%Y-%m-%d') AS DATE)"
+            shape_ok = f"(regexp_full_match({val}, '{shape}') OR regexp_full_match({val}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'))"
+            parsed = f"coalesce({parsed}, CASE WHEN regexp_full_match({val}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN {iso} END)"
+            expected = "DD/MM/YYYY or YYYY-MM-DD"
+        else:
+            shape_ok = f"regexp_full_match({val}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')"
+            parsed = f"CAST(try_strptime({val}, '%Y-%m-%d') AS DATE)"
+            expected = "YYYY-MM-DD"
+        err = (
+            f"CASE {req} WHEN NOT {shape_ok} THEN quote_text({val}) || ' is not a date (expected {expected})' "
+            f"WHEN {parsed} IS NULL THEN quote_text({val}) || ' is not a real date' "
+            f"WHEN {parsed} < DATE '{PLAUSIBLE_FROM}' OR {parsed} > DATE '{PLAUSIBLE_TO}' THEN "
+            f"quote_text({val}) || ' is outside the plausible range {PLAUSIBLE_FROM} to {PLAUSIBLE_TO}' END"
+        )
+        value = f"CASE WHEN {present} AND {shape_ok} THEN {parsed} END"
+        return ColumnSQL(value, err, "DATE")
+    if col.kind in ("enum", "boolean"):
+        values = col.values or ("true", "false")
+        options = ", ".join(sql_str(v) for v in values)
+        lowered = f"lower({val})"
+        err = (
+            f"CASE {req} WHEN {lowered} NOT IN ({options}) THEN "
+            f"quote_text({val}) || ' is not one of: {', '.join(values)}' END"
+        )
+        value = f"CASE WHEN {present} THEN {lowered} END"
+        if col.kind == "boolean":
+            value = f"CASE WHEN {present} THEN {lowered} = 'true' END"
+            return ColumnSQL(value, err, "BOOLEAN")
+        return ColumnSQL(value, err, "VARCHAR")
+    if col.kind == "pam_score":
+        lo, hi = vocab_sql.get("pam_score_min", "0"), vocab_sql.get("pam_score_max", "100")
+        num = f"TRY_CAST({val} AS DECIMAL(18,6))"
+        err = (
+            f"CASE {req} WHEN NOT regexp_full_match({val}, '[0-9]{{1,3}}(\\.[0-9]{{1,6}})?') OR {num} IS NULL THEN "
+            f"'PAM score ' || quote_text({val}) || ' is not a number' "
+            f"WHEN {num} < {lo} OR {num} > {hi} THEN 'PAM score ' || {val} || ' is outside {lo}-{hi}' END"
+        )
+        return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "DECIMAL(18,6)")
+    if col.kind == "pam_level":
+        lo, hi = vocab_sql.get("pam_level_min", "1"), vocab_sql.get("pam_level_max", "4")
+        num = f"TRY_CAST({val} AS INTEGER)"
+        err = (
+            f"CASE {req} WHEN NOT regexp_full_match({val}, '[0-9]+') OR {num} IS NULL THEN "
+            f"'PAM level ' || quote_text({val}) || ' is not a whole number' "
+            f"WHEN {num} < {lo} OR {num} > {hi} THEN 'PAM level ' || {val} || ' is outside {lo}-{hi}' END"
+        )
+        return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "INTEGER")
+    if col.kind == "gpps_answer":
+        options = vocab_sql.get(f"options_{col.name}")
+        norm = f"lower(regexp_replace(trim({raw}), '\\s+', ' ', 'g'))"
+        if options:
+            err = (
+                f"CASE {req} WHEN {norm} NOT IN ({options}) THEN "
+                f"{sql_str(col.name + ' answer ')} || quote_text({val}) || ' is not one of the questionnaire options' END"
+            )
+        else:
+            err = f"CASE {req} END"
+        return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR")
+    # text and code: any non-empty text; codes are checked against their system below.
+    err = f"CASE {req} END"
+    return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR")

@@ -1,0 +1,115 @@
+"""The ledger: every source file's counts and every rejected row with its reason.
+
+Counts balance by construction: a source record is read once, and is rejected
+if any rejection names it, accepted otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+
+@dataclass
+class FileStats:
+    """What happened to one source file."""
+
+    name: str
+    path: str | None
+    table: str | None
+    sha256: str | None
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"read": self.read, "accepted": self.accepted, "rejected": self.rejected}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Ledger:
+    """Source files, their counts, rejections (in DuckDB, so millions fit) and notes."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.files: dict[str, FileStats] = {}
+        self.notes: list[str] = []
+        con.execute(
+            "CREATE TABLE rejections (file VARCHAR, line BIGINT, ref VARCHAR, column_name VARCHAR, value VARCHAR, reason VARCHAR)"
+        )
+        con.execute("CREATE TABLE consumed (file VARCHAR, line BIGINT)")
+        self._extra_rejects: list[tuple] = []
+        self._consumed: list[tuple[str, int]] = []
+
+    def source(self, name: str, path: Path | None, table: str | None) -> FileStats:
+        if name not in self.files:
+            sha = file_sha256(path) if path is not None and path.is_file() else None
+            self.files[name] = FileStats(name, str(path) if path else None, table, sha)
+        return self.files[name]
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def reject(self, file: str, line: int | None, column: str | None, value: str | None, reason: str, ref: str | None = None) -> None:
+        self._extra_rejects.append((file, line, ref, column, value, reason))
+        if len(self._extra_rejects) >= 10_000:
+            self._flush()
+
+    def accept_record(self, file: str, line: int) -> None:
+        self._consumed.append((file, line))
+        if len(self._consumed) >= 10_000:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._extra_rejects:
+            self.con.executemany("INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?)", self._extra_rejects)
+            self._extra_rejects.clear()
+        if self._consumed:
+            self.con.executemany("INSERT INTO consumed VALUES (?, ?)", self._consumed)
+            self._consumed.clear()
+
+    def finish(self) -> None:
+        """Count each file's records: every staged row and adapter-level record, once."""
+        self._flush()
+        raw_tables = [r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'raw_%'").fetchall()]
+        parts = [f"SELECT _file AS file, _line AS line FROM {t}" for t in raw_tables]
+        parts += ["SELECT file, line FROM rejections", "SELECT file, line FROM consumed"]
+        self.con.execute(f"CREATE TEMP TABLE records AS SELECT DISTINCT file, line FROM ({' UNION ALL '.join(parts)})")
+        rows = self.con.execute(
+            """SELECT r.file, count(*) AS read, count(*) FILTER (WHERE x.file IS NOT NULL) AS rejected
+               FROM records r LEFT JOIN (SELECT DISTINCT file, line FROM rejections) x
+                 ON r.file = x.file AND r.line IS NOT DISTINCT FROM x.line
+               GROUP BY r.file"""
+        ).fetchall()
+        for file, read, rejected in rows:
+            stats = self.files.setdefault(file, FileStats(file, None, None, None))
+            stats.read, stats.rejected, stats.accepted = int(read), int(rejected), int(read) - int(rejected)
+        self.con.execute("DROP TABLE records")
+
+    def rejection_rows(self, limit: int | None = None) -> list[tuple]:
+        sql = "SELECT file, line, ref, column_name, value, reason FROM rejections ORDER BY file, line"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.con.execute(sql).fetchall()
+
+    def rejection_count(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM rejections").fetchone()[0])  # type: ignore[index]
+
+    def reasons_summary(self) -> list[tuple[str, str, int]]:
+        """Rejections grouped by file and the reason's kind (its text before any value)."""
+        return self.con.execute(
+            """SELECT file, regexp_replace(reason, '''[^'']*''|[0-9]{10}', '…', 'g') AS kind, count(*)
+               FROM rejections GROUP BY ALL ORDER BY file, 3 DESC"""
+        ).fetchall()

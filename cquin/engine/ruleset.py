@@ -1,0 +1,672 @@
+"""Load, check and model a ruleset: the policy as data.
+
+``load_ruleset`` returns a :class:`Ruleset` or raises :class:`RulesetError`
+carrying *every* problem found, each as ``file:line:column: message``.
+``check_ruleset`` returns the problems (errors and warnings) without raising,
+for ``cquin ruleset validate``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+
+from cquin.dataset import Vocabulary
+from cquin.engine import codes
+from cquin.engine.bands import HUNDRED, Band, band_from_spec, coverage_problems, to_fraction
+from cquin.engine.yaml_source import Location, SourceDocument, load_yaml_file
+from cquin.exceptions import RulesetError
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "rulesets"
+_DATE_REF = re.compile(r"^(?P<period>[a-z][a-z0-9_]*)(\.(?P<quarter>[A-Za-z][A-Za-z0-9_]*))?\.(?P<edge>start|end)$")
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a ruleset, at a place in a file."""
+
+    location: Location
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        tag = "" if self.severity == "error" else "warning: "
+        return f"{self.location}: {tag}{self.message}"
+
+
+@dataclass(frozen=True)
+class CodeList:
+    """A code list file as loaded: its codes (normalised) and where each came from."""
+
+    id: str
+    system: str
+    path: Path
+    codes: dict[str, int]  # normalised code -> line in the file
+    terms: dict[str, str]
+    sha256: str
+
+
+@dataclass
+class Ruleset:
+    """A validated ruleset: its data, where each value came from, and its code lists."""
+
+    doc: dict[str, Any]
+    source: SourceDocument
+    path: Path
+    code_lists: dict[str, CodeList]
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return str(self.doc["id"])
+
+    @property
+    def version(self) -> str:
+        return str(self.doc["version"])
+
+    @property
+    def status(self) -> str:
+        return str(self.doc["status"])
+
+    @property
+    def title(self) -> str:
+        return str(self.doc["title"])
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hash of the resolved ruleset and the content of every code list it uses."""
+        h = hashlib.sha256()
+        h.update(canonical_json(self.doc).encode())
+        for cid in sorted(self.code_lists):
+            h.update(f"\n{cid}:{self.code_lists[cid].sha256}".encode())
+        return h.hexdigest()
+
+    def date(self, ref: str) -> dt.date:
+        """Resolve an ISO date or a reference such as ``year1.end`` / ``year1.Q2.end``."""
+        return resolve_date(self.doc, ref)
+
+    def period(self, pid: str) -> tuple[dt.date, dt.date]:
+        p = self.doc["periods"][pid]
+        return dt.date.fromisoformat(p["from"]), dt.date.fromisoformat(p["to"])
+
+    @property
+    def weighting(self) -> Fraction:
+        """The indicator's share of the contract value, as a fraction (0.25% -> 1/400)."""
+        return to_fraction(self.doc["indicator"]["weighting_percent"]) / HUNDRED
+
+    def bands(self, component: dict[str, Any]) -> list[Band]:
+        limit = None if component.get("bands_on") == "numerator_count" else HUNDRED
+        return [band_from_spec(b, upper_limit=limit) for b in component["bands"]]
+
+    def component(self, cid: str) -> dict[str, Any]:
+        for comp in self.doc["components"]:
+            if comp["id"] == cid:
+                return comp
+        raise KeyError(cid)
+
+    def years(self) -> list[str]:
+        """Period ids that carry components, in the order components name them."""
+        seen: list[str] = []
+        for comp in self.doc["components"]:
+            if comp["year"] not in seen:
+                seen.append(comp["year"])
+        return seen
+
+    @property
+    def category_ids(self) -> list[str]:
+        return [c["id"] for c in self.doc["ltc"]["categories"]]
+
+    def gpps_options(self) -> dict[str, dict[str, Fraction]]:
+        """For each GPPS field, its answer options (normalised) and their points."""
+        out: dict[str, dict[str, Fraction]] = {}
+        for q in self.doc["instruments"]["gpps"]["questions"]:
+            out[q["field"]] = {normalise_answer(o["answer"]): to_fraction(o["points"]) for o in q["options"]}
+        return out
+
+    def vocabulary(self) -> Vocabulary:
+        """The valid values the data checks need from this ruleset."""
+        pam = self.doc["instruments"]["pam"]
+        return Vocabulary(
+            gpps_options={fld: tuple(opts) for fld, opts in self.gpps_options().items()},
+            gpps_categories=tuple(self.category_ids),
+            pam_score_range=(Decimal(str(pam["score_range"]["min"])), Decimal(str(pam["score_range"]["max"]))),
+            pam_level_range=(int(pam["level_range"]["min"]), int(pam["level_range"]["max"])),
+        )
+
+    def conversation_codes(self) -> dict[str, set[str]]:
+        """Codes that mark a care and support planning conversation, by system (local lists by their URI)."""
+        out: dict[str, set[str]] = {}
+        for ref in self.doc["conversation_codes"]["code_lists"]:
+            spec, cl = self.doc["code_lists"][ref], self.code_lists[ref]
+            key = spec.get("uri") if spec["system"] == "local" else spec["system"]
+            out.setdefault(key, set()).update(cl.codes)
+        return out
+
+    def locate(self, path: tuple[str | int, ...]) -> Location:
+        return self.source.locate(path)
+
+
+def normalise_answer(text: str) -> str:
+    """GPPS answers match case-insensitively, ignoring surrounding white space."""
+    return " ".join(text.split()).casefold()
+
+
+def canonical_json(data: Any) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return str(o)
+        raise TypeError(type(o).__name__)
+
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=default, ensure_ascii=False)
+
+
+def resolve_date(doc: dict[str, Any], ref: str) -> dt.date:
+    if _ISO.match(ref):
+        return dt.date.fromisoformat(ref)
+    m = _DATE_REF.match(ref)
+    if not m:
+        raise KeyError(ref)
+    period = doc["periods"][m["period"]]
+    if m["quarter"]:
+        quarter = next(q for q in period.get("quarters", []) if q["id"] == m["quarter"])
+        return dt.date.fromisoformat(quarter["from" if m["edge"] == "start" else "to"])
+    return dt.date.fromisoformat(period["from" if m["edge"] == "start" else "to"])
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files("cquin.schemas").joinpath("ruleset.schema.json").read_text(encoding="utf-8")
+    return dict(json.loads(text))
+
+
+# --------------------------------------------------------------------------- finding rulesets
+
+
+def bundled_rulesets() -> list[Path]:
+    return sorted(BUNDLED_DIR.glob("*.yaml"))
+
+
+def find_ruleset(name_or_path: str) -> Path:
+    """A ruleset file from a path, or a bundled ruleset's id."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.exists():
+            raise RulesetError(f"{name_or_path}: no such ruleset file")
+        return path
+    candidate = BUNDLED_DIR / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    known = ", ".join(p.stem for p in bundled_rulesets())
+    raise RulesetError(f"no ruleset called {name_or_path!r} (bundled rulesets: {known})")
+
+
+def load_ruleset(name_or_path: str | Path) -> Ruleset:
+    """Load and fully check a ruleset; raise RulesetError listing every problem."""
+    path = find_ruleset(str(name_or_path))
+    ruleset, problems = _load_and_check(path)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or ruleset is None:
+        raise RulesetError(f"{path}: the ruleset has {len(errors)} problem(s)", [str(p) for p in errors])
+    ruleset.warnings = [p for p in problems if p.severity == "warning"]
+    return ruleset
+
+
+def check_ruleset(name_or_path: str | Path) -> tuple[Ruleset | None, list[Problem]]:
+    """Every problem with a ruleset (errors and warnings), without raising for them."""
+    path = find_ruleset(str(name_or_path))
+    return _load_and_check(path)
+
+
+def _load_and_check(path: Path) -> tuple[Ruleset | None, list[Problem]]:
+    source = load_yaml_file(path)
+    checker = _Checker(source, path)
+    checker.run()
+    if any(p.severity == "error" for p in checker.problems):
+        return None, checker.problems
+    ruleset = Ruleset(doc=source.data, source=source, path=path, code_lists=checker.code_lists)
+    return ruleset, checker.problems
+
+
+# --------------------------------------------------------------------------- checking
+
+_FRIENDLY_PATTERNS = {
+    r"^\d{4}-\d{2}-\d{2}$": "a date written YYYY-MM-DD",
+    "start|end": "a date written YYYY-MM-DD, or a reference such as year1.end or year1.Q2.end",
+    r"(0|[1-9]\d*)\.": "a semantic version such as 1.0.0",
+    r"^[a-z][a-z0-9_]*$": "an identifier of lower-case letters, digits and underscores",
+    r"\.[a-z][a-z0-9_]*$": "a component id such as y1.plan",
+}
+
+
+class _Checker:
+    def __init__(self, source: SourceDocument, path: Path) -> None:
+        self.source = source
+        self.path = path
+        self.doc = source.data
+        self.problems: list[Problem] = []
+        self.code_lists: dict[str, CodeList] = {}
+
+    def error(self, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(Problem(self.source.locate(path), message))
+
+    def warn(self, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(Problem(self.source.locate(path), message, "warning"))
+
+    def run(self) -> None:
+        if not isinstance(self.doc, dict):
+            self.error((), "a ruleset must be a mapping of keys to values")
+            return
+        self.schema_errors()
+        # The semantic checks read the structure; run each where its part is well formed.
+        for check in (
+            self.check_dates_and_periods,
+            self.check_code_lists,
+            self.check_categories,
+            self.check_instruments,
+            self.check_measurements,
+            self.check_populations,
+            self.check_components,
+            self.check_milestones,
+            self.check_conversation_codes,
+            self.check_citations,
+        ):
+            try:
+                check()
+            except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+                # Part of the structure the check relies on is malformed; the
+                # schema errors already say where.
+                if not any(p.severity == "error" for p in self.problems):
+                    self.error((), f"the ruleset is malformed (while running {check.__name__})")
+        self.problems.sort(key=lambda p: (p.location.file, p.location.line, p.location.column, p.message))
+
+    # -- schema
+    def schema_errors(self) -> None:
+        validator = jsonschema.Draft202012Validator(schema())
+        for err in sorted(validator.iter_errors(self.doc), key=lambda e: list(map(str, e.absolute_path))):
+            for path, message in _friendly(err):
+                self.error(path, message)
+
+    # -- periods and dates
+    def date_ref(self, path: tuple[str | int, ...], ref: Any) -> dt.date | None:
+        if not isinstance(ref, str):
+            return None
+        try:
+            return resolve_date(self.doc, ref)
+        except (KeyError, StopIteration, ValueError):
+            if _ISO.match(ref):
+                self.error(path, f"{ref!r} is not a real date")
+            else:
+                self.error(path, f"{ref!r} refers to no period or quarter (known periods: {', '.join(self.doc.get('periods', {}))})")
+            return None
+
+    def check_dates_and_periods(self) -> None:
+        eff = self.doc.get("effective") or {}
+        a, b = self.date_ref(("effective", "from"), eff.get("from")), self.date_ref(("effective", "to"), eff.get("to"))
+        if a and b and a > b:
+            self.error(("effective", "to"), f"the effective period ends ({b}) before it starts ({a})")
+        for pid, period in (self.doc.get("periods") or {}).items():
+            start = self.date_ref(("periods", pid, "from"), period.get("from"))
+            end = self.date_ref(("periods", pid, "to"), period.get("to"))
+            if start and end and start > end:
+                self.error(("periods", pid, "to"), f"period {pid} ends ({end}) before it starts ({start})")
+            previous_end = None
+            for i, q in enumerate(period.get("quarters") or []):
+                qs = self.date_ref(("periods", pid, "quarters", i, "from"), q.get("from"))
+                qe = self.date_ref(("periods", pid, "quarters", i, "to"), q.get("to"))
+                if qs and qe and qs > qe:
+                    self.error(("periods", pid, "quarters", i, "to"), f"quarter {q.get('id')} ends ({qe}) before it starts ({qs})")
+                if qs and start and end and not (start <= qs <= end):
+                    self.error(("periods", pid, "quarters", i, "from"), f"quarter {q.get('id')} starts outside period {pid} ({start} to {end})")
+                if qe and start and end and not (start <= qe <= end):
+                    self.error(("periods", pid, "quarters", i, "to"), f"quarter {q.get('id')} ends outside period {pid} ({start} to {end})")
+                if previous_end and qs and qs != previous_end + dt.timedelta(days=1):
+                    self.error(("periods", pid, "quarters", i, "from"), f"quarter {q.get('id')} should start the day after the previous quarter ends ({previous_end}); quarters are out of order or leave a gap")
+                previous_end = qe
+
+    # -- code lists
+    def check_code_lists(self) -> None:
+        where: dict[tuple[str, str], list[str]] = {}
+        for cid, spec in (self.doc.get("code_lists") or {}).items():
+            if not isinstance(spec, dict) or "file" not in spec or spec.get("system") not in ("snomed", "icd10", "local"):
+                continue
+            file = (self.path.parent / spec["file"]).resolve()
+            loaded = self.load_code_list(cid, spec["system"], file, ("code_lists", cid, "file"))
+            if loaded:
+                self.code_lists[cid] = loaded
+                for code in loaded.codes:
+                    where.setdefault((loaded.system, code), []).append(cid)
+        self.shared_codes = {k: v for k, v in where.items() if len(set(v)) > 1}
+
+    def load_code_list(self, cid: str, system: str, file: Path, ypath: tuple[str | int, ...]) -> CodeList | None:
+        try:
+            raw = file.read_bytes()
+        except OSError:
+            self.error(ypath, f"code list {cid}: the file {file.name} cannot be read (looked for {file})")
+            return None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            self.error(ypath, f"code list {cid}: {file.name} is not UTF-8 text")
+            return None
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or "code" not in reader.fieldnames:
+            self.error(ypath, f"code list {cid}: {file.name} needs a header row with a 'code' column")
+            return None
+        found: dict[str, int] = {}
+        terms: dict[str, str] = {}
+        for row in reader:
+            line = reader.line_num
+            code = (row.get("code") or "").strip()
+            problem = codes.check_code(system, code)
+            here = f"code list {cid}: {file.name}:{line}: "
+            if problem:
+                self.error(ypath, here + problem)
+                continue
+            norm = codes.normalise(system, code)
+            if norm in found:
+                self.warn(ypath, here + f"{code} is listed twice (first on line {found[norm]})")
+                continue
+            found[norm] = line
+            terms[norm] = (row.get("term") or "").strip()
+        if not found:
+            self.error(ypath, f"code list {cid}: {file.name} has no codes")
+        return CodeList(cid, system, file, found, terms, hashlib.sha256(raw).hexdigest())
+
+    # -- LTC categories
+    def check_categories(self) -> None:
+        ltc = self.doc.get("ltc") or {}
+        seen: dict[str, int] = {}
+        lists = self.doc.get("code_lists") or {}
+        category_of_list: dict[str, str] = {}
+        for i, cat in enumerate(ltc.get("categories") or []):
+            cid = cat.get("id")
+            if cid in seen:
+                self.error(("ltc", "categories", i, "id"), f"category {cid!r} is defined twice (also item {seen[cid] + 1})")
+            seen[cid] = i
+            for j, ref in enumerate(cat.get("code_lists") or []):
+                if ref not in lists:
+                    self.error(("ltc", "categories", i, "code_lists", j), f"category {cid}: unknown code list {ref!r}")
+                else:
+                    category_of_list[ref] = cid
+        pairs: dict[tuple[str, ...], list[str]] = {}
+        for (_system, code), list_ids in sorted(getattr(self, "shared_codes", {}).items()):
+            cats = tuple(sorted({category_of_list.get(x, "?") for x in list_ids}))
+            if len(cats) > 1:
+                pairs.setdefault(cats, []).append(code)
+        for cats, shared in sorted(pairs.items()):
+            example = ", ".join(shared[:3]) + (", ..." if len(shared) > 3 else "")
+            self.warn(("ltc", "categories"),
+                      f"{len(shared)} code(s) are in more than one category ({' and '.join(cats)}: {example}); a patient with one counts in each")
+
+    # -- instruments
+    def check_instruments(self) -> None:
+        pam = (self.doc.get("instruments") or {}).get("pam") or {}
+        levels = pam.get("levels") or []
+        rng = pam.get("score_range") or {}
+        prev = None
+        for i, lv in enumerate(levels):
+            bound = to_fraction(lv["score_at_most"])
+            if prev is not None and bound <= prev:
+                self.error(("instruments", "pam", "levels", i, "score_at_most"), "PAM level cut points must rise from one level to the next")
+            prev = bound
+        if levels and rng and to_fraction(levels[-1]["score_at_most"]) < to_fraction(rng["max"]):
+            self.error(("instruments", "pam", "levels", len(levels) - 1, "score_at_most"), f"the top PAM level must reach the top of the score range ({rng['max']})")
+        known = {lv["level"] for lv in levels}
+        for i, lv in enumerate(pam.get("low_activation_levels") or []):
+            if lv not in known:
+                self.error(("instruments", "pam", "low_activation_levels", i), f"low activation level {lv} is not one of the PAM levels")
+        gpps = (self.doc.get("instruments") or {}).get("gpps") or {}
+        fields = set()
+        for i, q in enumerate(gpps.get("questions") or []):
+            if q["field"] in fields:
+                self.error(("instruments", "gpps", "questions", i, "field"), f"two questions use the field {q['field']}")
+            fields.add(q["field"])
+            answers: set[str] = set()
+            for j, opt in enumerate(q.get("options") or []):
+                norm = normalise_answer(opt["answer"])
+                if norm in answers:
+                    self.error(("instruments", "gpps", "questions", i, "options", j, "answer"), f"the answer {opt['answer']!r} is listed twice")
+                answers.add(norm)
+
+    # -- measurements
+    def check_measurements(self) -> None:
+        measurements = self.doc.get("measurements") or {}
+        for mid, m in measurements.items():
+            if m.get("within") not in (self.doc.get("periods") or {}):
+                self.error(("measurements", mid, "within"), f"measurement {mid}: unknown period {m.get('within')!r}")
+            same = m.get("same_instrument_as")
+            if same is not None and (same not in measurements or same == mid):
+                self.error(("measurements", mid, "same_instrument_as"), f"measurement {mid}: unknown measurement {same!r}")
+
+    # -- populations and their rules
+    def check_populations(self) -> None:
+        pops = self.doc.get("populations") or {}
+        self.pop_deps: dict[str, set[str]] = {}
+        for pid, pop in pops.items():
+            deps: set[str] = set()
+            for path, node in walk_rule(pop.get("rule") or {}, ("populations", pid, "rule")):
+                self.check_rule_node(pid, pop.get("entity"), path, node, deps)
+            self.pop_deps[pid] = deps
+        # Cycles: a population may not depend on itself.
+        state: dict[str, int] = {}
+
+        def visit(p: str, trail: list[str]) -> None:
+            if state.get(p) == 2:
+                return
+            if state.get(p) == 1:
+                cycle = trail[trail.index(p):] + [p]
+                self.error(("populations", p, "rule"), "populations refer to each other in a circle: " + " -> ".join(cycle))
+                return
+            state[p] = 1
+            for d in sorted(self.pop_deps.get(p, ())):
+                if d in pops:
+                    visit(d, trail + [p])
+            state[p] = 2
+
+        for pid in pops:
+            visit(pid, [])
+
+    def check_rule_node(self, pid: str, entity: str | None, path: tuple[str | int, ...], node: dict[str, Any], deps: set[str]) -> None:
+        pops = self.doc.get("populations") or {}
+        measurements = self.doc.get("measurements") or {}
+        patient_only = {"served", "ltc", "measured", "low_activation", "improved", "conversation", "cohort"}
+        staff_only = {"cares_for_cohort", "trained"}
+        (kind, value), = node.items()
+        if entity == "staff" and kind in patient_only:
+            self.error(path, f"population {pid} counts staff, but the test {kind!r} applies to patients")
+        if entity == "patient" and kind in staff_only:
+            self.error(path, f"population {pid} counts patients, but the test {kind!r} applies to staff")
+        if kind == "population":
+            if value not in pops:
+                self.error(path + (kind,), f"unknown population {value!r}")
+            elif pops[value].get("entity") != entity:
+                self.error(path + (kind,), f"population {value!r} counts {pops[value].get('entity')}, not {entity}")
+            deps.add(value)
+        elif kind in ("measured", "low_activation"):
+            if value not in measurements:
+                self.error(path + (kind,), f"unknown measurement {value!r} (known: {', '.join(measurements)})")
+        elif kind == "improved":
+            for key in ("from", "to"):
+                if value.get(key) not in measurements:
+                    self.error(path + (kind, key), f"unknown measurement {value.get(key)!r}")
+        elif kind == "served":
+            if "during" in value and value["during"] not in (self.doc.get("periods") or {}):
+                self.error(path + (kind, "during"), f"unknown period {value['during']!r}")
+            if "on" in value:
+                self.date_ref(path + (kind, "on"), value["on"])
+        elif kind == "ltc":
+            self.date_ref(path + (kind, "recorded_by"), value.get("recorded_by"))
+            known = {c.get("id") for c in (self.doc.get("ltc") or {}).get("categories") or []}
+            for i, c in enumerate(value.get("categories") or []):
+                if c not in known:
+                    self.error(path + (kind, "categories", i), f"unknown LTC category {c!r}")
+        elif kind == "conversation":
+            a = self.date_ref(path + (kind, "from"), value.get("from"))
+            b = self.date_ref(path + (kind, "to"), value.get("to"))
+            if a and b and a > b:
+                self.error(path + (kind, "to"), f"the conversation window ends ({b}) before it starts ({a})")
+        elif kind == "trained":
+            self.date_ref(path + (kind, "by"), value.get("by"))
+            if "from" in value:
+                self.date_ref(path + (kind, "from"), value["from"])
+        elif kind == "cohort":
+            if value.get("overrides") not in ("year1", "year2"):
+                self.error(path + (kind, "overrides"), "overrides must name a cohort of the overrides file: year1 or year2")
+
+    # -- components
+    def check_components(self) -> None:
+        comps = self.doc.get("components") or []
+        pops = self.doc.get("populations") or {}
+        periods = self.doc.get("periods") or {}
+        shares: dict[str, Fraction] = {}
+        first_of_year: dict[str, int] = {}
+        ids: dict[str, int] = {}
+        for i, comp in enumerate(comps):
+            cid = comp.get("id")
+            if cid in ids:
+                self.error(("components", i, "id"), f"component {cid!r} is defined twice")
+            ids[cid] = i
+            year = comp.get("year")
+            if year not in periods:
+                self.error(("components", i, "year"), f"component {cid}: unknown period {year!r}")
+            shares[year] = shares.get(year, Fraction(0)) + to_fraction(comp.get("share_percent", 0))
+            first_of_year.setdefault(year, i)
+            if "bands" in comp:
+                for key in ("numerator", "denominator"):
+                    if comp.get(key) not in pops:
+                        self.error(("components", i, key), f"component {cid}: unknown population {comp.get(key)!r}")
+                num, den = pops.get(comp.get("numerator")), pops.get(comp.get("denominator"))
+                if num and den and num.get("entity") != den.get("entity"):
+                    self.error(("components", i, "numerator"), f"component {cid}: numerator counts {num.get('entity')} but the denominator counts {den.get('entity')}")
+                limit = None if comp.get("bands_on") == "numerator_count" else HUNDRED
+                unit = "" if limit is None else "%"
+                bands = [band_from_spec(b, upper_limit=limit) for b in comp["bands"]]
+                for j, b in enumerate(bands):
+                    if limit is not None and ((b.upper is not None and b.upper > limit) or b.lower > limit):
+                        self.error(("components", i, "bands", j), f"component {cid}: band {b.describe(unit)} goes beyond 100%")
+                for j, message in coverage_problems(bands, upper_limit=limit, unit=unit):
+                    self.error(("components", i, "bands", j), f"component {cid}: {message}")
+            if "attainment" in comp:
+                for j, level in enumerate(comp["attainment"]):
+                    for key, ref in (level.get("requires") or {}).items():
+                        self.date_ref(("components", i, "attainment", j, "requires", key), ref)
+                if comp["attainment"] and comp["attainment"][-1].get("requires"):
+                    self.error(("components", i, "attainment", len(comp["attainment"]) - 1),
+                               f"component {cid}: the last attainment level must require nothing (requires: {{}}), so every provider reaches some level")
+        for year, total in shares.items():
+            if total != HUNDRED:
+                self.error(("components", first_of_year[year], "share_percent"),
+                           f"the shares of {year}'s components add up to {float(total):g}%, not 100%")
+
+    def check_conversation_codes(self) -> None:
+        lists = self.doc.get("code_lists") or {}
+        for i, ref in enumerate((self.doc.get("conversation_codes") or {}).get("code_lists") or []):
+            if ref not in lists:
+                self.error(("conversation_codes", "code_lists", i), f"unknown code list {ref!r}")
+            elif lists[ref].get("system") == "local" and not lists[ref].get("uri"):
+                self.error(("code_lists", ref), f"code list {ref}: a local code list needs a 'uri' naming its code system")
+
+    def check_milestones(self) -> None:
+        pops = self.doc.get("populations") or {}
+        for i, ms in enumerate(self.doc.get("milestones") or []):
+            self.date_ref(("milestones", i, "due"), ms.get("due"))
+            if ms.get("year") not in (self.doc.get("periods") or {}):
+                self.error(("milestones", i, "year"), f"milestone {ms.get('id')}: unknown period {ms.get('year')!r}")
+            for key in ("population", "compared_to"):
+                ref = (ms.get("check") or {}).get(key)
+                if ref is not None and ref not in pops:
+                    self.error(("milestones", i, "check", key), f"milestone {ms.get('id')}: unknown population {ref!r}")
+
+    def check_citations(self) -> None:
+        sources = self.doc.get("sources") or {}
+        for path, node in _walk(self.doc, ()):
+            if isinstance(node, dict) and isinstance(node.get("citation"), dict):
+                src = node["citation"].get("source")
+                if src is not None and src not in sources:
+                    self.error(path + ("citation", "source"), f"the citation names an unknown source {src!r} (known: {', '.join(sources)})")
+
+
+def walk_rule(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """Every test in a rule tree with its path, parents before children."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return
+    yield path, node
+    (kind, value), = node.items()
+    if kind in ("all_of", "any_of") and isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from walk_rule(child, path + (kind, i))
+    elif kind == "not":
+        yield from walk_rule(value, path + (kind,))
+    elif kind == "cohort" and isinstance(value, dict):
+        yield from walk_rule(value.get("members"), path + (kind, "members"))
+        if "include_requires" in value:
+            yield from walk_rule(value["include_requires"], path + (kind, "include_requires"))
+
+
+def _walk(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    yield path, node
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, path + (i,))
+
+
+def _friendly(err: jsonschema.ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """Turn a JSON Schema error into plain-English messages at the right place."""
+    path = tuple(err.absolute_path)
+    where = ".".join(str(p) for p in path) or "the ruleset"
+    v = err.validator
+    if v == "required":
+        missing = re.findall(r"'([^']+)' is a required property", err.message)
+        name = missing[0] if missing else err.message
+        if name == "citation":
+            return [(path, f"{where}: this rule has no citation (add citation: {{source, section, quote}})")]
+        return [(path, f"{where}: missing {name!r}")]
+    if v == "additionalProperties":
+        extra = re.findall(r"'([^']+)'", err.message.split("(")[-1])
+        allowed = ", ".join(sorted((err.schema.get("properties") or {}).keys()))
+        out = []
+        for key in extra or [err.message]:
+            out.append((path + (key, "__key__"), f"{where}: unknown key {key!r}" + (f" (expected one of: {allowed})" if allowed else "")))
+        return out
+    if v == "pattern":
+        expected = next((text for pat, text in _FRIENDLY_PATTERNS.items() if pat in str(err.validator_value)), f"text matching {err.validator_value}")
+        return [(path, f"{where}: {err.instance!r} is not {expected}")]
+    if v == "type":
+        return [(path, f"{where}: {err.instance!r} should be {_a(err.validator_value)}")]
+    if v == "enum":
+        return [(path, f"{where}: {err.instance!r} is not one of: {', '.join(map(str, err.validator_value))}")]
+    if v == "const":
+        return [(path, f"{where}: must be {err.validator_value!r}")]
+    if v in ("minimum", "maximum"):
+        return [(path, f"{where}: {err.instance} is {'below' if v == 'minimum' else 'above'} the allowed {err.validator_value}")]
+    if v in ("maxProperties", "minProperties") and "all_of" in json.dumps(err.schema.get("properties", {})):
+        return [(path, f"{where}: a rule must have exactly one test (such as population, all_of, served); found {len(err.instance)}")]
+    if v == "oneOf" and isinstance(err.instance, dict) and "share_percent" in (err.schema.get("properties") or {}):
+        return [(path, f"{where}: a component needs either 'attainment' levels, or a 'numerator', a 'denominator' and 'bands', not both")]
+    if v == "not" and isinstance(err.instance, dict) and "pays_percent" in err.instance:
+        return [(path, f"{where}: a band has one lower edge (at_least or above) and one upper edge (at_most or below)")]
+    if v == "minItems":
+        return [(path, f"{where}: needs at least {err.validator_value} item(s)")]
+    return [(path, f"{where}: {err.message}")]
+
+
+def _a(t: Any) -> str:
+    names = {"string": "text", "number": "a number", "integer": "a whole number", "object": "a mapping", "array": "a list", "boolean": "true or false"}
+    if isinstance(t, list):
+        return " or ".join(names.get(x, x) for x in t)
+    return names.get(t, str(t))

@@ -1,0 +1,181 @@
+"""Safe YAML loading that remembers where every value came from.
+
+Rulesets are untrusted input: only plain YAML (mappings, sequences, strings,
+numbers, booleans, null, dates) is accepted; any other tag is refused, and the
+size of the expanded document is capped so alias bombs fail fast.  Every value's
+position is kept so errors can name ``file:line:column``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cquin.exceptions import RulesetError
+
+MAX_FILE_BYTES = 5_000_000
+MAX_NODES = 250_000
+MAX_DEPTH = 60
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass
+class SourceDocument:
+    """A loaded YAML document and the location of every value in it."""
+
+    data: Any
+    file: str
+    locations: dict[Path_, Location] = field(default_factory=dict)
+
+    def locate(self, path: Path_) -> Location:
+        """The location of ``path``, or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while p:
+            if p in self.locations:
+                return self.locations[p]
+            p = p[:-1]
+        return self.locations.get((), Location(self.file, 1, 1))
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.nodes = 0
+        self.locations: dict[Path_, Location] = {}
+
+    def loc(self, node: yaml.Node) -> Location:
+        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def fail(self, node: yaml.Node, message: str) -> RulesetError:
+        return RulesetError(f"{self.loc(node)}: {message}")
+
+    def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(
+                node,
+                f"the document expands to more than {MAX_NODES:,} values "
+                "(an alias bomb or a far too large ruleset); refused",
+            )
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"nested more than {MAX_DEPTH} levels deep; refused")
+        self.locations.setdefault(path, self.loc(node))
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP:
+                raise self.fail(node, f"the tag {node.tag!r} is not allowed in a ruleset")
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise self.fail(key_node, "a mapping key must be a plain value")
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise self.fail(key_node, "merge keys (<<) are not supported; use 'extends'")
+                # Keys are names, taken as written: YAML 1.1 would read `on:` as True.
+                key = str(key_node.value)
+                if key in out:
+                    raise self.fail(key_node, f"the key {key!r} appears twice in this mapping")
+                self.locations[path + (key,)] = self.loc(value_node)
+                out[key] = self.build(value_node, path + (key,), depth + 1)
+                # Point errors about a key's value at the value, but keep the key too.
+                self.locations.setdefault(path + (key, "__key__"), self.loc(key_node))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ:
+                raise self.fail(node, f"the tag {node.tag!r} is not allowed in a ruleset")
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        return self.scalar(node)
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        tag, value = node.tag, node.value
+        if tag == _STR:
+            return value
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return value.lower() in ("true", "yes", "on")
+        if tag == _INT:
+            try:
+                return int(value.replace("_", ""), 0) if not value.startswith("0o") else int(value[2:], 8)
+            except ValueError:
+                raise self.fail(node, f"{value!r} is not a whole number") from None
+        if tag == _FLOAT:
+            # Exact decimals: 55.1 stays 55.1, never the nearest binary float.
+            try:
+                number = Decimal(value.replace("_", ""))
+            except InvalidOperation:
+                raise self.fail(node, f"{value!r} is not a usable number") from None
+            if not number.is_finite():
+                raise self.fail(node, f"{value!r} is not a finite number")
+            return number
+        if tag == _TIMESTAMP:
+            return value  # kept as written; the schema checks the date format
+        raise self.fail(node, f"the tag {tag!r} is not allowed in a ruleset")
+
+
+def load_yaml_text(text: str, file: str) -> SourceDocument:
+    """Parse YAML ``text`` (named ``file`` in messages) into a located document."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise RulesetError(f"{file}: larger than {MAX_FILE_BYTES // 1_000_000} MB; refused")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        raise RulesetError(f"{where}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise RulesetError(f"{file}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise RulesetError(f"{file}: nested too deeply to read; refused") from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise RulesetError(f"{file}: the file is empty")
+    builder = _Builder(file)
+    try:
+        data = builder.build(node, (), 0)
+    except RecursionError:
+        raise RulesetError(f"{file}: nested too deeply to read; refused") from None
+    return SourceDocument(data=data, file=file, locations=builder.locations)
+
+
+def load_yaml_file(path: Path) -> SourceDocument:
+    """Read and parse a YAML file safely; errors name the file."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RulesetError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if size > MAX_FILE_BYTES:
+        raise RulesetError(f"{path}: larger than {MAX_FILE_BYTES // 1_000_000} MB; refused")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise RulesetError(f"{path}: not UTF-8 text; save the ruleset as UTF-8") from None
+    except OSError as exc:
+        raise RulesetError(f"{path}: cannot read the file ({exc.strerror})") from None
+    return load_yaml_text(text, str(path))

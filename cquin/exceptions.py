@@ -1,0 +1,52 @@
+"""Errors a user can cause, each with a message written for them and an exit code.
+
+Only ``cquin.cli`` catches these; everything else lets them travel up.
+"""
+
+from __future__ import annotations
+
+
+class CquinError(Exception):
+    """Base class for every error cquin raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(CquinError):
+    """Something the user supplied (a file, an argument) is wrong."""
+
+    exit_code = 2
+
+
+class RulesetError(UserError):
+    """A ruleset cannot be loaded or is invalid; carries every problem found."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = problems or []
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if not self.problems:
+            return base
+        return base + "\n" + "\n".join(f"  {p}" for p in self.problems)
+
+
+class DataError(UserError):
+    """An input file cannot be read at all (not a row-level rejection)."""
+
+    exit_code = 4
+
+
+class AdapterError(UserError):
+    """An adapter plugin failed, or none fits the source."""
+
+    exit_code = 5
+
+
+class StoreError(UserError):
+    """The audit store cannot be opened, written or queried as asked."""
+
+    exit_code = 6

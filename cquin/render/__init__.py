@@ -1,0 +1,1 @@
+"""Renderers: turn library results into rich tables, JSON and CSV."""
