@@ -38,6 +38,9 @@ class Vocabulary:
     gpps_categories: tuple[str, ...]
     pam_score_range: tuple[Decimal, Decimal] = (Decimal(0), Decimal(100))
     pam_level_range: tuple[int, int] = (1, 4)
+    # Codes marking a care and support planning conversation, keyed by code system:
+    # "snomed", or a local code system's URI.  Adapters for coded records (FHIR, CSDS) use them.
+    conversation_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass

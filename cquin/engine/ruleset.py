@@ -144,6 +144,7 @@ class Ruleset:
             gpps_categories=tuple(self.category_ids),
             pam_score_range=(Decimal(str(pam["score_range"]["min"])), Decimal(str(pam["score_range"]["max"]))),
             pam_level_range=(int(pam["level_range"]["min"]), int(pam["level_range"]["max"])),
+            conversation_codes={k: frozenset(v) for k, v in self.conversation_codes().items()},
         )
 
     def conversation_codes(self) -> dict[str, set[str]]:
