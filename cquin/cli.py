@@ -6,15 +6,21 @@ and is shown as one plain message with its exit code; nothing else is caught.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cquin import __version__
-from cquin.exceptions import CquinError
+from cquin.exceptions import CquinError, UserError
+from cquin.runner import DEFAULT_RULESET
+from cquin.store import DEFAULT_STORE
 
 app = typer.Typer(
     help="Evaluate NHS England CQUIN indicators from patient-record exports, with an audit trail.",
@@ -24,8 +30,14 @@ app = typer.Typer(
 )
 ruleset_app = typer.Typer(help="Check, show and test rulesets (the policy as data).", no_args_is_help=True)
 adapters_app = typer.Typer(help="The adapters that read record exports.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs kept in the audit store.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo and synthetic data.", no_args_is_help=True)
 app.add_typer(ruleset_app, name="ruleset")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(runs_app, name="runs")
+app.add_typer(demo_app, name="demo")
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -74,12 +86,209 @@ def ruleset_show(
     render_ruleset(out, load_ruleset(file))
 
 
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _options(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        if "=" not in item:
+            raise UserError(f"--option {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _money(text: str | None, flag: str) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text.replace(",", "").replace("£", "").strip())
+    except InvalidOperation:
+        raise UserError(f"{flag} {text!r}: expected an amount in pounds, e.g. 12000000 or 12,000,000.00") from None
+    if not value.is_finite() or value < 0:
+        raise UserError(f"{flag} {text!r}: expected a positive amount in pounds")
+    return value
+
+
+def _date(text: str | None, flag: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: expected a date written YYYY-MM-DD") from None
+
+
+@app.command()
+def evaluate(
+    source: Annotated[Path, typer.Argument(help="The records: a folder or file in any installed adapter's format.")],
+    adapter: Annotated[str | None, typer.Option("--adapter", help="Adapter name (see `cquin adapters list`); detected when unambiguous.")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help="Adapter option NAME=VALUE (repeatable), e.g. dates=uk.")] = None,
+    ruleset: Annotated[str, typer.Option("--ruleset", help="A bundled ruleset id or a ruleset file.")] = DEFAULT_RULESET,
+    contract_value: Annotated[str | None, typer.Option("--contract-value", help="Annual contract value in pounds (applies to both years).")] = None,
+    contract_value_year2: Annotated[str | None, typer.Option("--contract-value-year2", help="Year 2 contract value, if different.")] = None,
+    year: Annotated[str, typer.Option("--year", help="Which year to show: 1, 2 or all.")] = "all",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate with only what was known on this date (YYYY-MM-DD).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the run in the audit store.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="Output: table, json or csv.")] = "table",
+) -> None:
+    """Evaluate a provider's records against a ruleset, store the run, and show what was earned."""
+    from cquin.render.results import render_table, result_csv, result_document, selected_years
+    from cquin.runner import run_evaluation
+
+    if fmt not in ("table", "json", "csv"):
+        raise UserError(f"--format {fmt!r}: expected table, json or csv")
+    if year not in ("1", "2", "all"):
+        raise UserError(f"--year {year!r}: expected 1, 2 or all")
+    values = _money(contract_value, "--contract-value"), _money(contract_value_year2, "--contract-value-year2")
+    when = _date(as_of, "--as-of")
+    if fmt == "table":
+        with err.status("working…") as status:
+            ev = run_evaluation(source, adapter=adapter, adapter_options=_options(option), ruleset=ruleset,
+                                contract_value=values[0], contract_value_year2=values[1], as_of=when,
+                                store=None if no_store else store, progress=lambda m: status.update(m + "…"))
+    else:
+        ev = run_evaluation(source, adapter=adapter, adapter_options=_options(option), ruleset=ruleset,
+                            contract_value=values[0], contract_value_year2=values[1], as_of=when,
+                            store=None if no_store else store)
+    years = selected_years(ev.ruleset, year)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(result_document(ev.run_id, ev.result, ev.dataset, years), indent=2) + "\n")
+    elif fmt == "csv":
+        sys.stdout.write(result_csv(ev.result, years))
+    else:
+        if contract_value is None:
+            err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")
+        render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset)
+
+
+@app.command()
+def explain(
+    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
+    nhs_number: Annotated[str, typer.Argument(help="The patient's NHS number (or a staff id).")],
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Show one patient's path through every rule of a run, with the ruleset's citations."""
+    from cquin.render.explain import render_explanation
+    from cquin.runner import explain_subject, require_store
+
+    render_explanation(out, explain_subject(require_store(store), run_id, nhs_number))
+
+
+@runs_app.command("list")
+def runs_list(store: StoreOpt = DEFAULT_STORE) -> None:
+    """List the runs in the audit store."""
+    from cquin.render.runs import render_run_list
+    from cquin.runner import require_store
+    from cquin.store import list_runs, open_store
+
+    render_run_list(out, list_runs(open_store(require_store(store))))
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE) -> None:
+    """Show one stored run: inputs, parameters, results and milestones."""
+    from cquin.render.runs import render_run
+    from cquin.runner import require_store
+    from cquin.store import load_run, open_store
+
+    render_run(out, load_run(open_store(require_store(store)), run_id))
+
+
+@runs_app.command("verify")
+def runs_verify(run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE) -> None:
+    """Re-evaluate a stored run from its input files and say whether the results are identical."""
+    from cquin.runner import require_store, verify_run
+
+    v = verify_run(require_store(store), run_id)
+    if v.identical:
+        out.print(f"[green]run {v.run_id}: identical[/] — the inputs are unchanged and re-evaluating gives the same results")
+        return
+    out.print(f"[red]run {v.run_id}: NOT verified[/]")
+    for p in v.problems:
+        out.print(f"  {escape(p)}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def cohort(
+    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
+    year: Annotated[str, typer.Option("--year", help="Cohort: 1 or 2.")] = "1",
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("cohort.csv"),
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Write the cohort list (NHS numbers, with why each is in) for the care teams."""
+    from cquin.runner import require_store, write_cohort
+
+    if year not in ("1", "2"):
+        raise UserError(f"--year {year!r}: expected 1 or 2")
+    n = write_cohort(require_store(store), run_id, int(year), out_file)
+    out.print(f"wrote {n:,} patients to {out_file} (contains NHS numbers: share only with the care teams)")
+
+
+@app.command()
+def submission(
+    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("submission.csv"),
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Write the aggregate return (numerators, denominators, cohort sizes, staff counts): no patient identifiers."""
+    from cquin.runner import require_store, write_submission
+
+    n = write_submission(require_store(store), run_id, out_file)
+    out.print(f"wrote {n} rows to {out_file}")
+
+
+@app.command()
+def load(
+    source: Annotated[Path, typer.Argument(help="The records to read.")],
+    adapter: Annotated[str | None, typer.Option("--adapter", help="Adapter name; detected when unambiguous.")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help="Adapter option NAME=VALUE (repeatable).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the canonical CSV files and the load report.")] = Path("canonical"),
+    ruleset: Annotated[str, typer.Option("--ruleset", help="Ruleset whose vocabulary (GPPS answers, categories) checks the data.")] = DEFAULT_RULESET,
+) -> None:
+    """Read a source through an adapter and write the canonical dataset plus a load report."""
+    from cquin.render.results import render_data_quality
+    from cquin.runner import load_to_folder
+
+    dataset, report = load_to_folder(source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset)
+    render_data_quality(out, dataset)
+    out.print(f"wrote the canonical dataset to {out_dir}/ and the load report to {report}")
+
+
+@adapters_app.command("list")
+def adapters_list() -> None:
+    """List every installed adapter with the package that provides it."""
+    from cquin import plugins
+    from cquin.render.runs import render_adapters
+
+    render_adapters(out, plugins.adapters(), plugins.broken_plugins())
+
+
+@demo_app.command("generate")
+def demo_generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the canonical CSV files to.")],
+    patients: Annotated[int, typer.Option("--patients", help="How many patients.")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same files.")] = 2017,
+    clean: Annotated[bool, typer.Option("--clean", help="Leave out the deliberately bad rows.")] = False,
+) -> None:
+    """Write a reproducible synthetic canonical dataset of any size."""
+    from cquin.demo.generate import generate
+
+    if patients < 1:
+        raise UserError("--patients must be at least 1")
+    counts = generate(out_dir, patients, seed, bad_rows=not clean)
+    out.print(f"wrote {out_dir}/: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
 def main() -> None:
     """Console entry point: run the app, turning our own errors into one-line messages."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except CquinError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -96,6 +305,9 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # In standalone_mode=False, click returns a command's exit code instead of exiting.
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

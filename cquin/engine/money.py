@@ -8,21 +8,16 @@ from fractions import Fraction
 PENNY = Decimal("0.01")
 
 
-def fraction_to_decimal(value: Fraction, places: int = 28) -> Decimal:
-    """``value`` as a Decimal with up to ``places`` decimal places (exact where it terminates)."""
-    q = Decimal(value.numerator) / Decimal(value.denominator)
-    return q
-
-
 def to_penny(amount: Decimal | Fraction) -> Decimal:
     """Round an amount of pounds half-up to the penny."""
     if isinstance(amount, Fraction):
         # Round on the exact fraction, not on a binary or truncated decimal.
-        pennies = amount * 100
+        pennies = abs(amount) * 100
         whole, rest = divmod(pennies.numerator, pennies.denominator)
         if Fraction(rest, pennies.denominator) >= Fraction(1, 2):
             whole += 1
-        return (Decimal(whole) / 100).quantize(PENNY)
+        sign = -1 if amount < 0 else 1
+        return (Decimal(sign * whole) / 100).quantize(PENNY)
     return amount.quantize(PENNY, rounding=ROUND_HALF_UP)
 
 

@@ -196,7 +196,7 @@ def schema() -> dict[str, Any]:
 
 
 def bundled_rulesets() -> list[Path]:
-    return sorted(BUNDLED_DIR.glob("*.yaml"))
+    return sorted(p for p in BUNDLED_DIR.glob("*.yaml") if not p.name.endswith(".tests.yaml"))
 
 
 def find_ruleset(name_or_path: str) -> Path:
@@ -231,7 +231,10 @@ def check_ruleset(name_or_path: str | Path) -> tuple[Ruleset | None, list[Proble
 
 
 def _load_and_check(path: Path) -> tuple[Ruleset | None, list[Problem]]:
-    source = load_yaml_file(path)
+    try:
+        source = load_yaml_file(path)
+    except RulesetError as exc:
+        return None, [Problem(exc.location or Location(str(path), 1, 1), exc.bare_message)]
     checker = _Checker(source, path)
     checker.run()
     if any(p.severity == "error" for p in checker.problems):
@@ -542,9 +545,13 @@ class _Checker:
             year = comp.get("year")
             if year not in periods:
                 self.error(("components", i, "year"), f"component {cid}: unknown period {year!r}")
-            shares[year] = shares.get(year, Fraction(0)) + to_fraction(comp.get("share_percent", 0))
+            share = comp.get("share_percent", 0)
+            if isinstance(share, (int, Decimal)) and not isinstance(share, bool):
+                shares[year] = shares.get(year, Fraction(0)) + to_fraction(share)
+            else:
+                shares.setdefault(year, Fraction(0))
             first_of_year.setdefault(year, i)
-            if "bands" in comp:
+            if "bands" in comp and all(_numeric_band(b) for b in comp["bands"]):
                 for key in ("numerator", "denominator"):
                     if comp.get(key) not in pops:
                         self.error(("components", i, key), f"component {cid}: unknown population {comp.get(key)!r}")
@@ -599,6 +606,14 @@ class _Checker:
                     self.error(path + ("citation", "source"), f"the citation names an unknown source {src!r} (known: {', '.join(sources)})")
 
 
+def _numeric_band(band: Any) -> bool:
+    """A band whose edges are all numbers (the schema reports any that are not)."""
+    if not isinstance(band, dict):
+        return False
+    return all(isinstance(v, (int, Decimal)) and not isinstance(v, bool)
+               for k, v in band.items() if k in ("at_least", "above", "at_most", "below", "pays_percent"))
+
+
 def walk_rule(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
     """Every test in a rule tree with its path, parents before children."""
     if not isinstance(node, dict) or len(node) != 1:
@@ -648,7 +663,8 @@ def _friendly(err: jsonschema.ValidationError) -> list[tuple[tuple[str | int, ..
         expected = next((text for pat, text in _FRIENDLY_PATTERNS.items() if pat in str(err.validator_value)), f"text matching {err.validator_value}")
         return [(path, f"{where}: {err.instance!r} is not {expected}")]
     if v == "type":
-        return [(path, f"{where}: {err.instance!r} should be {_a(err.validator_value)}")]
+        shown = canonical_json(err.instance) if not isinstance(err.instance, str) else repr(err.instance)
+        return [(path, f"{where}: {shown} should be {_a(err.validator_value)}")]
     if v == "enum":
         return [(path, f"{where}: {err.instance!r} is not one of: {', '.join(map(str, err.validator_value))}")]
     if v == "const":

@@ -73,7 +73,7 @@ class _Builder:
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def fail(self, node: yaml.Node, message: str) -> RulesetError:
-        return RulesetError(f"{self.loc(node)}: {message}")
+        return RulesetError(f"{self.loc(node)}: {message}", location=self.loc(node), bare_message=message)
 
     def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
         self.nodes += 1
@@ -137,6 +137,31 @@ class _Builder:
         raise self.fail(node, f"the tag {tag!r} is not allowed in a ruleset")
 
 
+def _check_expanded_size(root: yaml.Node, file: str) -> None:
+    """Refuse documents whose aliases expand beyond MAX_NODES, counting each distinct node once."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        total = 1 + sum(sizes.get(id(c), 1) for c in children)
+        sizes[id(node)] = total
+        if total > MAX_NODES:
+            where = Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+            text = f"the document expands to more than {MAX_NODES:,} values (an alias bomb or a far too large ruleset); refused"
+            raise RulesetError(f"{where}: {text}", location=where, bare_message=text)
+
+
 def load_yaml_text(text: str, file: str) -> SourceDocument:
     """Parse YAML ``text`` (named ``file`` in messages) into a located document."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
@@ -146,8 +171,9 @@ def load_yaml_text(text: str, file: str) -> SourceDocument:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        raise RulesetError(f"{where}: not valid YAML: {exc.problem or exc}") from None
+        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+        text = f"not valid YAML: {exc.problem or exc}"
+        raise RulesetError(f"{where}: {text}", location=where, bare_message=text) from None
     except yaml.YAMLError as exc:
         raise RulesetError(f"{file}: not valid YAML: {exc}") from None
     except RecursionError:
@@ -156,6 +182,7 @@ def load_yaml_text(text: str, file: str) -> SourceDocument:
         loader.dispose()
     if node is None:
         raise RulesetError(f"{file}: the file is empty")
+    _check_expanded_size(node, file)
     builder = _Builder(file)
     try:
         data = builder.build(node, (), 0)

@@ -1,0 +1,286 @@
+"""Evaluate a ruleset over a canonical dataset: components, bands, payments, milestones and a per-patient trace.
+
+The heavy lifting is set-based SQL in DuckDB (see :mod:`cquin.engine.populations`);
+this module turns counts into exact fractions, bands and Decimal pounds, and
+leaves the per-patient decisions in a DuckDB table for the audit store to keep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import duckdb
+
+from cquin.dataset import CanonicalDataset
+from cquin.engine.bands import HUNDRED, band_for, to_fraction
+from cquin.engine.money import decimal_text, percent_text, to_penny
+from cquin.engine.populations import PopulationCompiler, q
+from cquin.engine.ruleset import Ruleset
+from cquin.exceptions import UserError
+
+
+@dataclass
+class ComponentResult:
+    """One component's outcome, exactly: counts, fraction, band and money."""
+
+    id: str
+    year: str
+    name: str
+    entity: str | None  # "patient", "staff", or None for attainment components
+    numerator: int | None
+    denominator: int | None
+    fraction: Fraction | None  # numerator/denominator, None when not computable or not a ratio
+    band: str  # the band or level reached, in words
+    payment_fraction: Fraction
+    share: Fraction  # of the year's value, 0..1
+    available: Decimal  # value x share, to the penny
+    payment: Decimal  # earned, to the penny
+    note: str = ""
+    next_band: dict[str, Any] | None = None
+
+    @property
+    def percent(self) -> str | None:
+        if self.numerator is None or self.denominator is None:
+            return None
+        return percent_text(self.numerator, self.denominator)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "year": self.year,
+            "name": self.name,
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "percent": self.percent,
+            "band": self.band,
+            "payment_fraction": decimal_text(self.payment_fraction),
+            "share": decimal_text(self.share),
+            "available": f"{self.available:.2f}",
+            "payment": f"{self.payment:.2f}",
+            "note": self.note,
+            **({"next_band": self.next_band} if self.next_band is not None else {}),
+        }
+
+
+@dataclass
+class MilestoneResult:
+    id: str
+    year: str
+    due: dt.date
+    description: str
+    status: str  # met | missed | not yet due
+    detail: str
+
+
+@dataclass
+class RunResult:
+    """Everything one evaluation produced; the per-patient decisions stay in ``dataset.con`` table ``decisions``."""
+
+    ruleset_id: str
+    ruleset_version: str
+    ruleset_sha256: str
+    as_of: dt.date | None
+    contract_values: dict[str, Decimal]
+    components: list[ComponentResult]
+    milestones: list[MilestoneResult]
+    cohorts: dict[str, int]
+    populations: dict[str, int]
+    totals: dict[str, Decimal]
+    available: dict[str, Decimal]
+    override_notes: list[dict[str, Any]] = field(default_factory=list)
+    carer_assessments: int = 0
+    unmatched_codes: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def component(self, cid: str) -> ComponentResult:
+        return next(c for c in self.components if c.id == cid)
+
+
+def evaluate(
+    ruleset: Ruleset,
+    dataset: CanonicalDataset,
+    *,
+    contract_value: Decimal | None = None,
+    contract_value_year2: Decimal | None = None,
+    as_of: dt.date | None = None,
+) -> RunResult:
+    """Evaluate ``ruleset`` over ``dataset``; money is computed when a contract value is given (else £0 available)."""
+    con = dataset.con
+    _load_code_lists(con, ruleset)
+    years = ruleset.years()
+    values: dict[str, Decimal] = {}
+    for i, year in enumerate(years):
+        v = contract_value_year2 if (i > 0 and contract_value_year2 is not None) else contract_value
+        values[year] = v if v is not None else Decimal(0)
+    comp = PopulationCompiler(con, ruleset, as_of=as_of, prefix="e_")
+    con.execute(
+        "CREATE OR REPLACE TABLE decisions (component VARCHAR, entity VARCHAR, id VARCHAR, in_denominator BOOLEAN, "
+        "in_numerator BOOLEAN, rule VARCHAR, reason VARCHAR)"
+    )
+    results = []
+    zero = ruleset.doc["zero_denominator"]
+    for c in ruleset.doc["components"]:
+        indicator_value = values[c["year"]] * _dec(ruleset.weighting)
+        share = to_fraction(c["share_percent"]) / HUNDRED
+        available = to_penny(Fraction(indicator_value) * share)
+        if "attainment" in c:
+            level = _attainment(con, comp, ruleset, c)
+            pays = to_fraction(level["pays_percent"]) / HUNDRED
+            results.append(
+                ComponentResult(c["id"], c["year"], c["name"], None, None, None, None, level["label"], pays, share,
+                                available, to_penny(Fraction(indicator_value) * share * pays), level.get("_why", ""))
+            )
+            continue
+        den_pop, num_pop = c["denominator"], c["numerator"]
+        entity = ruleset.doc["populations"][den_pop]["entity"]
+        den_t, num_t = comp.population(den_pop), comp.population(num_pop)
+        # The numerator is counted within the denominator, so it can never exceed it.
+        con.execute(
+            f"""INSERT INTO decisions SELECT {q(c['id'])}, {q(entity)}, d.id, d.inside, d.inside AND n.inside,
+                  CASE WHEN d.inside AND n.inside THEN {q(num_pop)} WHEN d.inside THEN {q(num_pop)} ELSE {q(den_pop)} END,
+                  CASE WHEN d.inside AND n.inside THEN n.reason
+                       WHEN d.inside THEN 'in the denominator, not the numerator: ' || n.reason
+                       ELSE 'not in the denominator: ' || d.reason END
+                FROM {den_t} d JOIN {num_t} n USING (id)"""
+        )
+        num, den = con.execute(
+            f"SELECT count(*) FILTER (WHERE in_numerator), count(*) FILTER (WHERE in_denominator) FROM decisions WHERE component = {q(c['id'])}"
+        ).fetchone()  # type: ignore[misc]
+        bands = ruleset.bands(c)
+        on_count = c.get("bands_on") == "numerator_count"
+        fraction = Fraction(num, den) if den else None
+        measured = Fraction(num) if on_count else (fraction * HUNDRED if fraction is not None else None)
+        note = ""
+        if measured is None:
+            pays, band_text = to_fraction(zero["pays_percent"]) / HUNDRED, "not computable (denominator is zero)"
+            note = "denominator is zero: the percentage is not computable and the component pays " + decimal_text(pays * 100) + "%"
+            next_band = None
+        else:
+            band = band_for(bands, measured)
+            if band is None:  # validated rulesets tile the range; keep the guard explicit
+                raise UserError(f"component {c['id']}: no band contains {float(measured):g}")
+            pays = band.pays
+            unit = "" if on_count else "%"
+            band_text = band.describe(unit) + (f" ({band.label})" if band.label else "")
+            next_band = _next_band(bands, band, num, den, on_count)
+        results.append(
+            ComponentResult(c["id"], c["year"], c["name"], entity, num, den, fraction, band_text, pays, share, available,
+                            to_penny(Fraction(indicator_value) * share * pays), note, next_band)
+        )
+    cohorts = {}
+    pops = {}
+    con.execute("CREATE OR REPLACE TABLE cohort_members (cohort VARCHAR, id VARCHAR, reason VARCHAR)")
+    for pid, pop in ruleset.doc["populations"].items():
+        pops[pid] = int(con.execute(f"SELECT count(*) FROM {comp.population(pid)} WHERE inside").fetchone()[0])  # type: ignore[index]
+        if "cohort" in pop["rule"]:
+            name = pop["rule"]["cohort"]["overrides"]
+            cohorts[name] = pops[pid]
+            con.execute(f"INSERT INTO cohort_members SELECT {q(name)}, id, reason FROM {comp.population(pid)} WHERE inside")
+    totals = {y: sum((r.payment for r in results if r.year == y), Decimal("0.00")) for y in years}
+    available_totals = {y: sum((r.available for r in results if r.year == y), Decimal("0.00")) for y in years}
+    milestones = _milestones(con, ruleset, as_of)
+    carers = int(con.execute("SELECT count(*) FROM e_scored WHERE respondent = 'carer'").fetchone()[0])  # type: ignore[index]
+    unmatched = con.execute(
+        f"""SELECT code_system, code, count(*) FROM e_conditions c
+            WHERE NOT EXISTS (SELECT 1 FROM {comp.ltc_matches()} m WHERE m._file = c._file AND m._line = c._line)
+            GROUP BY ALL ORDER BY 3 DESC, 1, 2"""
+    ).fetchall()
+    return RunResult(
+        ruleset.id, ruleset.version, ruleset.sha256, as_of, values, results, milestones, cohorts, pops, totals,
+        available_totals, comp.override_notes, carers, [(s, c, int(n)) for s, c, n in unmatched],
+    )
+
+
+def _dec(f: Fraction) -> Decimal:
+    return Decimal(f.numerator) / Decimal(f.denominator)
+
+
+def _load_code_lists(con: Any, ruleset: Ruleset) -> None:
+    """The LTC code lists as a table (category, list, system, normalised code), built through Arrow in one step."""
+    import pyarrow as pa
+
+    cols: dict[str, list[str]] = {"category": [], "list_id": [], "system": [], "code": []}
+    for cat in ruleset.doc["ltc"]["categories"]:
+        for ref in cat["code_lists"]:
+            cl = ruleset.code_lists[ref]
+            n = len(cl.codes)
+            cols["category"] += [cat["id"]] * n
+            cols["list_id"] += [ref] * n
+            cols["system"] += [cl.system] * n
+            cols["code"] += list(cl.codes)
+    arrow_codes = pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})  # noqa: F841 (read by DuckDB)
+    con.execute("CREATE OR REPLACE TABLE codelist AS SELECT * FROM arrow_codes")
+
+
+def _attainment(con: Any, comp: PopulationCompiler, ruleset: Ruleset, c: dict[str, Any]) -> dict[str, Any]:
+    row = con.execute(f"SELECT plan_agreed_on, recording_system_live_on FROM {comp.t('provider')} LIMIT 1").fetchone()
+    dates = {"plan_agreed_on": row[0] if row else None, "recording_system_live_on": row[1] if row else None}
+    for level in c["attainment"]:
+        ok = all(dates.get(k) is not None and dates[k] <= ruleset.date(ref) for k, ref in level["requires"].items())
+        if ok:
+            shown = ", ".join(f"{k} {v}" for k, v in dates.items() if v) or "no provider dates recorded"
+            return {**level, "_why": shown}
+    raise UserError(f"component {c['id']}: no attainment level applies")  # validation requires a catch-all level
+
+
+def _next_band(bands: list[Any], band: Any, num: int, den: int, on_count: bool) -> dict[str, Any] | None:
+    """How many more numerator members would reach the next paying band, exactly (None when at the top)."""
+    higher = sorted((b for b in bands if b.pays > band.pays), key=lambda b: (b.lower, not b.lower_inclusive))
+    if not higher:
+        return None
+    target = higher[0]
+    # The smallest numerator n with n (or n/den as a percentage) inside the target's lower edge.
+    edge = target.lower if on_count else target.lower * den / HUNDRED
+    need = math.ceil(edge) if target.lower_inclusive else math.floor(edge) + 1
+    more = max(need - num, 0)
+    reachable = on_count or num + more <= den
+    unit = "" if on_count else "%"
+    return {"band": target.describe(unit), "pays": decimal_text(target.pays), "more_needed": more if reachable else None}
+
+
+def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None) -> list[MilestoneResult]:
+    out = []
+    compilers: dict[dt.date, PopulationCompiler] = {}
+    for ms in ruleset.doc.get("milestones") or []:
+        due = ruleset.date(ms["due"])
+        if as_of is not None and as_of < due:
+            cut = as_of
+        else:
+            cut = due
+        check = ms["check"]
+        if cut not in compilers:  # milestones due on the same day share one evaluation
+            compilers[cut] = PopulationCompiler(con, ruleset, as_of=cut, prefix=f"ms{len(compilers)}_")
+        comp = compilers[cut]
+        if "provider_date" in check:
+            row = con.execute(f"SELECT {check['provider_date']} FROM {comp.t('provider')} LIMIT 1").fetchone()
+            when = row[0] if row else None
+            met = when is not None and when <= due
+            detail = f"{check['provider_date']} {when}" if when else f"no {check['provider_date']} recorded by {cut}"
+        else:
+            n = int(con.execute(f"SELECT count(*) FROM {comp.population(check['population'])} WHERE inside").fetchone()[0])  # type: ignore[index]
+            label = ruleset.doc["populations"][check["population"]]["label"]
+            detail = f"{label}: {n}"
+            if "compared_to" in check:
+                d = int(con.execute(f"SELECT count(*) FROM {comp.population(check['compared_to'])} WHERE inside").fetchone()[0])  # type: ignore[index]
+                other = ruleset.doc["populations"][check["compared_to"]]["label"]
+                pct = percent_text(n, d)
+                detail += f" of {other}: {d}" + (f" ({pct}%)" if pct else "")
+            met = n > 0
+        status = "met" if met else ("not yet due" if as_of is not None and as_of < due else "missed")
+        out.append(MilestoneResult(ms["id"], ms["year"], due, ms["description"], status, f"as at {cut}: {detail}"))
+    return out
+
+
+def membership(dataset: CanonicalDataset, population: str, subject: str) -> tuple[bool, str]:
+    """Whether ``subject`` is in ``population`` after :func:`evaluate`, and why (for tests and explanations)."""
+    try:
+        row = dataset.con.execute(f"SELECT inside, reason FROM e_pop_{population} WHERE id = ?", [subject]).fetchone()
+    except duckdb.Error:  # the population table is only there if the run built it
+        return False, f"population {population!r} was not evaluated"
+    if row is None:
+        return False, f"{subject} is not among the accepted records"
+    return bool(row[0]), str(row[1])

@@ -1,0 +1,45 @@
+"""A patient's path through every rule of a run, with the ruleset's citations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from cquin.runner import Explanation
+
+
+def render_explanation(console: Console, ex: Explanation) -> None:
+    rs = ex.ruleset
+    run = ex.run
+    console.print(f"[bold]{escape(ex.subject_id)}[/] in run {run['run_id']} ({run['ruleset_id']} {run['ruleset_version']}, sha256 {str(run['ruleset_sha256'])[:12]}…)")
+    if ex.cohorts:
+        for c in ex.cohorts:
+            console.print(f"  member of the [bold]{c['cohort']}[/] cohort: {escape(str(c['reason']))}")
+    elif ex.decisions and ex.decisions[0]["entity"] == "patient":
+        console.print("  not a member of any cohort")
+    components = {c["id"]: c for c in rs["components"]}  # type: ignore[index, union-attr]
+    pops: dict[str, Any] = rs["populations"]  # type: ignore[assignment]
+    for d in ex.decisions:
+        comp = components.get(str(d["component"]), {})
+        if d["in_numerator"]:
+            verdict = "[green]counted in the numerator[/]"
+        elif d["in_denominator"]:
+            verdict = "[yellow]in the denominator only[/]"
+        else:
+            verdict = "[dim]not in the denominator[/]"
+        console.print(f"\n[bold]{d['component']}[/] — {escape(str(comp.get('name', '')))}: {verdict}")
+        console.print(f"  rule [bold]{d['rule']}[/]: {escape(str(d['reason']))}")
+        pop = pops.get(str(d["rule"]), {})
+        _cite(console, pop, "  ")
+        _cite(console, comp, "  ")
+
+
+def _cite(console: Console, node: dict[str, Any], indent: str) -> None:
+    c = node.get("citation")
+    if c:
+        console.print(f"{indent}[dim]{escape(c['section'])}: “{escape(c['quote'])}”[/]")
+    i = node.get("interpretation")
+    if i:
+        console.print(f"{indent}[italic dim]interpretation: {escape(i['decision'])}[/]")

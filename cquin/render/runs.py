@@ -1,0 +1,60 @@
+"""Stored runs and installed adapters, as rich tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cquin.store import StoredRun
+
+
+def render_run_list(console: Console, runs: list[dict[str, Any]]) -> None:
+    if not runs:
+        console.print("no runs in the audit store yet")
+        return
+    table = Table(title="Runs in the audit store", title_justify="left")
+    for col in ("run id", "started", "ruleset", "adapter", "source", "as of", "totals (£)"):
+        table.add_column(col)
+    for r in runs:
+        totals = ", ".join(f"{k} {v}" for k, v in json.loads(r["totals"]).items())
+        table.add_row(r["run_id"], r["started_at"], f"{r['ruleset_id']} {r['ruleset_version']}", r["adapter"],
+                      escape(r["source"]), r["as_of"] or "", totals)
+    console.print(table)
+
+
+def render_run(console: Console, stored: StoredRun) -> None:
+    r = stored.run
+    console.print(f"[bold]run {r['run_id']}[/]  {r['started_at']} → {r['finished_at']}  cquin {r['engine_version']}")
+    console.print(f"ruleset {r['ruleset_id']} {r['ruleset_version']} sha256 {r['ruleset_sha256']}")
+    console.print(f"source {escape(r['source'])} (adapter {r['adapter']}); parameters {escape(r['parameters'])}")
+    inputs = Table(title="Inputs", title_justify="left")
+    for col in ("file", "sha256", "read", "accepted", "rejected"):
+        inputs.add_column(col)
+    for i in stored.inputs:
+        inputs.add_row(escape(i["name"]), (i["sha256"] or "")[:16], str(i["read"]), str(i["accepted"]), str(i["rejected"]))
+    console.print(inputs)
+    comps = Table(title="Components", title_justify="left")
+    for col in ("component", "num/den", "%", "band", "pays", "share", "£"):
+        comps.add_column(col)
+    for c in stored.components:
+        ratio = "—" if c["numerator"] is None else f"{c['numerator']}/{c['denominator']}"
+        comps.add_row(c["component"], ratio, c["percent"] or "—", escape(c["band"]), c["payment_fraction"], c["share"], c["payment"])
+    console.print(comps)
+    console.print(f"totals: {r['totals']}; cohorts: {r['cohorts']}")
+    for m in stored.milestones:
+        console.print(f"milestone {m['milestone']} (due {m['due']}): {m['status']} — {escape(m['detail'])}")
+
+
+def render_adapters(console: Console, adapters: dict[str, Any], broken: list[str]) -> None:
+    table = Table(title="Adapters", title_justify="left")
+    for col in ("name", "package", "version", "tables", "description"):
+        table.add_column(col)
+    for name, reg in sorted(adapters.items()):
+        table.add_row(name, reg.plugin, reg.version, ", ".join(reg.cls.tables), escape(reg.cls.description))
+    console.print(table)
+    for b in broken:
+        console.print(f"[red]broken plugin:[/] {escape(b)}")

@@ -1,0 +1,232 @@
+"""The commissioner's operations as library calls: evaluate and store a run, verify a stored run.
+
+The CLI is a thin shell over these; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from cquin.dataset import CanonicalDataset
+from cquin.dataset.ledger import file_sha256
+from cquin.engine.evaluation import RunResult, evaluate
+from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
+from cquin.exceptions import StoreError
+from cquin.loading import load_dataset
+from cquin.store import load_run, new_run_id, open_store, record_run, results_digest
+
+DEFAULT_RULESET = "cquin_2017_19"
+
+
+@dataclass
+class Evaluation:
+    """A finished, stored run: its id, results, the dataset it read and the ruleset it applied."""
+
+    run_id: str | None
+    result: RunResult
+    dataset: CanonicalDataset
+    ruleset: Ruleset
+    adapter: str
+
+
+def run_evaluation(
+    source: Path,
+    *,
+    adapter: str | None = None,
+    adapter_options: Mapping[str, str] | None = None,
+    ruleset: str = DEFAULT_RULESET,
+    contract_value: Decimal | None = None,
+    contract_value_year2: Decimal | None = None,
+    as_of: dt.date | None = None,
+    store: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store."""
+    say = progress or (lambda _msg: None)
+    started = dt.datetime.now(dt.UTC)
+    rs = load_ruleset(ruleset)
+    db = open_store(store) if store is not None else None  # fail fast on an unusable store
+    say("loading records")
+    dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    say("evaluating")
+    result = evaluate(rs, dataset, contract_value=contract_value, contract_value_year2=contract_value_year2, as_of=as_of)
+    run_id = None
+    if db is not None:
+        say("writing the audit store")
+        run_id = record_run(
+            db, result, dataset, run_id=new_run_id(started), started_at=started, adapter=adapter_name,
+            source=str(Path(source).resolve()), ruleset_source=str(rs.path.resolve()),
+            parameters={
+                "contract_value": None if contract_value is None else str(contract_value),
+                "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
+                "as_of": as_of.isoformat() if as_of else None,
+                "adapter_options": dict(adapter_options or {}),
+                "years": rs.years(),
+            },
+            ruleset_json=canonical_json(rs.doc),
+        )
+    return Evaluation(run_id, result, dataset, rs, adapter_name)
+
+
+@dataclass
+class Verification:
+    run_id: str
+    identical: bool
+    problems: list[str]
+
+
+def verify_run(store: Path, run_id: str) -> Verification:
+    """Re-evaluate a stored run from its inputs; say whether the results are identical, or why not."""
+    import json
+
+    db = open_store(store)
+    stored = load_run(db, run_id)
+    run = stored.run
+    problems = []
+    for inp in stored.inputs:
+        if not inp["path"] or inp["sha256"] is None:
+            continue
+        p = Path(inp["path"])
+        if not p.exists():
+            problems.append(f"input {inp['name']} is no longer at {p}")
+        elif file_sha256(p) != inp["sha256"]:
+            problems.append(f"input {inp['name']} has changed since the run (SHA-256 differs)")
+    rs = load_ruleset(run["ruleset_source"]) if Path(run["ruleset_source"]).exists() else None
+    if rs is None:
+        problems.append(f"the ruleset file {run['ruleset_source']} is no longer there")
+    elif rs.sha256 != run["ruleset_sha256"]:
+        problems.append(f"the ruleset at {run['ruleset_source']} has changed since the run (SHA-256 differs)")
+    if problems:
+        return Verification(stored.run["run_id"], False, problems)
+    params = json.loads(run["parameters"])
+    assert rs is not None
+    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {})
+    result = evaluate(
+        rs, dataset,
+        contract_value=Decimal(params["contract_value"]) if params.get("contract_value") else None,
+        contract_value_year2=Decimal(params["contract_value_year2"]) if params.get("contract_value_year2") else None,
+        as_of=dt.date.fromisoformat(params["as_of"]) if params.get("as_of") else None,
+    )
+    digest = results_digest(result, dataset)
+    if digest != run["results_sha256"]:
+        changed = [
+            f"{c.id}: stored {s['numerator']}/{s['denominator']} £{s['payment']}, now {c.numerator}/{c.denominator} £{c.payment:.2f}"
+            for c, s in zip(result.components, stored.components, strict=False)
+            if (c.numerator, c.denominator, f"{c.payment:.2f}") != (s["numerator"], s["denominator"], s["payment"])
+        ]
+        return Verification(run["run_id"], False, ["the re-evaluated results differ from the stored ones"] + changed)
+    return Verification(run["run_id"], True, [])
+
+
+def require_store(path: Path) -> Path:
+    if not Path(path).exists():
+        raise StoreError(f"{path}: no audit store here (run `cquin evaluate` first, or pass --store)")
+    return path
+
+
+@dataclass
+class Explanation:
+    run: dict[str, object]
+    subject_id: str
+    decisions: list[dict[str, object]]
+    cohorts: list[dict[str, object]]
+    ruleset: dict[str, object]
+
+
+def explain_subject(store: Path, run_id: str, subject: str) -> Explanation:
+    """A patient's (or staff member's) decisions in a run, with the run's own copy of the ruleset for citations."""
+    import json
+
+    from cquin.store import decisions_for
+
+    db = open_store(store)
+    run = load_run(db, run_id).run
+    subject_id = subject.replace(" ", "").replace("-", "") if subject.replace(" ", "").replace("-", "").isdigit() else subject
+    decisions = decisions_for(db, run["run_id"], subject_id)
+    if not decisions:
+        raise StoreError(f"run {run['run_id']} has no decisions about {subject!r} (not in the accepted records?)")
+    cohorts = list(db.query("SELECT cohort, reason FROM run_cohorts WHERE run_id = ? AND patient_id = ?", [run["run_id"], subject_id]))
+    return Explanation(run, subject_id, decisions, cohorts, json.loads(run["ruleset_json"]))
+
+
+def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
+    """Write a cohort list CSV (NHS number and why each patient is in); returns the number of patients."""
+    import csv
+
+    from cquin.render.results import safe_cell
+    from cquin.store import cohort_members
+
+    db = open_store(store)
+    run = load_run(db, run_id).run
+    name = f"year{year}"
+    n = 0
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["nhs_number", "cohort", "why"])
+        for row in cohort_members(db, run["run_id"], name):
+            w.writerow([row["patient_id"], name, safe_cell(row["reason"])])
+            n += 1
+    return n
+
+
+def write_submission(store: Path, run_id: str, out: Path) -> int:
+    """Write the aggregate return: counts and results only, no patient identifiers."""
+    import csv
+    import json
+
+    from cquin.render.results import safe_cell
+
+    db = open_store(store)
+    stored = load_run(db, run_id)
+    run = stored.run
+    rows = [("run_id", "", run["run_id"]), ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}"),
+            ("ruleset_sha256", "", run["ruleset_sha256"])]
+    for c in stored.components:
+        for key in ("numerator", "denominator", "percent", "band", "payment_fraction", "payment"):
+            rows.append((c["component"], key, "" if c[key] is None else str(c[key])))
+    for cohort_name, count in json.loads(run["cohorts"]).items():
+        rows.append((f"cohort.{cohort_name}", "patients", str(count)))
+    pops = json.loads(run["populations"])
+    ruleset = json.loads(run["ruleset_json"])
+    for pid, pop in ruleset["populations"].items():
+        if pop["entity"] == "staff":
+            rows.append((f"staff.{pid}", "staff", str(pops.get(pid, 0))))
+    for m in stored.milestones:
+        rows.append((m["milestone"], "status", m["status"]))
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["item", "measure", "value"])
+        for row in rows:
+            w.writerow([safe_cell(x) for x in row])
+    return len(rows)
+
+
+def load_to_folder(
+    source: Path, out_dir: Path, *, adapter: str | None = None, adapter_options: Mapping[str, str] | None = None,
+    ruleset: str = DEFAULT_RULESET,
+) -> tuple[CanonicalDataset, Path]:
+    """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``."""
+    import csv
+    import json
+
+    from cquin.render.results import safe_cell
+
+    rs = load_ruleset(ruleset)
+    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    dataset.write_csv(out_dir)
+    with (out_dir / "rejections.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["file", "line", "ref", "column", "value", "reason"])
+        for row in dataset.ledger.rejection_rows():
+            w.writerow([safe_cell(x) for x in row])
+    report = out_dir / "load-report.json"
+    report.write_text(json.dumps({
+        "source": str(source), "adapter": name, "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
+        "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},
+        "notes": dataset.ledger.notes, "rejections": dataset.ledger.rejection_count(),
+    }, indent=2) + "\n", encoding="utf-8")
+    return dataset, report

@@ -1,0 +1,259 @@
+"""The audit store: every run, its inputs, rejections, results and per-patient decisions, in SQLite.
+
+A run is written in one transaction (``BEGIN IMMEDIATE``), so a run that fails
+or is interrupted leaves nothing behind, and two evaluations writing at once
+queue for the write lock and both land complete.  The file is created readable
+by its owner only: it holds NHS numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils.db import Database
+
+from cquin import __version__
+from cquin.dataset import CanonicalDataset
+from cquin.engine.evaluation import RunResult
+from cquin.exceptions import StoreError
+
+DEFAULT_STORE = Path("cquin-audit.sqlite")
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 600_000  # a second writer waits for the first rather than failing
+
+_TABLES: dict[str, dict[str, Any]] = {
+    "runs": {
+        "columns": {
+            "run_id": str, "started_at": str, "finished_at": str, "engine_version": str, "ruleset_id": str,
+            "ruleset_version": str, "ruleset_sha256": str, "ruleset_source": str, "adapter": str, "source": str,
+            "parameters": str, "as_of": str, "totals": str, "available": str, "cohorts": str, "populations": str,
+            "results_sha256": str, "carer_assessments": int, "notes": str, "ruleset_json": str,
+        },
+        "pk": "run_id",
+    },
+    "run_inputs": {"columns": {"run_id": str, "name": str, "path": str, "table_name": str, "sha256": str, "read": int, "accepted": int, "rejected": int}},
+    "run_rejections": {"columns": {"run_id": str, "file": str, "line": int, "ref": str, "column_name": str, "value": str, "reason": str}},
+    "run_components": {
+        "columns": {
+            "run_id": str, "ordinal": int, "component": str, "year": str, "name": str, "entity": str, "numerator": int,
+            "denominator": int, "fraction": str, "percent": str, "band": str, "payment_fraction": str, "share": str,
+            "available": str, "payment": str, "note": str, "next_band": str,
+        }
+    },
+    "run_milestones": {"columns": {"run_id": str, "milestone": str, "year": str, "due": str, "status": str, "detail": str}},
+    "run_overrides": {"columns": {"run_id": str, "file": str, "line": int, "patient_id": str, "kind": str, "message": str, "reason": str}},
+    "run_unmatched_codes": {"columns": {"run_id": str, "code_system": str, "code": str, "count": int}},
+    "run_cohorts": {"columns": {"run_id": str, "cohort": str, "patient_id": str, "reason": str}},
+    "run_decisions": {
+        "columns": {"run_id": str, "component": str, "entity": str, "subject_id": str, "in_denominator": int, "in_numerator": int, "rule": str, "reason": str}
+    },
+}
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run as read back from the store."""
+
+    run: dict[str, Any]
+    inputs: list[dict[str, Any]]
+    components: list[dict[str, Any]]
+    milestones: list[dict[str, Any]]
+    overrides: list[dict[str, Any]]
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def open_store(path: Path) -> Database:
+    """Open (creating, owner-only, and migrating) the audit store at ``path``."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        db = Database(conn)
+        _migrate(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open the audit store ({exc})") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create the audit store ({exc.strerror})") from None
+    return db
+
+
+def _migrate(db: Database) -> None:
+    """Create missing tables and indexes; the store records its schema version."""
+    with _write(db):
+        for name, spec in _TABLES.items():
+            if not db[name].exists():
+                db[name].create(spec["columns"], pk=spec.get("pk"))
+        db.execute("CREATE INDEX IF NOT EXISTS idx_decisions_subject ON run_decisions (run_id, subject_id)")
+        db.execute("CREATE INDEX IF NOT EXISTS idx_decisions_component ON run_decisions (run_id, component)")
+        for name in _TABLES:
+            if name != "runs":
+                db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@contextmanager
+def _write(db: Database) -> Iterator[None]:
+    """One write transaction, taken eagerly so concurrent writers queue instead of failing."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    else:
+        db.conn.execute("COMMIT")
+
+
+def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
+    """A digest of the component results and every decision, to tell whether two runs agree exactly."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(json.dumps([c.as_dict() for c in result.components], sort_keys=True).encode())
+    h.update(json.dumps([m.__dict__ for m in result.milestones], sort_keys=True, default=str).encode())
+    digest = dataset.con.execute(
+        "SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, reason)) FROM decisions"
+    ).fetchone()
+    h.update(repr(digest).encode())
+    return h.hexdigest()
+
+
+def record_run(
+    db: Database,
+    result: RunResult,
+    dataset: CanonicalDataset,
+    *,
+    run_id: str,
+    started_at: dt.datetime,
+    adapter: str,
+    source: str,
+    ruleset_source: str,
+    parameters: dict[str, Any],
+    ruleset_json: str,
+) -> str:
+    """Write one complete run in a single transaction; returns the run id."""
+    finished = dt.datetime.now(dt.UTC)
+    ledger = dataset.ledger
+    run_row = {
+        "run_id": run_id,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "engine_version": __version__,
+        "ruleset_id": result.ruleset_id,
+        "ruleset_version": result.ruleset_version,
+        "ruleset_sha256": result.ruleset_sha256,
+        "ruleset_source": ruleset_source,
+        "adapter": adapter,
+        "source": source,
+        "parameters": json.dumps(parameters, sort_keys=True, default=str),
+        "as_of": result.as_of.isoformat() if result.as_of else None,
+        "totals": json.dumps({k: f"{v:.2f}" for k, v in result.totals.items()}),
+        "available": json.dumps({k: f"{v:.2f}" for k, v in result.available.items()}),
+        "cohorts": json.dumps(result.cohorts),
+        "populations": json.dumps(result.populations),
+        "results_sha256": results_digest(result, dataset),
+        "carer_assessments": result.carer_assessments,
+        "notes": json.dumps(ledger.notes),
+        "ruleset_json": ruleset_json,
+    }
+    try:
+        with _write(db):
+            db["runs"].insert(run_row)
+            db["run_inputs"].insert_all(
+                {"run_id": run_id, "name": f.name, "path": f.path, "table_name": f.table, "sha256": f.sha256,
+                 "read": f.read, "accepted": f.accepted, "rejected": f.rejected}
+                for f in ledger.files.values()
+            )
+            _copy(db, dataset, "SELECT file, line, ref, column_name, value, reason FROM rejections ORDER BY file, line",
+                  "run_rejections", ("file", "line", "ref", "column_name", "value", "reason"), run_id)
+            db["run_components"].insert_all(
+                {"run_id": run_id, "ordinal": i, "component": c.id, "year": c.year, "name": c.name, "entity": c.entity,
+                 "numerator": c.numerator, "denominator": c.denominator,
+                 "fraction": None if c.fraction is None else f"{c.fraction.numerator}/{c.fraction.denominator}",
+                 "percent": c.percent, "band": c.band, "payment_fraction": c.as_dict()["payment_fraction"],
+                 "share": c.as_dict()["share"], "available": f"{c.available:.2f}", "payment": f"{c.payment:.2f}",
+                 "note": c.note, "next_band": json.dumps(c.next_band) if c.next_band is not None else None}
+                for i, c in enumerate(result.components)
+            )
+            db["run_milestones"].insert_all(
+                {"run_id": run_id, "milestone": m.id, "year": m.year, "due": m.due.isoformat(), "status": m.status, "detail": m.detail}
+                for m in result.milestones
+            )
+            db["run_overrides"].insert_all({"run_id": run_id, **n} for n in result.override_notes)
+            db["run_unmatched_codes"].insert_all(
+                {"run_id": run_id, "code_system": s, "code": c, "count": n} for s, c, n in result.unmatched_codes
+            )
+            _copy(db, dataset, "SELECT cohort, id, reason FROM cohort_members ORDER BY cohort, id",
+                  "run_cohorts", ("cohort", "patient_id", "reason"), run_id)
+            _copy(db, dataset, "SELECT component, entity, id, in_denominator::INT, in_numerator::INT, rule, reason FROM decisions",
+                  "run_decisions", ("component", "entity", "subject_id", "in_denominator", "in_numerator", "rule", "reason"), run_id)
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"cannot write the run to the audit store: {exc} (nothing was written)") from None
+    return run_id
+
+
+def _copy(db: Database, dataset: CanonicalDataset, sql: str, table: str, columns: tuple[str, ...], run_id: str) -> None:
+    """Stream rows from DuckDB into SQLite in batches (bounded memory)."""
+    cur = dataset.con.execute(sql)
+    placeholders = ", ".join("?" for _ in range(len(columns) + 1))
+    insert = f"INSERT INTO {table} (run_id, {', '.join(columns)}) VALUES ({placeholders})"
+    while True:
+        batch = cur.fetchmany(100_000)
+        if not batch:
+            break
+        db.conn.executemany(insert, [(run_id, *row) for row in batch])
+
+
+def load_run(db: Database, run_id: str) -> StoredRun:
+    rows = list(db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
+    if not rows:
+        matches = list(db.query("SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY run_id", [run_id + "%"]))
+        if len(matches) == 1:
+            return load_run(db, matches[0]["run_id"])
+        raise StoreError(f"no run {run_id!r} in the audit store" + (f" ({len(matches)} runs start with it)" if matches else ""))
+    q = "SELECT * FROM {} WHERE run_id = ? ORDER BY rowid"
+    return StoredRun(
+        run=rows[0],
+        inputs=list(db.query(q.format("run_inputs"), [run_id])),
+        components=list(db.query(q.format("run_components"), [run_id])),
+        milestones=list(db.query(q.format("run_milestones"), [run_id])),
+        overrides=list(db.query(q.format("run_overrides"), [run_id])),
+    )
+
+
+def list_runs(db: Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT run_id, started_at, ruleset_id, ruleset_version, adapter, source, totals, as_of FROM runs ORDER BY started_at, run_id"))
+
+
+def decisions_for(db: Database, run_id: str, subject_id: str) -> list[dict[str, Any]]:
+    return list(db.query(
+        "SELECT component, entity, in_denominator, in_numerator, rule, reason FROM run_decisions WHERE run_id = ? AND subject_id = ? ORDER BY rowid",
+        [run_id, subject_id],
+    ))
+
+
+def cohort_members(db: Database, run_id: str, cohort: str) -> Iterator[dict[str, Any]]:
+    yield from db.query(
+        "SELECT patient_id, reason FROM run_cohorts WHERE run_id = ? AND cohort = ? ORDER BY patient_id", [run_id, cohort]
+    )
+
+
+__all__ = ["DEFAULT_STORE", "StoredRun", "cohort_members", "decisions_for", "list_runs", "load_run", "new_run_id", "open_store", "record_run"]
