@@ -283,6 +283,25 @@ def demo_generate(
     out.print(f"wrote {out_dir}/: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
+@ruleset_app.command("test")
+def ruleset_test(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Test files (*.tests.yaml) or folders; default: the bundled rulesets' tests.")] = None,
+) -> None:
+    """Run the YAML test cases written beside rulesets; report each failure as expected-vs-actual."""
+    from cquin.engine.ruleset import BUNDLED_DIR
+    from cquin.policytest import run_test_file
+    from cquin.render.ruleset_text import render_test_results
+
+    files: list[Path] = []
+    for p in paths or [BUNDLED_DIR]:
+        files.extend(sorted(p.glob("*.tests.yaml")) if p.is_dir() else [p])
+    if not files:
+        raise UserError("no ruleset test files (*.tests.yaml) found")
+    results = [run_test_file(f) for f in files]
+    if not render_test_results(out, results):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: run the app, turning our own errors into one-line messages."""
     try:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cquin.engine.bands import to_fraction
 from cquin.engine.ruleset import Problem, Ruleset
+from cquin.policytest import FileResult
 
 
 def render_validation(console: Console, name: str, ruleset: Ruleset | None, problems: list[Problem]) -> bool:
@@ -103,3 +104,22 @@ def _cite(console: Console, node: dict[str, Any], indent: str = "  ") -> None:
     i = node.get("interpretation")
     if i:
         console.print(f"{indent}[italic]interpretation:[/] {escape(i['decision'])} [dim](why: {escape(i['why'])})[/]")
+
+
+def render_test_results(console: Console, results: list[FileResult]) -> bool:
+    """Print each case as PASS/FAIL with expected-vs-actual; True when all passed."""
+    total = failed = 0
+    for fr in results:
+        console.print(f"[bold]{escape(str(fr.path))}[/] ({escape(fr.ruleset)})")
+        for case in fr.cases:
+            total += 1
+            if case.passed:
+                console.print(f"  [green]PASS[/] {escape(case.name)}")
+            else:
+                failed += 1
+                console.print(f"  [red]FAIL[/] {escape(case.name)}  [dim]{escape(case.location)}[/]")
+                for f in case.failures:
+                    console.print(f"       {escape(f)}")
+    colour = "green" if not failed else "red"
+    console.print(f"[{colour}]{total - failed} passed, {failed} failed[/]")
+    return failed == 0
