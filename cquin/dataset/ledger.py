@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 
 @dataclass
@@ -73,11 +74,17 @@ class Ledger:
             self._flush()
 
     def _flush(self) -> None:
+        """Move buffered adapter-level records into DuckDB through Arrow (executemany is slow there)."""
         if self._extra_rejects:
-            self.con.executemany("INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?)", self._extra_rejects)
+            cols = list(zip(*self._extra_rejects, strict=True))
+            names = ["file", "line", "ref", "column_name", "value", "reason"]
+            batch = pa.table({n: pa.array(cols[i], pa.int64() if n == "line" else pa.string()) for i, n in enumerate(names)})  # noqa: F841
+            self.con.execute("INSERT INTO rejections SELECT * FROM batch")
             self._extra_rejects.clear()
         if self._consumed:
-            self.con.executemany("INSERT INTO consumed VALUES (?, ?)", self._consumed)
+            cols = list(zip(*self._consumed, strict=True))
+            batch = pa.table({"file": pa.array(cols[0], pa.string()), "line": pa.array(cols[1], pa.int64())})  # noqa: F841
+            self.con.execute("INSERT INTO consumed SELECT * FROM batch")
             self._consumed.clear()
 
     def finish(self) -> None:

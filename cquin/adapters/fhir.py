@@ -1,0 +1,518 @@
+"""The ``fhir`` adapter: HL7 FHIR R4 Bundles, or a FHIR Bulk Data (NDJSON) export, into the canonical dataset.
+
+Input is a Bundle JSON file, a folder of Bundle files, or a Bulk Data export
+folder of ``Type.000.ndjson`` files (``manifest.json`` and ``log.ndjson`` are
+export metadata and are not read).  References are resolved by ``Type/id``
+and, inside Bundles, by entry ``fullUrl`` (``urn:uuid:`` references).  Every
+resource read ends up accepted (it became, or was merged into, a canonical
+row) or rejected with a reason; resources cquin has no use for are rejected
+with a reason starting ``ignored:`` and counted in one note, so nothing is
+dropped silently.  In the ledger ``file`` is the file name, ``line`` the
+NDJSON line number or the Bundle entry's position (1-based), and ``ref`` the
+resource's ``Type/id``.
+
+Mapping (FHIR R4 -> canonical):
+
+| FHIR resource | element | canonical | notes |
+|---|---|---|---|
+| Patient | ``identifier`` with system ``https://fhir.nhs.uk/Id/nhs-number`` | patients.patient_id (and the patient_id of every other row) | no such identifier: Patient rejected, naming the identifier systems it has; option ``identifier_system`` picks another system for test data, but its values must still be valid NHS numbers (Modulus 11) |
+| Patient | ``birthDate`` | patients.date_of_birth | |
+| Patient | ``gender`` male / female / other / unknown | patients.sex male / female / indeterminate / unknown | |
+| EpisodeOfCare | ``patient``, ``period.start`` / ``period.end`` | one patients row per episode: served_from / served_to | demographics from the referenced Patient; status planned, waitlist, cancelled or entered-in-error: ignored. A Patient with no usable episode is rejected ("no EpisodeOfCare") unless option ``episodes=encounters``, which makes each Encounter's ``period`` an episode |
+| Condition | ``code.coding`` in ``http://snomed.info/sct`` / ``http://hl7.org/fhir/sid/icd-10`` (or ``icd-10-uk``) | conditions.code_system snomed / icd10, code | one row per usable coding; ``recordedDate``, else ``onsetDateTime`` (date part) -> recorded_on; verification status refuted or entered-in-error: ignored |
+| Observation | code ``http://snomed.info/sct`` ``962851000000103`` (PAM level: ``valueInteger``, ``valueQuantity`` or ``valueCodeableConcept``) or ``925431000000109`` (PAM score: ``valueQuantity`` or ``valueDecimal``) | assessments, instrument pam: pam_level / pam_score | ``effectiveDateTime`` -> assessed_on; a level and a score for one patient, respondent and day merge into one row; ``performer`` a RelatedPerson -> respondent carer, else patient. Other Observations: ignored |
+| QuestionnaireResponse | items with ``linkId`` Q32 / Q33, answer ``valueString`` or ``valueCoding`` display / code | assessments, instrument gpps: gpps_q32 / gpps_q33 | ``authored`` -> assessed_on; ``source`` or ``author`` a RelatedPerson -> carer, else patient. Without Q32/Q33 items: ignored |
+| Procedure | ``code.coding`` in the ruleset's conversation codes (SNOMED CT, or a local system by its URI) | conversations | ``performedDateTime`` or ``performedPeriod.start`` -> held_on; ``performer.actor`` Practitioner id -> staff_id. Other Procedures: ignored |
+| Encounter | ``type`` or ``reasonCode`` coding in the conversation codes | conversations | ``period.start`` -> held_on; ``participant.individual`` Practitioner id -> staff_id. Other Encounters: ignored |
+| any other (Practitioner, Claim, Immunization, ...) | | | ignored |
+
+The PAM codes (:data:`cquin.adapters.fhir_map.PAM_LEVEL_CODE`, ``PAM_SCORE_CODE``)
+are this adapter's FHIR convention, not CQUIN policy.  A record that names a
+patient (``subject`` as ``Patient/<id>``, a ``urn:uuid:`` fullUrl, or an
+NHS-number identifier) whose Patient is missing or was rejected is rejected
+with that reason.  Staff, training, overrides and provider details are not
+read from FHIR (Practitioner and PractitionerRole resources are ignored):
+they come only from canonical CSV files.
+
+Details worth knowing:
+- Dates are the calendar date as recorded (the date part of a dateTime, with no
+  time-zone conversion); a partial date such as ``2017-05`` is passed on and
+  rejected by the dataset checks with its value shown.
+- A Patient record is accepted when at least one of its episodes is; its
+  NHS number is checked here (so its episodes and records are rejected as for a
+  rejected patient), its birth date and sex by the dataset checks on each
+  episode's row.
+- When a PAM level and score merge, the row carries the level's file and line
+  and the score's record is counted as accepted (merged); should the dataset
+  checks reject that row, only the level's record shows as rejected.
+- In a folder, ``*.json`` files that are not FHIR (no ``resourceType``) are
+  skipped with a note; a file that claims to be FHIR but is not JSON stops the
+  load (DataError), while a malformed NDJSON line is one rejected record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cquin.adapters.base import Adapter, AdapterOption
+from cquin.adapters.fhir_map import (
+    NHS_NUMBER_SYSTEM,
+    PamResult,
+    PatientDetails,
+    Refusal,
+    condition_codes,
+    condition_date,
+    conversation_codings,
+    conversation_date,
+    gpps_answers,
+    is_conversation,
+    not_happened,
+    pam_result,
+    patient_details,
+    quoted,
+)
+from cquin.adapters.fhir_read import (
+    FhirFile,
+    Record,
+    date_part,
+    find_files,
+    is_data_file,
+    records,
+    reference_key,
+    reference_type,
+    resource_key,
+)
+from cquin.dataset import DatasetBuilder
+from cquin.hookspecs import hookimpl
+
+READ_TYPES = ("Patient", "EpisodeOfCare", "Condition", "Observation", "QuestionnaireResponse", "Procedure", "Encounter")
+STAGE_BATCH = 10_000
+NOT_FROM_FHIR = {
+    "Practitioner": "staff come from staff.csv, not Practitioner resources",
+    "PractitionerRole": "staff come from staff.csv, not PractitionerRole resources",
+    "Organization": "provider details come from provider.csv, not Organization resources",
+    "RelatedPerson": "a carer is recognised from the reference to a RelatedPerson; the resource itself is not needed",
+}
+
+
+class FhirAdapter(Adapter):
+    name = "fhir"
+    description = "HL7 FHIR R4: a Bundle JSON file, a folder of Bundles, or a Bulk Data export folder of NDJSON files"
+    tables = ("patients", "conditions", "assessments", "conversations")
+    options = (
+        AdapterOption(
+            "identifier_system",
+            "Patient.identifier system whose value is the patient's id (default the NHS number system). "
+            "The values are still checked as NHS numbers (10 digits, Modulus 11 check digit), so choose another "
+            "system only for test data whose ids are NHS-number shaped",
+            NHS_NUMBER_SYSTEM,
+        ),
+        AdapterOption(
+            "episodes",
+            "Where the time under the provider's care comes from: episodeofcare (EpisodeOfCare.period) or "
+            "encounters (each Encounter.period is an episode, for exports without EpisodeOfCare)",
+            "episodeofcare",
+            ("episodeofcare", "encounters"),
+        ),
+    )
+
+    def detect(self, path: Path) -> bool:
+        if path.is_file():
+            return is_data_file(path)
+        return path.is_dir() and any(is_data_file(p) for p in path.iterdir())
+
+    def load(self, path: Path, builder: DatasetBuilder, options: Mapping[str, str]) -> None:
+        files, skipped = find_files(path)
+        for name in skipped:
+            builder.note(f"{name}: not a FHIR resource or Bundle (no resourceType), so not read")
+        _Load(builder, options).run(files)
+
+
+@dataclass
+class _Patient:
+    file: str
+    line: int
+    key: str
+    details: PatientDetails
+    episodes: int = 0
+
+
+@dataclass
+class _Episode:
+    file: str
+    line: int
+    key: str
+    patient: Any  # the Reference, resolved once every Patient is known
+    start: str | None
+    end: str | None
+    refusal: Refusal | None
+
+
+@dataclass
+class _Pam:
+    file: str
+    line: int
+    key: str
+    patient_id: str
+    respondent: str
+    result: PamResult
+
+
+@dataclass
+class _Load:
+    """One load: two passes over the files (patients and episodes first, then everything that refers to them)."""
+
+    builder: DatasetBuilder
+    options: Mapping[str, str]
+    full_urls: dict[str, str] = field(default_factory=dict)
+    patients: dict[str, _Patient] = field(default_factory=dict)
+    by_nhs_number: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # Patient key -> why it was rejected (short)
+    seen_patients: dict[str, str] = field(default_factory=dict)  # Patient key -> where first read
+    episodes: list[_Episode] = field(default_factory=list)
+    pam: list[_Pam] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)
+    staged: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.handlers = {
+            "Condition": self.condition,
+            "Observation": self.observation,
+            "QuestionnaireResponse": self.questionnaire,
+            "Procedure": self.conversation,
+            "Encounter": self.conversation,
+        }
+
+    @property
+    def identifier_system(self) -> str:
+        return self.options.get("identifier_system") or NHS_NUMBER_SYSTEM
+
+    @property
+    def encounter_episodes(self) -> bool:
+        return self.options.get("episodes") == "encounters"
+
+    def run(self, files: list[FhirFile]) -> None:
+        for f in files:
+            self.builder.source(f.name, f.path)
+        first = ("Patient", "EpisodeOfCare") + (("Encounter",) if self.encounter_episodes else ())
+        marks = tuple(f'"{t}"' for t in first)
+        for f in files:
+            for rec in records(f, only_if_contains=marks):
+                if rec.resource is None:
+                    continue  # reported in the second pass
+                if rec.full_url:
+                    self.full_urls[rec.full_url] = resource_key(rec.resource, rec.full_url)
+                rtype = rec.resource["resourceType"]
+                if rtype == "Patient":
+                    self.patient(f, rec)
+                elif rtype in first:
+                    self.episode(f, rec)
+        self.finish_patients()
+        for f in files:
+            for rec in records(f):
+                self.second_pass(f, rec)
+        self.finish_pam()
+        self.flush()
+        if self.ignored:
+            counts = ", ".join(f"{t} {n}" for t, n in sorted(self.ignored.items()))
+            self.builder.note(
+                f"FHIR: {sum(self.ignored.values())} resources cquin does not use are listed as rejected with a reason "
+                f"starting 'ignored:' ({counts})"
+            )
+
+    # ------------------------------------------------------------------ helpers
+
+    def stage(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Hand rows to the builder in batches (one call per record would dominate a large export's load time)."""
+        buf = self.staged.setdefault(table, [])
+        buf.extend(rows)
+        if len(buf) >= STAGE_BATCH:
+            self.flush(table)
+
+    def flush(self, table: str | None = None) -> None:
+        for name in [table] if table else list(self.staged):
+            self.builder.add_rows(name, self.staged.get(name, []))
+            self.staged[name] = []
+
+    def refuse(self, f: FhirFile, rec: Record, key: str | None, refusal: Refusal) -> None:
+        self.builder.reject(f.name, rec.line, refusal.column, refusal.value, refusal.reason, key)
+        if refusal.ignored and rec.resource is not None:
+            self.ignored[rec.resource["resourceType"]] += 1
+
+    def patient_of(self, resource: dict[str, Any], *elements: str) -> _Patient | Refusal:
+        """The Patient a resource is about (its first present reference among ``elements``)."""
+        element = next((e for e in elements if resource.get(e)), None)
+        if element is None:
+            return Refusal(
+                f"no {elements[0]}: a {resource['resourceType']} must reference its Patient ({elements[0]})", elements[0]
+            )
+        ref = resource[element]
+        key = reference_key(ref, self.full_urls)
+        if key is None:
+            ident = ref.get("identifier") if isinstance(ref, dict) else None
+            if isinstance(ident, dict) and ident.get("system") == self.identifier_system and ident.get("value"):
+                key = self.by_nhs_number.get(str(ident["value"]).replace(" ", ""))
+                if key is None:
+                    return Refusal(f"unknown patient: no Patient has NHS number {ident['value']}", element, str(ident["value"]))
+            else:
+                return Refusal(f"{element} has no reference: a {resource['resourceType']} must reference its Patient", element)
+        if key in self.patients:
+            return self.patients[key]
+        if key in self.refused:
+            return Refusal(f"unknown patient {quoted(key)}: that Patient record was rejected ({self.refused[key]})", element, key)
+        rtype = reference_type(ref, key)
+        if rtype is not None and rtype != "Patient":
+            return Refusal(f"{element} {quoted(key)} is not a Patient", element, key)
+        if key.startswith("urn:"):
+            return Refusal(f"unknown patient: reference {quoted(key)} matches no entry's fullUrl in the bundle", element, key)
+        return Refusal(f"unknown patient {quoted(key)}: no Patient resource with that id was read", element, key)
+
+    def respondent(self, resource: dict[str, Any], *elements: str) -> str:
+        """carer when any of ``elements`` references a RelatedPerson, else patient."""
+        for element in elements:
+            refs = resource.get(element)
+            for ref in refs if isinstance(refs, list) else [refs]:
+                if isinstance(ref, dict) and isinstance(ref.get("actor"), dict):
+                    ref = ref["actor"]
+                if reference_type(ref, reference_key(ref, self.full_urls)) == "RelatedPerson":
+                    return "carer"
+        return "patient"
+
+    def practitioner(self, refs: Any, inner: str) -> str | None:
+        """The id of the first Practitioner among ``refs`` (each a Reference, or an object holding one as ``inner``)."""
+        for item in refs if isinstance(refs, list) else []:
+            ref = item.get(inner) if isinstance(item, dict) else None
+            key = reference_key(ref, self.full_urls)
+            if key and reference_type(ref, key) == "Practitioner" and "/" in key:
+                return key.split("/", 1)[1]
+        return None
+
+    # ------------------------------------------------------------------ first pass: patients and episodes
+
+    def patient(self, f: FhirFile, rec: Record) -> None:
+        res = rec.resource
+        assert res is not None
+        key = resource_key(res, rec.full_url)
+        if key in self.seen_patients:
+            self.builder.reject(
+                f.name, rec.line, "id", key, f"duplicate Patient {quoted(key)}: already read at {self.seen_patients[key]}", key
+            )
+            return
+        self.seen_patients[key] = f"{f.name} line {rec.line}"
+        details = patient_details(res, self.identifier_system)
+        if isinstance(details, Refusal):
+            self.refuse(f, rec, key, details)
+            self.refused[key] = details.reason.split(":", 1)[0].split(" (", 1)[0]
+            return
+        self.patients[key] = _Patient(f.name, rec.line, key, details)
+        self.by_nhs_number.setdefault(details.nhs_number, key)
+
+    def episode(self, f: FhirFile, rec: Record) -> None:
+        res = rec.resource
+        assert res is not None
+        period: dict[str, Any] = res["period"] if isinstance(res.get("period"), dict) else {}
+        element = "patient" if res["resourceType"] == "EpisodeOfCare" else "subject"
+        self.episodes.append(
+            _Episode(
+                f.name,
+                rec.line,
+                resource_key(res, rec.full_url),
+                {element: res.get(element), "resourceType": res["resourceType"]},
+                date_part(period.get("start")),
+                date_part(period.get("end")),
+                not_happened(res),
+            )
+        )
+
+    def finish_patients(self) -> None:
+        """One patients row per episode; then each Patient is accepted (it has an episode) or rejected."""
+        rows = []
+        for ep in self.episodes:
+            if ep.refusal is not None:
+                self.builder.reject(ep.file, ep.line, ep.refusal.column, ep.refusal.value, ep.refusal.reason, ep.key)
+                self.ignored[ep.key.split("/", 1)[0]] += 1
+                continue
+            element = "patient" if ep.patient["resourceType"] == "EpisodeOfCare" else "subject"
+            found = self.patient_of(ep.patient, element)
+            if isinstance(found, Refusal):
+                self.builder.reject(ep.file, ep.line, found.column, found.value, found.reason, ep.key)
+                continue
+            found.episodes += 1
+            d = found.details
+            rows.append(
+                {
+                    "patient_id": d.nhs_number,
+                    "date_of_birth": d.date_of_birth,
+                    "sex": d.sex,
+                    "served_from": ep.start,
+                    "served_to": ep.end,
+                    "_file": ep.file,
+                    "_line": ep.line,
+                    "_ref": ep.key,
+                }
+            )
+        self.stage("patients", rows)
+        self.episodes.clear()
+        source = "EpisodeOfCare or Encounter" if self.encounter_episodes else "EpisodeOfCare"
+        for key, p in list(self.patients.items()):
+            if p.episodes:
+                self.builder.accept_record(p.file, p.line)
+                continue
+            reason = f"no {source}: the time under the provider's care is unknown"
+            self.builder.reject(p.file, p.line, None, None, reason, key)
+            self.refused[key] = f"no {source}"
+            del self.patients[key]
+
+    # ------------------------------------------------------------------ second pass: everything else
+
+    def second_pass(self, f: FhirFile, rec: Record) -> None:
+        if rec.resource is None:
+            value = rec.text if rec.text is None or len(rec.text) <= 60 else rec.text[:57] + "..."
+            self.builder.reject(f.name, rec.line, None, value, rec.error or "not a FHIR resource", rec.full_url)
+            return
+        res = rec.resource
+        rtype = res["resourceType"]
+        key = resource_key(res, rec.full_url)
+        if rtype in ("Patient", "EpisodeOfCare"):
+            return  # done in the first pass
+        handler = self.handlers.get(rtype)
+        if handler is None:
+            why = NOT_FROM_FHIR.get(rtype, f"cquin does not use {rtype} resources (it reads {', '.join(READ_TYPES)})")
+            self.refuse(f, rec, key, Refusal(f"ignored: {why}", None, None, True))
+            return
+        handler(f, rec, res, key)
+
+    def condition(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
+        outcome = not_happened(res) or condition_codes(res)
+        if isinstance(outcome, Refusal):
+            self.refuse(f, rec, key, outcome)
+            return
+        patient = self.patient_of(res, "subject")
+        if isinstance(patient, Refusal):
+            self.refuse(f, rec, key, patient)
+            return
+        when = condition_date(res)
+        self.stage(
+            "conditions",
+            [
+                {"patient_id": patient.details.nhs_number, "code_system": system, "code": code, "recorded_on": when}
+                | {"_file": f.name, "_line": rec.line, "_ref": key}
+                for system, code in outcome
+            ],
+        )
+
+    def observation(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
+        result = pam_result(res)
+        if not isinstance(result, Refusal):
+            result = not_happened(res) or result
+        if isinstance(result, Refusal):
+            self.refuse(f, rec, key, result)
+            return
+        patient = self.patient_of(res, "subject")
+        if isinstance(patient, Refusal):
+            self.refuse(f, rec, key, patient)
+            return
+        self.pam.append(_Pam(f.name, rec.line, key, patient.details.nhs_number, self.respondent(res, "performer"), result))
+
+    def finish_pam(self) -> None:
+        """A level and a score for one patient, respondent and day make one row; anything else stays separate."""
+        groups: dict[tuple[str, str, str | None], list[_Pam]] = {}
+        for p in self.pam:
+            groups.setdefault((p.patient_id, p.respondent, p.result.assessed_on or f"?{p.file}:{p.line}"), []).append(p)
+        rows = []
+        for group in groups.values():
+            kinds = Counter(p.result.kind for p in group)
+            merge = len(group) == 2 and kinds["pam_level"] == 1 and kinds["pam_score"] == 1
+            parts = [sorted(group, key=lambda p: p.result.kind)] if merge else [[p] for p in group]
+            for part in parts:
+                head = part[0]  # pam_level sorts first
+                row = {
+                    "patient_id": head.patient_id,
+                    "assessed_on": head.result.assessed_on,
+                    "respondent": head.respondent,
+                    "instrument": "pam",
+                    "_file": head.file,
+                    "_line": head.line,
+                    "_ref": head.key,
+                }
+                for p in part:
+                    row[p.result.kind] = p.result.value
+                for p in part[1:]:
+                    self.builder.accept_record(p.file, p.line)
+                rows.append(row)
+        self.stage("assessments", rows)
+        self.pam.clear()
+
+    def questionnaire(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
+        answers = gpps_answers(res, self.builder.vocabulary.gpps_options)
+        if not isinstance(answers, Refusal):
+            answers = not_happened(res) or answers
+        if isinstance(answers, Refusal):
+            self.refuse(f, rec, key, answers)
+            return
+        patient = self.patient_of(res, "subject", "source")
+        if isinstance(patient, Refusal):
+            self.refuse(f, rec, key, patient)
+            return
+        row = {
+            "patient_id": patient.details.nhs_number,
+            "assessed_on": date_part(res.get("authored")),
+            "respondent": self.respondent(res, "source", "author"),
+            "instrument": "gpps",
+            **answers,
+            "_file": f.name,
+            "_line": rec.line,
+            "_ref": key,
+        }
+        self.stage("assessments", [row])
+
+    def conversation(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
+        rtype = res["resourceType"]
+        episode_already = rtype == "Encounter" and self.encounter_episodes  # accounted for in the first pass
+        found = conversation_codings(res)
+        if not is_conversation(found, self.builder.vocabulary.conversation_codes):
+            if not episode_already:
+                self.refuse(
+                    f,
+                    rec,
+                    key,
+                    Refusal(
+                        "ignored: not a care and support planning conversation "
+                        f"(codes {', '.join(sorted({c.get('code') or '?' for c in found})) or 'none'} are not conversation codes)",
+                        "code",
+                        None,
+                        True,
+                    ),
+                )
+            return
+        refusal = not_happened(res)
+        patient = self.patient_of(res, "subject")
+        if refusal is None and isinstance(patient, Refusal):
+            refusal = patient
+        if refusal is not None:
+            if not episode_already:
+                self.refuse(f, rec, key, refusal)
+            return
+        assert isinstance(patient, _Patient)
+        if rtype == "Procedure":
+            staff = self.practitioner(res.get("performer"), "actor")
+        else:
+            staff = self.practitioner(res.get("participant"), "individual")
+        row = {
+            "patient_id": patient.details.nhs_number,
+            "held_on": conversation_date(res),
+            "staff_id": staff,
+            "_file": f.name,
+            "_line": rec.line,
+            "_ref": key,
+        }
+        self.stage("conversations", [row])
+
+
+@hookimpl
+def cquin_register_adapters(register) -> None:  # type: ignore[no-untyped-def]
+    register.add(FhirAdapter)

@@ -1,0 +1,311 @@
+"""How single FHIR R4 resources become canonical values: the ``fhir`` adapter's mapping rules.
+
+Each function looks at one resource and returns the canonical values it
+carries, or a :class:`Refusal` saying in plain words why the resource cannot
+be used.  Nothing here knows about files, references between resources or the
+dataset builder; :mod:`cquin.adapters.fhir` does that.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from stdnum.gb import nhs as nhs_number
+
+from cquin.adapters.fhir_read import date_part
+
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+SNOMED = "http://snomed.info/sct"
+ICD10_SYSTEMS = ("http://hl7.org/fhir/sid/icd-10", "http://hl7.org/fhir/sid/icd-10-uk")
+CONDITION_SYSTEMS = {SNOMED: "snomed", **{s: "icd10" for s in ICD10_SYSTEMS}}
+
+# The FHIR mapping convention for PAM (adapter conventions, not CQUIN policy):
+# an Observation coded with one of these SNOMED CT concepts is a PAM result.
+PAM_LEVEL_CODE = "962851000000103"  # |Patient Activation Measure level (observable entity)|, used by NHS Digital for CSDS
+PAM_SCORE_CODE = "925431000000109"  # PAM-13 score, as used in UK Renal Data Collaboration extracts
+
+# GPPS answers are QuestionnaireResponse items with these linkIds.
+GPPS_LINK_IDS = {"q32": "gpps_q32", "q33": "gpps_q33"}
+
+FHIR_GENDER = {"male": "male", "female": "female", "other": "indeterminate", "unknown": "unknown"}
+
+# Statuses meaning the thing was not done or was recorded by mistake.
+NOT_HAPPENED = {
+    "EpisodeOfCare": {"entered-in-error", "planned", "waitlist", "cancelled"},
+    "Encounter": {"entered-in-error", "planned", "cancelled"},
+    "Procedure": {"entered-in-error", "not-done", "preparation"},
+    "Observation": {"entered-in-error", "cancelled"},
+    "QuestionnaireResponse": {"entered-in-error", "in-progress", "stopped"},
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a resource cannot be used: ``ignored`` marks resources cquin has no use for (not errors in them)."""
+
+    reason: str
+    column: str | None = None
+    value: str | None = None
+    ignored: bool = False
+
+
+def quoted(text: Any, limit: int = 60) -> str:
+    s = str(text)
+    return "'" + (s if len(s) <= limit else s[: limit - 3] + "...") + "'"
+
+
+def codings(concepts: Any) -> list[dict[str, Any]]:
+    """The codings of a CodeableConcept, or of a list of them."""
+    if isinstance(concepts, dict):
+        concepts = [concepts]
+    out: list[dict[str, Any]] = []
+    for concept in concepts or []:
+        if isinstance(concept, dict):
+            out.extend(c for c in concept.get("coding") or [] if isinstance(c, dict))
+    return out
+
+
+def codes_text(found: Iterable[dict[str, Any]]) -> str:
+    return ", ".join(f"{c.get('system') or '(no system)'}|{c.get('code') or '(no code)'}" for c in found) or "none"
+
+
+def not_happened(resource: dict[str, Any]) -> Refusal | None:
+    """A refusal when the resource's status says it did not happen or was recorded in error."""
+    rtype = resource["resourceType"]
+    status = resource.get("status")
+    if isinstance(status, str) and status in NOT_HAPPENED.get(rtype, ()):
+        return Refusal(
+            f"ignored: {rtype} status is {status!r}, so it did not happen (or was recorded in error)", "status", status, True
+        )
+    if rtype == "Condition":
+        for c in codings(resource.get("verificationStatus")):
+            if c.get("code") in ("entered-in-error", "refuted"):
+                return Refusal(f"ignored: Condition verification status is {c['code']!r}", "verificationStatus", c["code"], True)
+    return None
+
+
+# ---------------------------------------------------------------------- Patient
+
+
+@dataclass(frozen=True)
+class PatientDetails:
+    nhs_number: str
+    date_of_birth: str | None
+    sex: str | None
+
+
+def patient_details(resource: dict[str, Any], identifier_system: str) -> PatientDetails | Refusal:
+    """The NHS number (from the identifier with ``identifier_system``), date of birth and sex of a Patient."""
+    identifiers = [i for i in resource.get("identifier") or [] if isinstance(i, dict)]
+    values = sorted({str(i.get("value")).strip() for i in identifiers if i.get("system") == identifier_system and i.get("value")})
+    if not values:
+        systems = sorted({str(i.get("system")) for i in identifiers if i.get("system")})
+        has = f"its identifier systems are: {', '.join(systems)}" if systems else "it has no identifiers with a system"
+        return Refusal(
+            f"no NHS number: the Patient has no identifier with system {identifier_system} ({has}); "
+            "cquin keys patients by NHS number",
+            "identifier",
+            "; ".join(systems) or None,
+        )
+    if len(values) > 1:
+        return Refusal(f"several different NHS numbers ({', '.join(values)}): one patient must have one", "identifier", values[0])
+    value = values[0]
+    if not nhs_number.is_valid(value):
+        return Refusal(
+            f"NHS number {quoted(value)} is not valid (10 digits with a Modulus 11 check digit expected)", "patient_id", value
+        )
+    gender = resource.get("gender")
+    sex = FHIR_GENDER.get(gender, gender) if isinstance(gender, str) else None
+    birth = resource.get("birthDate")
+    return PatientDetails(nhs_number.compact(value), birth if isinstance(birth, str) else None, sex)
+
+
+# ---------------------------------------------------------------------- Condition
+
+
+def condition_codes(resource: dict[str, Any]) -> list[tuple[str, str]] | Refusal:
+    """(code_system, code) for each SNOMED CT or ICD-10 coding of a Condition."""
+    found = codings(resource.get("code"))
+    usable = []
+    for c in found:
+        system, code = c.get("system"), c.get("code")
+        if system in CONDITION_SYSTEMS and isinstance(code, str) and code.strip():
+            usable.append((CONDITION_SYSTEMS[system], code.strip()))
+    if usable:
+        return list(dict.fromkeys(usable))
+    systems = sorted({str(c.get("system") or "(no system)") for c in found})
+    if systems:
+        what = f"its codes are in {', '.join(systems)}"
+    else:
+        text = (resource.get("code") or {}).get("text") if isinstance(resource.get("code"), dict) else None
+        what = f"it has no coded code (text {quoted(text)})" if text else "it has no code"
+    return Refusal(
+        f"no SNOMED CT or ICD-10 code: {what}; cquin reads conditions coded in {SNOMED} or {ICD10_SYSTEMS[0]}",
+        "code",
+        codes_text(found),
+    )
+
+
+def condition_date(resource: dict[str, Any]) -> str | None:
+    """recordedDate, else onsetDateTime: the date the condition was on the record."""
+    return date_part(resource.get("recordedDate")) or date_part(resource.get("onsetDateTime"))
+
+
+# ---------------------------------------------------------------------- Observation (PAM)
+
+
+@dataclass(frozen=True)
+class PamResult:
+    kind: str  # "pam_level" or "pam_score"
+    value: str
+    assessed_on: str | None
+
+
+def pam_result(resource: dict[str, Any]) -> PamResult | Refusal:
+    """The PAM level or score an Observation records (by its SNOMED CT code)."""
+    found = codings(resource.get("code"))
+    kinds = {c.get("code") for c in found if c.get("system") == SNOMED}
+    if PAM_LEVEL_CODE in kinds:
+        kind, value = "pam_level", _level_value(resource)
+    elif PAM_SCORE_CODE in kinds:
+        kind, value = (
+            "pam_score",
+            _number(resource.get("valueQuantity", {}).get("value") if isinstance(resource.get("valueQuantity"), dict) else None),
+        )
+        value = value or _number(resource.get("valueDecimal")) or _number(resource.get("valueInteger"))
+    else:
+        return Refusal(
+            f"ignored: not a PAM observation (code {codes_text(found)}); cquin reads only PAM scores ({SNOMED}|{PAM_SCORE_CODE}) "
+            f"and levels ({SNOMED}|{PAM_LEVEL_CODE})",
+            "code",
+            codes_text(found),
+            True,
+        )
+    if value is None:
+        expected = (
+            "valueInteger, valueQuantity or valueCodeableConcept" if kind == "pam_level" else "valueQuantity or valueDecimal"
+        )
+        return Refusal(f"PAM {'level' if kind == 'pam_level' else 'score'} observation has no value ({expected} expected)", kind)
+    when = date_part(resource.get("effectiveDateTime"))
+    if when is None and isinstance(resource.get("effectivePeriod"), dict):
+        when = date_part(resource["effectivePeriod"].get("start"))
+    return PamResult(kind, value, when)
+
+
+def _number(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal | float):
+        d = Decimal(str(value))
+        return str(int(d)) if d == d.to_integral_value() else format(d.normalize(), "f")
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _level_value(resource: dict[str, Any]) -> str | None:
+    direct = _number(resource.get("valueInteger"))
+    if direct is None and isinstance(resource.get("valueQuantity"), dict):
+        direct = _number(resource["valueQuantity"].get("value"))
+    if direct is not None:
+        return direct
+    texts: list[str] = []
+    concept = resource.get("valueCodeableConcept")
+    if isinstance(concept, dict):
+        for c in codings(concept):
+            texts += [t for t in (c.get("code"), c.get("display")) if isinstance(t, str)]
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+    if isinstance(resource.get("valueString"), str):
+        texts.append(resource["valueString"])
+    for t in texts:  # "2", "Level 2", "PAM level 2"
+        m = re.fullmatch(r"\s*(?:(?:pam\s+)?level\s*)?(\d+)\s*", t, re.IGNORECASE)
+        if m:
+            return m.group(1)
+    return texts[0].strip() if texts else None  # the builder says why it is not a level
+
+
+# ---------------------------------------------------------------------- QuestionnaireResponse (GPPS)
+
+
+def gpps_answers(resource: dict[str, Any], options: Mapping[str, tuple[str, ...]]) -> dict[str, str | None] | Refusal:
+    """The answers to GPPS Q32 and Q33 (items by linkId), preferring the answer text that is one of the options."""
+    answers: dict[str, str | None] = {}
+    for item in _items(resource.get("item")):
+        link = str(item.get("linkId") or "").strip().lower()
+        if link in GPPS_LINK_IDS and GPPS_LINK_IDS[link] not in answers:
+            field = GPPS_LINK_IDS[link]
+            answers[field] = _answer(item, options.get(field, ()))
+    if not answers:
+        return Refusal("ignored: not a GPPS questionnaire response (no items with linkId Q32 or Q33)", "item", None, True)
+    return {field: answers.get(field) for field in GPPS_LINK_IDS.values()}
+
+
+def _items(items: Any) -> Iterable[dict[str, Any]]:
+    for item in items or []:
+        if not isinstance(item, dict):
+            continue
+        yield item
+        yield from _items(item.get("item"))
+        for answer in item.get("answer") or []:
+            if isinstance(answer, dict):
+                yield from _items(answer.get("item"))
+
+
+def normalise_answer(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _answer(item: dict[str, Any], options: tuple[str, ...]) -> str | None:
+    candidates: list[str] = []
+    for answer in item.get("answer") or []:
+        if not isinstance(answer, dict):
+            continue
+        if isinstance(answer.get("valueString"), str):
+            candidates.append(answer["valueString"])
+        coding = answer.get("valueCoding")
+        if isinstance(coding, dict):
+            candidates += [t for t in (coding.get("display"), coding.get("code")) if isinstance(t, str)]
+    candidates = [c for c in candidates if c.strip()]
+    for c in candidates:
+        if normalise_answer(c) in options:
+            return c
+    return candidates[0] if candidates else None
+
+
+# ---------------------------------------------------------------------- Procedure / Encounter (conversations)
+
+
+def is_conversation(found: Iterable[dict[str, Any]], conversation_codes: Mapping[str, frozenset[str]]) -> bool:
+    """True when a coding is a care and support planning conversation code (SNOMED CT, or a local system by URI)."""
+    for c in found:
+        system, code = c.get("system"), c.get("code")
+        key = "snomed" if system == SNOMED else system
+        if isinstance(key, str) and code in conversation_codes.get(key, ()):
+            return True
+    return False
+
+
+def conversation_codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The codings that may mark a conversation: Procedure.code; Encounter.type and reasonCode."""
+    if resource["resourceType"] == "Procedure":
+        return codings(resource.get("code"))
+    return codings(resource.get("type")) + codings(resource.get("reasonCode"))
+
+
+def conversation_date(resource: dict[str, Any]) -> str | None:
+    """Procedure performedDateTime or performedPeriod.start; Encounter period.start."""
+    if resource["resourceType"] == "Procedure":
+        when = date_part(resource.get("performedDateTime"))
+        period = resource.get("performedPeriod")
+    else:
+        when, period = None, resource.get("period")
+    if when is None and isinstance(period, dict):
+        when = date_part(period.get("start"))
+    return when
