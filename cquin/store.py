@@ -9,6 +9,7 @@ by its owner only: it holds NHS numbers.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import secrets
@@ -23,6 +24,7 @@ from sqlite_utils.db import Database
 
 from cquin import __version__
 from cquin.dataset import CanonicalDataset
+from cquin.dataset.duck import first_row
 from cquin.engine.evaluation import RunResult
 from cquin.exceptions import StoreError
 
@@ -53,9 +55,10 @@ _TABLES: dict[str, dict[str, Any]] = {
     "run_overrides": {"columns": {"run_id": str, "file": str, "line": int, "patient_id": str, "kind": str, "message": str, "reason": str}},
     "run_unmatched_codes": {"columns": {"run_id": str, "code_system": str, "code": str, "count": int}},
     "run_cohorts": {"columns": {"run_id": str, "cohort": str, "patient_id": str, "reason": str}},
-    "run_decisions": {
-        "columns": {"run_id": str, "component": str, "entity": str, "subject_id": str, "in_denominator": int, "in_numerator": int, "rule": str, "reason": str}
-    },
+    # One row per patient (or member of staff) per run; `decisions` is a JSON object keyed by component id,
+    # each value [in_denominator 0|1, in_numerator 0|1, rule (population id), reason (the deciding fact)].
+    # The view run_decisions unfolds it to one row per subject and component for SQL users.
+    "run_subjects": {"columns": {"run_id": str, "entity": str, "subject_id": str, "decisions": str}},
 }
 
 
@@ -101,10 +104,16 @@ def _migrate(db: Database) -> None:
         for name, spec in _TABLES.items():
             if not db[name].exists():
                 db[name].create(spec["columns"], pk=spec.get("pk"))
-        db.execute("CREATE INDEX IF NOT EXISTS idx_decisions_subject ON run_decisions (run_id, subject_id)")
-        db.execute("CREATE INDEX IF NOT EXISTS idx_decisions_component ON run_decisions (run_id, component)")
+        db.execute("CREATE INDEX IF NOT EXISTS idx_subjects_subject ON run_subjects (run_id, subject_id)")
+        db.execute(
+            """CREATE VIEW IF NOT EXISTS run_decisions AS
+               SELECT s.run_id, j.key AS component, s.entity, s.subject_id,
+                      json_extract(j.value, '$[0]') AS in_denominator, json_extract(j.value, '$[1]') AS in_numerator,
+                      json_extract(j.value, '$[2]') AS rule, json_extract(j.value, '$[3]') AS reason
+               FROM run_subjects s, json_each(s.decisions) j"""
+        )
         for name in _TABLES:
-            if name != "runs":
+            if name not in ("runs", "run_subjects"):
                 db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -129,9 +138,7 @@ def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([c.as_dict() for c in result.components], sort_keys=True).encode())
     h.update(json.dumps([m.__dict__ for m in result.milestones], sort_keys=True, default=str).encode())
-    digest = dataset.con.execute(
-        "SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, reason)) FROM decisions"
-    ).fetchone()
+    digest = first_row(dataset.con, "SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, reason)) FROM decisions")
     h.update(repr(digest).encode())
     return h.hexdigest()
 
@@ -203,23 +210,26 @@ def record_run(
             )
             _copy(db, dataset, "SELECT cohort, id, reason FROM cohort_members ORDER BY cohort, id",
                   "run_cohorts", ("cohort", "patient_id", "reason"), run_id)
-            _copy(db, dataset, "SELECT component, entity, id, in_denominator::INT, in_numerator::INT, rule, reason FROM decisions",
-                  "run_decisions", ("component", "entity", "subject_id", "in_denominator", "in_numerator", "rule", "reason"), run_id)
+            _copy(db, dataset, SUBJECT_DECISIONS_SQL, "run_subjects", ("entity", "subject_id", "decisions"), run_id)
     except sqlite3.OperationalError as exc:
         raise StoreError(f"cannot write the run to the audit store: {exc} (nothing was written)") from None
     return run_id
 
 
+# Ordered by subject so SQLite appends to its index instead of inserting at random (several times faster).
+SUBJECT_DECISIONS_SQL = """
+    SELECT entity, id, CAST(json_group_object(component, json_array(in_denominator::INT, in_numerator::INT, rule, reason)) AS VARCHAR)
+    FROM decisions GROUP BY entity, id ORDER BY id"""
+
+
 def _copy(db: Database, dataset: CanonicalDataset, sql: str, table: str, columns: tuple[str, ...], run_id: str) -> None:
-    """Stream rows from DuckDB into SQLite in batches (bounded memory)."""
-    cur = dataset.con.execute(sql)
+    """Stream rows from DuckDB into SQLite in Arrow batches (bounded memory, no per-value Python objects until insert)."""
+    reader = dataset.con.sql(sql).to_arrow_reader(50_000)
     placeholders = ", ".join("?" for _ in range(len(columns) + 1))
     insert = f"INSERT INTO {table} (run_id, {', '.join(columns)}) VALUES ({placeholders})"
-    while True:
-        batch = cur.fetchmany(100_000)
-        if not batch:
-            break
-        db.conn.executemany(insert, [(run_id, *row) for row in batch])
+    for batch in reader:
+        cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        db.conn.executemany(insert, zip(itertools.repeat(run_id, batch.num_rows), *cols, strict=False))
 
 
 def load_run(db: Database, run_id: str) -> StoredRun:
@@ -244,10 +254,18 @@ def list_runs(db: Database) -> list[dict[str, Any]]:
 
 
 def decisions_for(db: Database, run_id: str, subject_id: str) -> list[dict[str, Any]]:
-    return list(db.query(
-        "SELECT component, entity, in_denominator, in_numerator, rule, reason FROM run_decisions WHERE run_id = ? AND subject_id = ? ORDER BY rowid",
-        [run_id, subject_id],
-    ))
+    """A subject's decisions in a run, in the order of the run's components."""
+    rows = list(db.query("SELECT entity, decisions FROM run_subjects WHERE run_id = ? AND subject_id = ?", [run_id, subject_id]))
+    order = [r["component"] for r in db.query("SELECT component FROM run_components WHERE run_id = ? ORDER BY ordinal", [run_id])]
+    out = []
+    for row in rows:
+        decided = json.loads(row["decisions"])
+        for component in order:
+            if component in decided:
+                den, num, rule, reason = decided[component]
+                out.append({"component": component, "entity": row["entity"], "in_denominator": den,
+                            "in_numerator": num, "rule": rule, "reason": reason})
+    return out
 
 
 def cohort_members(db: Database, run_id: str, cohort: str) -> Iterator[dict[str, Any]]:

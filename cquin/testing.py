@@ -37,6 +37,7 @@ from typing import Any
 
 from cquin.adapters.base import Adapter, AdapterRegistry
 from cquin.dataset import TABLE_NAMES, CanonicalDataset, DatasetBuilder, Vocabulary
+from cquin.dataset.duck import scalar
 
 __all__ = ["assert_conforms", "check_adapter"]
 
@@ -212,7 +213,7 @@ def _check_rows(ds: CanonicalDataset, registered: set[str]) -> list[str]:
                 problems.append(f"rows: {n} {name} row(s) have no _file")
             elif file not in registered:
                 problems.append(f"rows: {n} {name} row(s) name _file {file!r}, which was never registered with builder.source")
-        no_line = ds.con.execute(f"SELECT count(*) FROM {name} WHERE _line IS NULL").fetchone()[0]  # type: ignore[index]
+        no_line = scalar(ds.con, f"SELECT count(*) FROM {name} WHERE _line IS NULL")  # type: ignore[index]
         if no_line:
             problems.append(f"rows: {no_line} {name} row(s) have no _line")
     return problems

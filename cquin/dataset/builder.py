@@ -20,8 +20,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from cquin.dataset.checks import column_sql, sql_str
+from cquin.dataset.checks import column_sql, nhs_number_ok_sql, nhs_number_sql, sql_str
 from cquin.dataset.csvread import read_csv_into
+from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
 from cquin.dataset.tables import TABLE_NAMES, Table, table
 from cquin.exceptions import DataError
@@ -52,7 +53,7 @@ class CanonicalDataset:
     present: set[str] = field(default_factory=set)  # tables that had a source
 
     def count(self, name: str) -> int:
-        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])  # type: ignore[index]
+        return int(scalar(self.con, f"SELECT count(*) FROM {name}"))  # type: ignore[index]
 
     def write_csv(self, out_dir: Path) -> list[Path]:
         """Write the accepted rows as a canonical folder (the ``canonical`` adapter reads it back)."""
@@ -93,7 +94,7 @@ def _plain(v: Any) -> str:
 class DatasetBuilder:
     """Collects raw rows from an adapter and turns them into a :class:`CanonicalDataset`."""
 
-    def __init__(self, vocabulary: Vocabulary, *, memory_limit: str = "1500MB", threads: int | None = None) -> None:
+    def __init__(self, vocabulary: Vocabulary, *, memory_limit: str = "1GB", threads: int | None = None) -> None:
         self.vocabulary = vocabulary
         self.con = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": True})
         if threads:
@@ -169,8 +170,9 @@ class DatasetBuilder:
                 arrays[c] = pa.array([r.get(c) for r in buf], pa.int64())
             else:
                 arrays[c] = pa.array([None if r.get(c) is None else str(r.get(c)) for r in buf], pa.string())
-        batch = pa.table(arrays)  # noqa: F841  (read by DuckDB below)
-        self.con.execute(f"INSERT INTO raw_{name} SELECT * FROM batch")
+        self.con.register("staged_batch", pa.table(arrays))
+        self.con.execute(f"INSERT INTO raw_{name} SELECT * FROM staged_batch")
+        self.con.unregister("staged_batch")
         buf.clear()
 
     # ------------------------------------------------------------------ building
@@ -204,55 +206,81 @@ class DatasetBuilder:
         return out
 
     def _check_rows(self, t: Table) -> None:
-        """Type-check every staged row of ``t``: good rows to table ``chk_<name>``, others to the ledger."""
+        """Type-check every staged row of ``t``: good rows to table ``chk_<name>``, others to the ledger.
+
+        A cheap validity test runs on every row; the detailed messages are
+        worked out only for the rows that fail it.
+        """
         vocab = self._vocab_sql()
         uk_files = [f for f, style in self.date_styles.items() if style == "uk"]
-        selects, errors = [], []
+        in_uk = f"_file IN ({', '.join(sql_str(f) for f in uk_files)})" if uk_files else "false"
+        selects, errors, oks = [], [], []
         for col in t.columns:
             raw = f'"{col.name}"'
             iso = column_sql(col, raw, vocab_sql=vocab)
             if col.kind == "date" and uk_files:
                 uk = column_sql(col, raw, date_style="uk", vocab_sql=vocab)
-                in_uk = f"_file IN ({', '.join(sql_str(f) for f in uk_files)})"
                 value = f"CASE WHEN {in_uk} THEN {uk.value} ELSE {iso.value} END"
                 error = f"CASE WHEN {in_uk} THEN {uk.error} ELSE {iso.error} END"
+                ok = f"CASE WHEN {in_uk} THEN {uk.ok} ELSE {iso.ok} END"
+            elif col.kind == "nhs_number":
+                # Normalised once into the pre-stage columns, then tested by integer arithmetic.
+                value, error = f'"_norm_{col.name}"', iso.error
+                present = f"(trim(coalesce({raw}, '')) <> '')"
+                ok = f"coalesce({present} AND {nhs_number_ok_sql(value, f'_int_{col.name}')}, false)"
             else:
-                value, error = iso.value, iso.error
+                value, error, ok = iso.value, iso.error, iso.ok
             selects.append(f"{value} AS {col.name}")
+            oks.append(f"({ok})")
             errors.append(f"CASE WHEN ({error}) IS NOT NULL THEN struct_pack(col := {sql_str(col.name)}, val := {raw}, msg := ({error})) END")
-        errors.extend(self._row_rules(t))
+        for ok_sql, err_sql in self._row_rules(t):
+            oks.append(f"({ok_sql})")
+            errors.append(err_sql)
+        pre = ["*"]
+        for col in t.columns:
+            if col.kind == "nhs_number":
+                norm, _ = nhs_number_sql(f'"{col.name}"')
+                pre += [f'CASE WHEN trim(coalesce("{col.name}", \'\')) <> \'\' THEN {norm} END AS "_norm_{col.name}"',
+                        f'TRY_CAST({norm} AS BIGINT) AS "_int_{col.name}"']
+        # One pass computes the typed values and the cheap validity flag ...
+        self.con.execute(
+            f"""CREATE TABLE chk_{t.name} AS SELECT _file, _line, _ref, {', '.join(selects)}, {' AND '.join(oks)} AS _ok, _rid
+                FROM (SELECT rowid AS _rid, {', '.join(pre)} FROM raw_{t.name})"""
+        )
+        # ... and only the failing rows get their detailed reasons, from the raw text.
         err_list = f"list_filter([{', '.join(errors)}], lambda x: x IS NOT NULL)"
         self.con.execute(
-            f"CREATE TEMP TABLE chk_stage AS SELECT _file, _line, _ref, {', '.join(selects)}, {err_list} AS _errs FROM raw_{t.name}"
+            f"""INSERT INTO rejections SELECT _file, _line, _ref, _errs[1].col, _errs[1].val,
+                  coalesce(nullif(array_to_string(list_transform(_errs, lambda x: x.msg), '; '), ''), 'the row is not valid')
+                FROM (SELECT _file, _line, _ref, {err_list} AS _errs FROM raw_{t.name} r
+                      WHERE r.rowid IN (SELECT _rid FROM chk_{t.name} WHERE NOT _ok))"""
         )
-        self.con.execute(
-            "INSERT INTO rejections SELECT _file, _line, _ref, _errs[1].col, _errs[1].val, "
-            "array_to_string(list_transform(_errs, lambda x: x.msg), '; ') FROM chk_stage WHERE len(_errs) > 0"
-        )
-        self.con.execute(
-            f"CREATE TABLE chk_{t.name} AS SELECT * EXCLUDE (_errs) FROM chk_stage WHERE len(_errs) = 0"
-        )
-        self.con.execute("DROP TABLE chk_stage")
+        self.con.execute(f"DELETE FROM chk_{t.name} WHERE NOT _ok")
+        self.con.execute(f"ALTER TABLE chk_{t.name} DROP COLUMN _ok")
+        self.con.execute(f"ALTER TABLE chk_{t.name} DROP COLUMN _rid")
 
-    def _row_rules(self, t: Table) -> list[str]:
-        """Checks across the columns of one row."""
+    def _row_rules(self, t: Table) -> list[tuple[str, str]]:
+        """Checks across the columns of one row: (cheap ok test, detailed error) pairs."""
         rules = []
         if t.name == "assessments":
-            rules.append(
+            rules.append((
+                "NOT (lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '')",
                 "CASE WHEN lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '' "
-                "THEN struct_pack(col := 'pam_score', val := pam_score, msg := 'a PAM assessment needs pam_score or pam_level (neither given)') END"
-            )
+                "THEN struct_pack(col := 'pam_score', val := pam_score, msg := 'a PAM assessment needs pam_score or pam_level (neither given)') END",
+            ))
             for q in ("gpps_q32", "gpps_q33"):
-                rules.append(
+                rules.append((
+                    f"NOT (lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '')",
                     f"CASE WHEN lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '' "
-                    f"THEN struct_pack(col := '{q}', val := {q}, msg := 'a GPPS assessment must answer both questions ({q} is empty)') END"
-                )
+                    f"THEN struct_pack(col := '{q}', val := {q}, msg := 'a GPPS assessment must answer both questions ({q} is empty)') END",
+                ))
         if t.name == "conditions":
             cats = ", ".join(sql_str(c) for c in self.vocabulary.gpps_categories) or "NULL"
-            rules.append(
-                f"CASE WHEN lower(trim(code_system)) = 'gpps' AND trim(coalesce(code, '')) <> '' AND lower(trim(code)) NOT IN ({cats}) "
-                f"THEN struct_pack(col := 'code', val := code, msg := 'gpps code ' || quote_text(trim(code)) || ' is not one of the LTC category ids') END"
-            )
+            bad = f"lower(trim(code_system)) = 'gpps' AND trim(coalesce(code, '')) <> '' AND lower(trim(code)) NOT IN ({cats})"
+            rules.append((
+                f"NOT coalesce({bad}, false)",
+                f"CASE WHEN {bad} THEN struct_pack(col := 'code', val := code, msg := 'gpps code ' || quote_text(trim(code)) || ' is not one of the LTC category ids') END",
+            ))
         return rules
 
     def _shared_rules(self) -> None:
@@ -342,7 +370,7 @@ class DatasetBuilder:
         )
         c.execute("CREATE TABLE overrides AS SELECT * FROM chk_overrides ANTI JOIN ov_clash USING (patient_id, cohort)")
         # Provider: exactly one row of details.
-        n_provider = c.execute("SELECT count(*) FROM chk_provider").fetchone()[0]  # type: ignore[index]
+        n_provider = scalar(c, "SELECT count(*) FROM chk_provider")  # type: ignore[index]
         if n_provider > 1:
             c.execute(
                 """INSERT INTO rejections SELECT _file, _line, _ref, NULL, NULL,

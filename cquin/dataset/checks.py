@@ -25,8 +25,9 @@ def sql_str(text: str) -> str:
 @dataclass(frozen=True)
 class ColumnSQL:
     value: str  # the clean, typed value (NULL when empty or invalid)
-    error: str  # a message, or NULL when the cell is fine
+    error: str  # a message, or NULL when the cell is fine (detailed; run only on failing rows)
     sql_type: str
+    ok: str = "true"  # a cheap test that the cell is fine, run on every row
 
 
 def nhs_number_sql(raw: str) -> tuple[str, str]:
@@ -36,11 +37,26 @@ def nhs_number_sql(raw: str) -> tuple[str, str]:
     remainder mod 11; the check digit is 11 minus that (11 becomes 0, 10 means
     the number is invalid) and must equal digit 10.
     """
-    norm = f"regexp_replace(trim({raw}), '[ -]', '', 'g')"
+    norm = f"replace(replace(trim({raw}), ' ', ''), '-', '')"
     total = " + ".join(f"{11 - i} * (ascii(substr({norm}, {i}, 1)) - 48)" for i in range(1, 10))
     check = f"(11 - (({total}) % 11))"
     ok = f"(CASE WHEN {check} = 10 THEN false ELSE ({check} % 11) = (ascii(substr({norm}, 10, 1)) - 48) END)"
     return norm, ok
+
+
+def nhs_number_ok_sql(norm: str, as_int: str | None = None) -> str:
+    """A fast Modulus 11 test on an already normalised value, by integer arithmetic.
+
+    ``as_int`` names a column already holding ``TRY_CAST(norm AS BIGINT)``;
+    materialising it first saves recomputing the cast for every digit.
+    """
+    n = as_int or f"TRY_CAST({norm} AS BIGINT)"
+    digit = lambda i: f"(({n} // {10 ** (10 - i)}) % 10)"  # noqa: E731 - digit i of 10, counting from the left
+    total = " + ".join(f"{11 - i} * {digit(i)}" for i in range(1, 10))
+    return (
+        f"(length({norm}) = 10 AND {n} IS NOT NULL AND NOT contains({norm}, '+') AND "
+        f"(11 - (({total}) % 11)) <> 10 AND (11 - (({total}) % 11)) % 11 = {digit(10)})"
+    )
 
 
 def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dict[str, str] | None = None) -> ColumnSQL:
@@ -58,7 +74,7 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             f"WHEN NOT {ok} THEN 'NHS number ' || quote_text(trim({raw})) || ' fails the Modulus 11 check digit' END"
         )
         value = f"CASE WHEN {present} THEN {norm} END"
-        return ColumnSQL(value, err, "VARCHAR")
+        return ColumnSQL(value, err, "VARCHAR", _ok(col, present, nhs_number_ok_sql(norm)))
     if col.kind == "date":
         if date_style == "uk":
             shape, fmt, expected = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", "%d/%m/%Y", "DD/MM/YYYY"
@@ -79,7 +95,14 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             f"quote_text({val}) || ' is outside the plausible range {PLAUSIBLE_FROM} to {PLAUSIBLE_TO}' END"
         )
         value = f"CASE WHEN {present} AND {shape_ok} THEN {parsed} END"
-        return ColumnSQL(value, err, "DATE")
+        if date_style == "uk":
+            ok = f"({value}) BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}'"
+        else:
+            cheap = f"CAST(try_strptime({val}, '%Y-%m-%d') AS DATE)"
+            ok = (f"(length({val}) = 10 AND substr({val}, 5, 1) = '-' AND substr({val}, 8, 1) = '-' "
+                  f"AND {cheap} BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}')")
+            value = f"CASE WHEN {present} AND length({val}) = 10 THEN {cheap} END"
+        return ColumnSQL(value, err, "DATE", _ok(col, present, ok))
     if col.kind in ("enum", "boolean"):
         values = col.values or ("true", "false")
         options = ", ".join(sql_str(v) for v in values)
@@ -89,10 +112,11 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             f"quote_text({val}) || ' is not one of: {', '.join(values)}' END"
         )
         value = f"CASE WHEN {present} THEN {lowered} END"
+        ok = _ok(col, present, f"{lowered} IN ({options})")
         if col.kind == "boolean":
             value = f"CASE WHEN {present} THEN {lowered} = 'true' END"
-            return ColumnSQL(value, err, "BOOLEAN")
-        return ColumnSQL(value, err, "VARCHAR")
+            return ColumnSQL(value, err, "BOOLEAN", ok)
+        return ColumnSQL(value, err, "VARCHAR", ok)
     if col.kind == "pam_score":
         lo, hi = vocab_sql.get("pam_score_min", "0"), vocab_sql.get("pam_score_max", "100")
         num = f"TRY_CAST({val} AS DECIMAL(18,6))"
@@ -101,7 +125,8 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             f"'PAM score ' || quote_text({val}) || ' is not a number' "
             f"WHEN {num} < {lo} OR {num} > {hi} THEN 'PAM score ' || {val} || ' is outside {lo}-{hi}' END"
         )
-        return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "DECIMAL(18,6)")
+        ok = _ok(col, present, f"regexp_full_match({val}, '[0-9]{{1,3}}(\\.[0-9]{{1,6}})?') AND {num} BETWEEN {lo} AND {hi}")
+        return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "DECIMAL(18,6)", ok)
     if col.kind == "pam_level":
         lo, hi = vocab_sql.get("pam_level_min", "1"), vocab_sql.get("pam_level_max", "4")
         num = f"TRY_CAST({val} AS INTEGER)"
@@ -110,7 +135,8 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             f"'PAM level ' || quote_text({val}) || ' is not a whole number' "
             f"WHEN {num} < {lo} OR {num} > {hi} THEN 'PAM level ' || {val} || ' is outside {lo}-{hi}' END"
         )
-        return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "INTEGER")
+        ok = _ok(col, present, f"regexp_full_match({val}, '[0-9]+') AND {num} BETWEEN {lo} AND {hi}")
+        return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "INTEGER", ok)
     if col.kind == "gpps_answer":
         options = vocab_sql.get(f"options_{col.name}")
         norm = f"lower(regexp_replace(trim({raw}), '\\s+', ' ', 'g'))"
@@ -119,9 +145,18 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
                 f"CASE {req} WHEN {norm} NOT IN ({options}) THEN "
                 f"{sql_str(col.name + ' answer ')} || quote_text({val}) || ' is not one of the questionnaire options' END"
             )
+            ok = _ok(col, present, f"{norm} IN ({options})")
         else:
             err = f"CASE {req} END"
-        return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR")
+            ok = _ok(col, present, "true")
+        return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR", ok)
     # text and code: any non-empty text; codes are checked against their system below.
     err = f"CASE {req} END"
-    return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR")
+    return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR", _ok(col, present, "true"))
+
+
+def _ok(col: Column, present: str, valid: str) -> str:
+    """A cell is fine when it is empty and optional, or present and valid."""
+    if col.required:
+        return f"coalesce({present} AND ({valid}), false)"
+    return f"coalesce(NOT {present} OR ({valid}), false)"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import Ledger
 from cquin.dataset.tables import Table
 from cquin.exceptions import DataError
@@ -130,7 +131,7 @@ def _duckdb_read(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path:
         con.executemany("INSERT INTO rej_lines VALUES (?)", [(line - 2 - i,) for i, (line, _, _) in enumerate(rejects)])
     mapped = ", ".join(f"c{header.index(c)}" if c in header else "NULL" for c in t.column_names)
     newline_count = " + ".join(f"coalesce(length(c{i}) - length(replace(c{i}, chr(10), '')), 0)" for i in range(len(header)))
-    has_newlines = con.execute(f"SELECT bool_or(({newline_count}) > 0) FROM staged").fetchone()[0]  # type: ignore[index]
+    has_newlines = scalar(con, f"SELECT bool_or(({newline_count}) > 0) FROM staged")
     extra_lines = f"coalesce(sum({newline_count}) OVER (ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)" if has_newlines else "0"
     src_sql = "'" + source.replace("'", "''") + "'"
     con.execute(

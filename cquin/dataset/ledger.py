@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from cquin.dataset.duck import scalar
+
 
 @dataclass
 class FileStats:
@@ -78,13 +80,15 @@ class Ledger:
         if self._extra_rejects:
             cols = list(zip(*self._extra_rejects, strict=True))
             names = ["file", "line", "ref", "column_name", "value", "reason"]
-            batch = pa.table({n: pa.array(cols[i], pa.int64() if n == "line" else pa.string()) for i, n in enumerate(names)})  # noqa: F841
-            self.con.execute("INSERT INTO rejections SELECT * FROM batch")
+            self.con.register("reject_batch", pa.table({n: pa.array(cols[i], pa.int64() if n == "line" else pa.string()) for i, n in enumerate(names)}))
+            self.con.execute("INSERT INTO rejections SELECT * FROM reject_batch")
+            self.con.unregister("reject_batch")
             self._extra_rejects.clear()
         if self._consumed:
             cols = list(zip(*self._consumed, strict=True))
-            batch = pa.table({"file": pa.array(cols[0], pa.string()), "line": pa.array(cols[1], pa.int64())})  # noqa: F841
-            self.con.execute("INSERT INTO consumed SELECT * FROM batch")
+            self.con.register("consumed_batch", pa.table({"file": pa.array(cols[0], pa.string()), "line": pa.array(cols[1], pa.int64())}))
+            self.con.execute("INSERT INTO consumed SELECT * FROM consumed_batch")
+            self.con.unregister("consumed_batch")
             self._consumed.clear()
 
     def finish(self) -> None:
@@ -112,7 +116,7 @@ class Ledger:
         return self.con.execute(sql).fetchall()
 
     def rejection_count(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM rejections").fetchone()[0])  # type: ignore[index]
+        return int(scalar(self.con, "SELECT count(*) FROM rejections"))  # type: ignore[index]
 
     def reasons_summary(self) -> list[tuple[str, str, int]]:
         """Rejections grouped by file and the reason's kind (its text before any value)."""

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from cquin.dataset import CanonicalDataset
+from cquin.dataset.duck import first_row, scalar
 from cquin.engine.bands import HUNDRED, band_for, to_fraction
 from cquin.engine.money import decimal_text, percent_text, to_penny
 from cquin.engine.populations import PopulationCompiler, q
@@ -141,15 +142,13 @@ def evaluate(
         # The numerator is counted within the denominator, so it can never exceed it.
         con.execute(
             f"""INSERT INTO decisions SELECT {q(c['id'])}, {q(entity)}, d.id, d.inside, d.inside AND n.inside,
-                  CASE WHEN d.inside AND n.inside THEN {q(num_pop)} WHEN d.inside THEN {q(num_pop)} ELSE {q(den_pop)} END,
-                  CASE WHEN d.inside AND n.inside THEN n.reason
-                       WHEN d.inside THEN 'in the denominator, not the numerator: ' || n.reason
-                       ELSE 'not in the denominator: ' || d.reason END
+                  CASE WHEN d.inside THEN n.rule ELSE d.rule END,
+                  CASE WHEN d.inside THEN n.reason ELSE d.reason END
                 FROM {den_t} d JOIN {num_t} n USING (id)"""
         )
-        num, den = con.execute(
+        num, den = first_row(con,
             f"SELECT count(*) FILTER (WHERE in_numerator), count(*) FILTER (WHERE in_denominator) FROM decisions WHERE component = {q(c['id'])}"
-        ).fetchone()  # type: ignore[misc]
+        )  # type: ignore[misc]
         bands = ruleset.bands(c)
         on_count = c.get("bands_on") == "numerator_count"
         fraction = Fraction(num, den) if den else None
@@ -175,15 +174,15 @@ def evaluate(
     pops = {}
     con.execute("CREATE OR REPLACE TABLE cohort_members (cohort VARCHAR, id VARCHAR, reason VARCHAR)")
     for pid, pop in ruleset.doc["populations"].items():
-        pops[pid] = int(con.execute(f"SELECT count(*) FROM {comp.population(pid)} WHERE inside").fetchone()[0])  # type: ignore[index]
+        pops[pid] = int(scalar(con, f"SELECT count(*) FROM {comp.population(pid)} WHERE inside"))  # type: ignore[index]
         if "cohort" in pop["rule"]:
             name = pop["rule"]["cohort"]["overrides"]
             cohorts[name] = pops[pid]
             con.execute(f"INSERT INTO cohort_members SELECT {q(name)}, id, reason FROM {comp.population(pid)} WHERE inside")
     totals = {y: sum((r.payment for r in results if r.year == y), Decimal("0.00")) for y in years}
     available_totals = {y: sum((r.available for r in results if r.year == y), Decimal("0.00")) for y in years}
-    milestones = _milestones(con, ruleset, as_of)
-    carers = int(con.execute("SELECT count(*) FROM e_scored WHERE respondent = 'carer'").fetchone()[0])  # type: ignore[index]
+    milestones = _milestones(con, ruleset, as_of, comp)
+    carers = int(scalar(con, "SELECT count(*) FROM e_scored WHERE respondent = 'carer'"))  # type: ignore[index]
     unmatched = con.execute(
         f"""SELECT code_system, code, count(*) FROM e_conditions c
             WHERE NOT EXISTS (SELECT 1 FROM {comp.ltc_matches()} m WHERE m._file = c._file AND m._line = c._line)
@@ -212,12 +211,13 @@ def _load_code_lists(con: Any, ruleset: Ruleset) -> None:
             cols["list_id"] += [ref] * n
             cols["system"] += [cl.system] * n
             cols["code"] += list(cl.codes)
-    arrow_codes = pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})  # noqa: F841 (read by DuckDB)
+    con.register("arrow_codes", pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()}))
     con.execute("CREATE OR REPLACE TABLE codelist AS SELECT * FROM arrow_codes")
+    con.unregister("arrow_codes")
 
 
 def _attainment(con: Any, comp: PopulationCompiler, ruleset: Ruleset, c: dict[str, Any]) -> dict[str, Any]:
-    row = con.execute(f"SELECT plan_agreed_on, recording_system_live_on FROM {comp.t('provider')} LIMIT 1").fetchone()
+    row = first_row(con, f"SELECT plan_agreed_on, recording_system_live_on FROM {comp.t('provider')} LIMIT 1")
     dates = {"plan_agreed_on": row[0] if row else None, "recording_system_live_on": row[1] if row else None}
     for level in c["attainment"]:
         ok = all(dates.get(k) is not None and dates[k] <= ruleset.date(ref) for k, ref in level["requires"].items())
@@ -242,7 +242,7 @@ def _next_band(bands: list[Any], band: Any, num: int, den: int, on_count: bool) 
     return {"band": target.describe(unit), "pays": decimal_text(target.pays), "more_needed": more if reachable else None}
 
 
-def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None) -> list[MilestoneResult]:
+def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None, base: PopulationCompiler) -> list[MilestoneResult]:
     out = []
     compilers: dict[dt.date, PopulationCompiler] = {}
     for ms in ruleset.doc.get("milestones") or []:
@@ -253,19 +253,19 @@ def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None) -> list[Miles
             cut = due
         check = ms["check"]
         if cut not in compilers:  # milestones due on the same day share one evaluation
-            compilers[cut] = PopulationCompiler(con, ruleset, as_of=cut, prefix=f"ms{len(compilers)}_")
+            compilers[cut] = PopulationCompiler(con, ruleset, as_of=cut, prefix=f"ms{len(compilers)}_", base=base, reasons=False)
         comp = compilers[cut]
         if "provider_date" in check:
-            row = con.execute(f"SELECT {check['provider_date']} FROM {comp.t('provider')} LIMIT 1").fetchone()
+            row = first_row(con, f"SELECT {check['provider_date']} FROM {comp.t('provider')} LIMIT 1")
             when = row[0] if row else None
             met = when is not None and when <= due
             detail = f"{check['provider_date']} {when}" if when else f"no {check['provider_date']} recorded by {cut}"
         else:
-            n = int(con.execute(f"SELECT count(*) FROM {comp.population(check['population'])} WHERE inside").fetchone()[0])  # type: ignore[index]
+            n = int(scalar(con, f"SELECT count(*) FROM {comp.population(check['population'])} WHERE inside"))  # type: ignore[index]
             label = ruleset.doc["populations"][check["population"]]["label"]
             detail = f"{label}: {n}"
             if "compared_to" in check:
-                d = int(con.execute(f"SELECT count(*) FROM {comp.population(check['compared_to'])} WHERE inside").fetchone()[0])  # type: ignore[index]
+                d = int(scalar(con, f"SELECT count(*) FROM {comp.population(check['compared_to'])} WHERE inside"))  # type: ignore[index]
                 other = ruleset.doc["populations"][check["compared_to"]]["label"]
                 pct = percent_text(n, d)
                 detail += f" of {other}: {d}" + (f" ({pct}%)" if pct else "")
@@ -278,7 +278,7 @@ def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None) -> list[Miles
 def membership(dataset: CanonicalDataset, population: str, subject: str) -> tuple[bool, str]:
     """Whether ``subject`` is in ``population`` after :func:`evaluate`, and why (for tests and explanations)."""
     try:
-        row = dataset.con.execute(f"SELECT inside, reason FROM e_pop_{population} WHERE id = ?", [subject]).fetchone()
+        row = first_row(dataset.con, f"SELECT inside, reason FROM e_pop_{population} WHERE id = ?", [subject])
     except duckdb.Error:  # the population table is only there if the run built it
         return False, f"population {population!r} was not evaluated"
     if row is None:

@@ -32,7 +32,12 @@ def _loc(alias: str = "") -> str:
 class PopulationCompiler:
     """Builds population tables in a DuckDB connection for one evaluation (one as-of date)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, as_of: dt.date | None, prefix: str) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, as_of: dt.date | None, prefix: str,
+        base: PopulationCompiler | None = None, reasons: bool = True,
+    ) -> None:
+        self.reasons = reasons  # False: only who is in (milestone counts), skipping the reason text
+        self.base = base  # an evaluation without a cut-off whose scored tables this one filters
         self.con = con
         self.r = ruleset
         self.as_of = as_of
@@ -73,7 +78,11 @@ class PopulationCompiler:
                 view(name, f"SELECT * FROM {name}")
             view("assessments_raw", "SELECT * FROM assessments")
         view("staff", "SELECT * FROM staff")
-        c.execute(f"CREATE OR REPLACE TEMP TABLE {self.t('scored')} AS {scored_assessments_sql(self.r, self.t('assessments_raw'))}")
+        if self.base is not None and cut:
+            # Scoring does not depend on the date: filter the base evaluation's scored rows.
+            view("scored", f"SELECT * FROM {self.base.t('scored')} WHERE assessed_on <= {cut}")
+        else:
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {self.t('scored')} AS {scored_assessments_sql(self.r, self.t('assessments_raw'))}")
         c.execute(f"CREATE OR REPLACE TEMP TABLE {self.t('patient_ids')} AS SELECT DISTINCT patient_id AS id FROM {self.t('patients')}")
         c.execute(f"CREATE OR REPLACE TEMP TABLE {self.t('staff_ids')} AS SELECT DISTINCT staff_id AS id FROM {self.t('staff')}")
 
@@ -83,13 +92,12 @@ class PopulationCompiler:
     # ------------------------------------------------------------------ populations
 
     def population(self, pid: str) -> str:
-        """The table for population ``pid`` (built once)."""
+        """The table for population ``pid`` (built once): columns id, inside, rule, reason."""
         if pid not in self._pop_tables:
             pop = self.r.doc["populations"][pid]
-            node = self.node(pop["rule"], pop["entity"])
-            name = self.t(f"pop_{pid}")
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {node}")
-            self._pop_tables[pid] = name
+            node = self.node(pop["rule"], pop["entity"], pid)
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {self.t('pop_' + pid)} AS SELECT * FROM {node}")
+            self._pop_tables[pid] = node
         return self._pop_tables[pid]
 
     def _new(self, sql: str) -> str:
@@ -97,40 +105,41 @@ class PopulationCompiler:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         return name
 
-    def node(self, rule: dict[str, Any], entity: str) -> str:
+    def node(self, rule: dict[str, Any], entity: str, owner: str) -> str:
+        """A table (id, inside, rule, reason): ``rule`` names the population whose test decided."""
         ((kind, value),) = rule.items()
         u = self.universe(entity)
         if kind == "population":
-            label = self.r.doc["populations"][value]["label"]
-            src = self.population(value)
-            return self._new(
-                f"""SELECT id, inside, CASE WHEN inside THEN {q('in ' + label)} ELSE {q('not in ' + label + ': ')} || reason END AS reason
-                    FROM {src}"""
-            )
+            return self.population(value)
         if kind == "all_of":
-            return self._combine([self.node(child, entity) for child in value], all_of=True)
+            return self._combine([self.node(child, entity, owner) for child in value], all_of=True)
         if kind == "any_of":
-            return self._combine([self.node(child, entity) for child in value], all_of=False)
+            return self._combine([self.node(child, entity, owner) for child in value], all_of=False)
         if kind == "not":
-            child = self.node(value, entity)
-            return self._new(f"SELECT id, NOT inside AS inside, CASE WHEN inside THEN 'not: ' ELSE '' END || reason AS reason FROM {child}")
+            child = self.node(value, entity, owner)
+            return self._new(f"SELECT id, NOT inside AS inside, rule, reason FROM {child}")
         handler = getattr(self, f"_leaf_{kind}")
-        return self._new(handler(value, u))
+        self._owner = owner
+        # Without reasons, the unused text columns are pruned from the plan before they are computed.
+        reason = "reason" if self.reasons else "CAST(NULL AS VARCHAR) AS reason"
+        if kind == "cohort":  # a cohort keeps the rule that decided each member
+            return self._new(f"SELECT id, inside, rule, {reason} FROM ({handler(value, u)})")
+        return self._new(f"SELECT id, inside, {q(owner)} AS rule, {reason} FROM ({handler(value, u)})")
 
     def _combine(self, children: list[str], *, all_of: bool) -> str:
-        # all_of: inside when every child is; the reason is every child's when inside, else the first failing child's.
-        base = children[0]
+        # all_of: inside when every child is; the deciding fact is the last child's when inside, else the first failing one's.
+        # any_of: inside when any child is; the deciding fact is the first passing child's, else the last child's.
         joins = " ".join(f"JOIN {c} c{i} USING (id)" for i, c in enumerate(children[1:], start=1))
         aliases = ["c0"] + [f"c{i}" for i in range(1, len(children))]
         if all_of:
             inside = " AND ".join(f"{a}.inside" for a in aliases)
-            fail = " ".join(f"WHEN NOT {a}.inside THEN {a}.reason" for a in aliases)
-            reason = f"CASE WHEN {inside} THEN concat_ws('; ', {', '.join(a + '.reason' for a in aliases)}) ELSE CASE {fail} END END"
+            pick = " ".join(f"WHEN NOT {a}.inside THEN {a}.{{col}}" for a in aliases) + f" ELSE {aliases[-1]}.{{col}}"
         else:
             inside = " OR ".join(f"{a}.inside" for a in aliases)
-            ok = " ".join(f"WHEN {a}.inside THEN {a}.reason" for a in aliases)
-            reason = f"CASE WHEN {inside} THEN CASE {ok} END ELSE concat_ws('; ', {', '.join(a + '.reason' for a in aliases)}) END"
-        return self._new(f"SELECT c0.id, {inside} AS inside, {reason} AS reason FROM {base} c0 {joins}")
+            pick = " ".join(f"WHEN {a}.inside THEN {a}.{{col}}" for a in aliases) + f" ELSE {aliases[-1]}.{{col}}"
+        rule = "CASE " + pick.format(col="rule") + " END"
+        reason = "CASE " + pick.format(col="reason") + " END"
+        return self._new(f"SELECT c0.id, {inside} AS inside, {rule} AS rule, {reason} AS reason FROM {children[0]} c0 {joins}")
 
     # ------------------------------------------------------------------ leaves (patients)
 
@@ -145,24 +154,31 @@ class PopulationCompiler:
             start = end = self.r.date(value["on"])
             label = f"on {start}"
         s, e = f"DATE '{start.isoformat()}'", f"DATE '{end.isoformat()}'"
-        episode = "CAST(served_from AS VARCHAR) || ' to ' || coalesce(CAST(served_to AS VARCHAR), 'ongoing')"
+        overlap = f"(served_from <= {e} AND (served_to IS NULL OR served_to >= {s}))"
         return f"""
             WITH ep AS (
-              SELECT patient_id AS id,
-                bool_or(served_from <= {e} AND (served_to IS NULL OR served_to >= {s})) AS inside,
-                arg_min({episode} || {_loc()}, CASE WHEN served_from <= {e} AND (served_to IS NULL OR served_to >= {s}) THEN 0 ELSE 1 END) AS hit,
-                string_agg({episode}, ', ' ORDER BY served_from) AS episodes
+              SELECT patient_id AS id, bool_or({overlap}) AS inside,
+                arg_min(struct_pack(f := served_from, t := served_to, file := _file, line := _line), NOT {overlap}) AS hit,
+                count(*) AS n, min(served_from) AS first_from, max(coalesce(served_to, DATE '9999-12-31')) AS last_to
               FROM {self.t('patients')} GROUP BY patient_id)
             SELECT u.id, coalesce(ep.inside, false) AS inside,
-              CASE WHEN ep.inside THEN 'under care ' || {q(label)} || ': episode ' || ep.hit
+              CASE WHEN ep.inside THEN 'under care ' || {q(label)} || ': episode from ' || CAST(ep.hit.f AS VARCHAR)
+                     || ' to ' || coalesce(CAST(ep.hit.t AS VARCHAR), 'ongoing') || ' (' || ep.hit.file || ' line ' || CAST(ep.hit.line AS VARCHAR) || ')'
                    WHEN ep.id IS NULL THEN 'no episode of care known'
-                   ELSE 'not under care ' || {q(label)} || ' (episodes: ' || ep.episodes || ')' END AS reason
+                   ELSE 'not under care ' || {q(label)} || ' (' || CAST(ep.n AS VARCHAR) || ' episode(s) from '
+                     || CAST(ep.first_from AS VARCHAR) || ' to ' || CASE WHEN ep.last_to = DATE '9999-12-31' THEN 'ongoing' ELSE CAST(ep.last_to AS VARCHAR) END || ')' END AS reason
             FROM {u} u LEFT JOIN ep USING (id)"""
 
     def ltc_matches(self) -> str:
         """Every condition row matched to an LTC category (built once): code list or direct recording."""
         name = self.t("ltc_matches")
         if name in self._measurements:
+            return name
+        if self.base is not None and self.as_of is not None:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {self.base.ltc_matches()} WHERE recorded_on <= DATE '{self.as_of}'"
+            )
+            self._measurements[name] = name
             return name
         direct = self.r.doc["ltc"]["direct_recording_code_system"]
         self.con.execute(
@@ -262,7 +278,7 @@ class PopulationCompiler:
         carer = "carer" if m["respondent"] == "patient" else "patient"
         return f"""
             SELECT u.id, t.id IS NOT NULL AS inside,
-              CASE WHEN t.id IS NOT NULL THEN {q(m['label'])} || ': ' || t.result || ' on ' || CAST(t.assessed_on AS VARCHAR) || {_loc('t')}
+              CASE WHEN t.id IS NOT NULL THEN {q(mid.replace('_', ' ') + ': ')} || t.result || ' on ' || CAST(t.assessed_on AS VARCHAR) || {_loc('t')}
                    {other_instr}
                    WHEN EXISTS (SELECT 1 FROM {self.t('scored')} s WHERE s.patient_id = u.id AND s.respondent = {q(carer)} AND {within})
                      THEN 'no {label}: only {carer} assessments in {m['within']} ({start} to {end}); a {carer}''s answers are not the {m['respondent']}''s own'
@@ -273,12 +289,11 @@ class PopulationCompiler:
         t = self.measurement(mid)
         pam = self.r.doc["instruments"]["pam"]
         gpps = self.r.doc["instruments"]["gpps"]
-        rule = f"low activation is PAM level {' or '.join(map(str, pam['low_activation_levels']))}, or GPPS at most {gpps['low_activation_points_at_most']} points"
         return f"""
             SELECT u.id, coalesce(t.low, false) AS inside,
               CASE WHEN t.id IS NULL THEN 'no {mid.replace('_', ' ')}'
                    WHEN t.low THEN {q(mid.replace('_', ' ') + ' ')} || t.result || ' is low activation'
-                   ELSE {q(mid.replace('_', ' ') + ' ')} || t.result || ' is not low activation ({rule})' END AS reason
+                   ELSE {q(mid.replace('_', ' ') + ' ')} || t.result || ' is not low activation' END AS reason
             FROM {u} u LEFT JOIN {t} t USING (id)"""
 
     def _leaf_improved(self, value: dict[str, str], u: str) -> str:
@@ -305,9 +320,10 @@ class PopulationCompiler:
             FROM {u} u LEFT JOIN conv c USING (id)"""
 
     def _leaf_cohort(self, value: dict[str, Any], u: str) -> str:
-        members = self.node(value["members"], "patient")
+        owner = self._owner  # building the members may compile other populations
+        members = self.node(value["members"], "patient", owner)
         cohort = value["overrides"]
-        requires = self.node(value["include_requires"], "patient") if "include_requires" in value else None
+        requires = self.node(value["include_requires"], "patient", owner) if "include_requires" in value else None
         ov = self.t(f"ov_{cohort}_{next(self._ids)}")
         req_join = f"LEFT JOIN {requires} rq ON rq.id = o.patient_id" if requires else ""
         req_ok = "rq.inside" if requires else "true"
@@ -336,6 +352,8 @@ class PopulationCompiler:
         agreed = "CASE WHEN o.agreed_on IS NOT NULL THEN ', agreed ' || CAST(o.agreed_on AS VARCHAR) ELSE '' END"
         return f"""
             SELECT m.id,
+              CASE WHEN (o.action = 'exclude' AND m.inside) OR (o.action = 'include' AND o.allowed AND NOT m.inside)
+                   THEN {q(owner)} ELSE m.rule END AS rule,
               CASE WHEN o.action = 'exclude' THEN false WHEN o.action = 'include' AND o.allowed THEN true ELSE m.inside END AS inside,
               CASE WHEN o.action = 'exclude' AND m.inside
                      THEN 'excluded by agreed override: ' || o.why || {agreed} || {_loc('o')}

@@ -1,0 +1,23 @@
+"""Small helpers for DuckDB queries that return one value or one row.
+
+They fetch the whole (tiny) result, so no half-read result is left on the
+connection: DuckDB refuses further work on a connection with an unfinished
+result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> Any:
+    row = first_row(con, sql, params)
+    return row[0] if row else None
