@@ -51,7 +51,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """cquin: what a provider earned under a CQUIN indicator, and why."""
 
@@ -123,13 +125,23 @@ def _date(text: str | None, flag: str) -> dt.date | None:
 @app.command()
 def evaluate(
     source: Annotated[Path, typer.Argument(help="The records: a folder or file in any installed adapter's format.")],
-    adapter: Annotated[str | None, typer.Option("--adapter", help="Adapter name (see `cquin adapters list`); detected when unambiguous.")] = None,
-    option: Annotated[list[str] | None, typer.Option("--option", help="Adapter option NAME=VALUE (repeatable), e.g. dates=uk.")] = None,
+    adapter: Annotated[
+        str | None, typer.Option("--adapter", help="Adapter name (see `cquin adapters list`); detected when unambiguous.")
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="Adapter option NAME=VALUE (repeatable), e.g. dates=uk.")
+    ] = None,
     ruleset: Annotated[str, typer.Option("--ruleset", help="A bundled ruleset id or a ruleset file.")] = DEFAULT_RULESET,
-    contract_value: Annotated[str | None, typer.Option("--contract-value", help="Annual contract value in pounds (applies to both years).")] = None,
-    contract_value_year2: Annotated[str | None, typer.Option("--contract-value-year2", help="Year 2 contract value, if different.")] = None,
+    contract_value: Annotated[
+        str | None, typer.Option("--contract-value", help="Annual contract value in pounds (applies to both years).")
+    ] = None,
+    contract_value_year2: Annotated[
+        str | None, typer.Option("--contract-value-year2", help="Year 2 contract value, if different.")
+    ] = None,
     year: Annotated[str, typer.Option("--year", help="Which year to show: 1, 2 or all.")] = "all",
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate with only what was known on this date (YYYY-MM-DD).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Evaluate with only what was known on this date (YYYY-MM-DD).")
+    ] = None,
     store: StoreOpt = DEFAULT_STORE,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the run in the audit store.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="Output: table, json or csv.")] = "table",
@@ -146,13 +158,28 @@ def evaluate(
     when = _date(as_of, "--as-of")
     if fmt == "table":
         with err.status("working…") as status:
-            ev = run_evaluation(source, adapter=adapter, adapter_options=_options(option), ruleset=ruleset,
-                                contract_value=values[0], contract_value_year2=values[1], as_of=when,
-                                store=None if no_store else store, progress=lambda m: status.update(m + "…"))
+            ev = run_evaluation(
+                source,
+                adapter=adapter,
+                adapter_options=_options(option),
+                ruleset=ruleset,
+                contract_value=values[0],
+                contract_value_year2=values[1],
+                as_of=when,
+                store=None if no_store else store,
+                progress=lambda m: status.update(m + "…"),
+            )
     else:
-        ev = run_evaluation(source, adapter=adapter, adapter_options=_options(option), ruleset=ruleset,
-                            contract_value=values[0], contract_value_year2=values[1], as_of=when,
-                            store=None if no_store else store)
+        ev = run_evaluation(
+            source,
+            adapter=adapter,
+            adapter_options=_options(option),
+            ruleset=ruleset,
+            contract_value=values[0],
+            contract_value_year2=values[1],
+            as_of=when,
+            store=None if no_store else store,
+        )
     years = selected_years(ev.ruleset, year)
     if fmt == "json":
         sys.stdout.write(json.dumps(result_document(ev.run_id, ev.result, ev.dataset, years), indent=2) + "\n")
@@ -198,7 +225,9 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id or unique pre
 
 
 @runs_app.command("verify")
-def runs_verify(run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE) -> None:
+def runs_verify(
+    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE
+) -> None:
     """Re-evaluate a stored run from its input files and say whether the results are identical."""
     from cquin.runner import require_store, verify_run
 
@@ -246,8 +275,12 @@ def load(
     source: Annotated[Path, typer.Argument(help="The records to read.")],
     adapter: Annotated[str | None, typer.Option("--adapter", help="Adapter name; detected when unambiguous.")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="Adapter option NAME=VALUE (repeatable).")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the canonical CSV files and the load report.")] = Path("canonical"),
-    ruleset: Annotated[str, typer.Option("--ruleset", help="Ruleset whose vocabulary (GPPS answers, categories) checks the data.")] = DEFAULT_RULESET,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the canonical CSV files and the load report.")] = Path(
+        "canonical"
+    ),
+    ruleset: Annotated[
+        str, typer.Option("--ruleset", help="Ruleset whose vocabulary (GPPS answers, categories) checks the data.")
+    ] = DEFAULT_RULESET,
 ) -> None:
     """Read a source through an adapter and write the canonical dataset plus a load report."""
     from cquin.render.results import render_data_quality
@@ -285,7 +318,9 @@ def demo_generate(
 
 @ruleset_app.command("test")
 def ruleset_test(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Test files (*.tests.yaml) or folders; default: the bundled rulesets' tests.")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Test files (*.tests.yaml) or folders; default: the bundled rulesets' tests.")
+    ] = None,
 ) -> None:
     """Run the YAML test cases written beside rulesets; report each failure as expected-vs-actual."""
     from cquin.engine.ruleset import BUNDLED_DIR
@@ -331,5 +366,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-

@@ -23,7 +23,9 @@ class RulesetError(UserError):
 
     exit_code = 3
 
-    def __init__(self, message: str, problems: list[str] | None = None, *, location: object = None, bare_message: str = "") -> None:
+    def __init__(
+        self, message: str, problems: list[str] | None = None, *, location: object = None, bare_message: str = ""
+    ) -> None:
         self.problems = problems or []
         self.location = location  # a yaml_source.Location, when the problem has one place
         self.bare_message = bare_message or message

@@ -105,7 +105,8 @@ def _run_case(doc: SourceDocument, i: int, case: dict[str, Any], defaults: dict[
     money2 = case.get("contract_value_year2", defaults.get("contract_value_year2"))
     as_of = case.get("as_of")
     run = evaluate(
-        ruleset, dataset,
+        ruleset,
+        dataset,
         contract_value=Decimal(str(money)) if money is not None else None,
         contract_value_year2=Decimal(str(money2)) if money2 is not None else None,
         as_of=dt.date.fromisoformat(str(as_of)) if as_of else None,
@@ -113,7 +114,9 @@ def _run_case(doc: SourceDocument, i: int, case: dict[str, Any], defaults: dict[
     expect = case.get("expect") or {}
     unknown = set(expect) - EXPECT_KEYS
     if unknown:
-        result.failures.append(f"expect: unknown key(s) {', '.join(sorted(unknown))} (expected: {', '.join(sorted(EXPECT_KEYS))})")
+        result.failures.append(
+            f"expect: unknown key(s) {', '.join(sorted(unknown))} (expected: {', '.join(sorted(EXPECT_KEYS))})"
+        )
     _check_components(result, ruleset, run, expect.get("components") or {})
     for key, actual in (("cohorts", run.cohorts), ("populations", run.populations)):
         for k, want in (expect.get(key) or {}).items():
@@ -126,7 +129,9 @@ def _run_case(doc: SourceDocument, i: int, case: dict[str, Any], defaults: dict[
     for k, want in (expect.get("milestones") or {}).items():
         got = next((m for m in run.milestones if m.id == k), None)
         if got is None or got.status != want:
-            result.failures.append(f"milestones.{k}: expected {want}, got {got.status if got else 'no such milestone'} ({got.detail if got else ''})")
+            result.failures.append(
+                f"milestones.{k}: expected {want}, got {got.status if got else 'no such milestone'} ({got.detail if got else ''})"
+            )
     for entity in ("patients", "staff"):
         for subject, want in (expect.get(entity) or {}).items():
             sid = str(subject).replace(" ", "")
@@ -139,7 +144,9 @@ def _run_case(doc: SourceDocument, i: int, case: dict[str, Any], defaults: dict[
                 if inside:
                     result.failures.append(f"{entity} {sid}: expected OUT of {pid}, but is in — {reason}")
     if "rejections" in expect:
-        got_reasons = [r[5] for r in dataset.ledger.rejection_rows()] + [n["message"] for n in run.override_notes if n["kind"] == "rejected"]
+        got_reasons = [r[5] for r in dataset.ledger.rejection_rows()] + [
+            n["message"] for n in run.override_notes if n["kind"] == "rejected"
+        ]
         want = expect["rejections"]
         if isinstance(want, int):
             if len(got_reasons) != want:
@@ -162,7 +169,9 @@ def _check_components(result: CaseResult, ruleset: Ruleset, run: RunResult, expe
         actual = got.as_dict()
         for key, value in want.items():
             if key not in COMPONENT_KEYS:
-                result.failures.append(f"components.{cid}: unknown expectation {key!r} (expected: {', '.join(sorted(COMPONENT_KEYS))})")
+                result.failures.append(
+                    f"components.{cid}: unknown expectation {key!r} (expected: {', '.join(sorted(COMPONENT_KEYS))})"
+                )
                 continue
             have = actual[key]
             if key == "payment_fraction":
@@ -172,12 +181,18 @@ def _check_components(result: CaseResult, ruleset: Ruleset, run: RunResult, expe
             elif key == "band":
                 ok = str(value).lower() in str(have).lower()
             elif key == "percent":
-                ok = (have is None and value is None) or (have is not None and value is not None and Decimal(have) == Decimal(str(value)))
+                ok = (have is None and value is None) or (
+                    have is not None and value is not None and Decimal(have) == Decimal(str(value))
+                )
             else:
                 ok = have == value
             if not ok:
                 comp = ruleset.component(cid)
-                rule = f"numerator {comp['numerator']} / denominator {comp['denominator']}" if "numerator" in comp else "attainment levels"
+                rule = (
+                    f"numerator {comp['numerator']} / denominator {comp['denominator']}"
+                    if "numerator" in comp
+                    else "attainment levels"
+                )
                 result.failures.append(
                     f"components.{cid}.{key}: expected {value!r}, got {have!r} "
                     f"(rule: {rule}; {got.numerator}/{got.denominator}, band {got.band})"

@@ -58,8 +58,14 @@ def run_evaluation(
     if db is not None:
         say("writing the audit store")
         run_id = record_run(
-            db, result, dataset, run_id=new_run_id(started), started_at=started, adapter=adapter_name,
-            source=str(Path(source).resolve()), ruleset_source=str(rs.path.resolve()),
+            db,
+            result,
+            dataset,
+            run_id=new_run_id(started),
+            started_at=started,
+            adapter=adapter_name,
+            source=str(Path(source).resolve()),
+            ruleset_source=str(rs.path.resolve()),
             parameters={
                 "contract_value": None if contract_value is None else str(contract_value),
                 "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
@@ -106,7 +112,8 @@ def verify_run(store: Path, run_id: str) -> Verification:
     assert rs is not None
     dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {})
     result = evaluate(
-        rs, dataset,
+        rs,
+        dataset,
         contract_value=Decimal(params["contract_value"]) if params.get("contract_value") else None,
         contract_value_year2=Decimal(params["contract_value_year2"]) if params.get("contract_value_year2") else None,
         as_of=dt.date.fromisoformat(params["as_of"]) if params.get("as_of") else None,
@@ -149,7 +156,9 @@ def explain_subject(store: Path, run_id: str, subject: str) -> Explanation:
     decisions = decisions_for(db, run["run_id"], subject_id)
     if not decisions:
         raise StoreError(f"run {run['run_id']} has no decisions about {subject!r} (not in the accepted records?)")
-    cohorts = list(db.query("SELECT cohort, reason FROM run_cohorts WHERE run_id = ? AND patient_id = ?", [run["run_id"], subject_id]))
+    cohorts = list(
+        db.query("SELECT cohort, reason FROM run_cohorts WHERE run_id = ? AND patient_id = ?", [run["run_id"], subject_id])
+    )
     return Explanation(run, subject_id, decisions, cohorts, json.loads(run["ruleset_json"]))
 
 
@@ -183,8 +192,11 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
     db = open_store(store)
     stored = load_run(db, run_id)
     run = stored.run
-    rows = [("run_id", "", run["run_id"]), ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}"),
-            ("ruleset_sha256", "", run["ruleset_sha256"])]
+    rows = [
+        ("run_id", "", run["run_id"]),
+        ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}"),
+        ("ruleset_sha256", "", run["ruleset_sha256"]),
+    ]
     for c in stored.components:
         for key in ("numerator", "denominator", "percent", "band", "payment_fraction", "payment"):
             rows.append((c["component"], key, "" if c[key] is None else str(c[key])))
@@ -206,7 +218,11 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
 
 
 def load_to_folder(
-    source: Path, out_dir: Path, *, adapter: str | None = None, adapter_options: Mapping[str, str] | None = None,
+    source: Path,
+    out_dir: Path,
+    *,
+    adapter: str | None = None,
+    adapter_options: Mapping[str, str] | None = None,
     ruleset: str = DEFAULT_RULESET,
 ) -> tuple[CanonicalDataset, Path]:
     """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``."""
@@ -224,9 +240,19 @@ def load_to_folder(
         for row in dataset.ledger.rejection_rows():
             w.writerow([safe_cell(x) for x in row])
     report = out_dir / "load-report.json"
-    report.write_text(json.dumps({
-        "source": str(source), "adapter": name, "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
-        "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},
-        "notes": dataset.ledger.notes, "rejections": dataset.ledger.rejection_count(),
-    }, indent=2) + "\n", encoding="utf-8")
+    report.write_text(
+        json.dumps(
+            {
+                "source": str(source),
+                "adapter": name,
+                "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
+                "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},
+                "notes": dataset.ledger.notes,
+                "rejections": dataset.ledger.rejection_count(),
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return dataset, report

@@ -35,24 +35,69 @@ BUSY_TIMEOUT_MS = 600_000  # a second writer waits for the first rather than fai
 _TABLES: dict[str, dict[str, Any]] = {
     "runs": {
         "columns": {
-            "run_id": str, "started_at": str, "finished_at": str, "engine_version": str, "ruleset_id": str,
-            "ruleset_version": str, "ruleset_sha256": str, "ruleset_source": str, "adapter": str, "source": str,
-            "parameters": str, "as_of": str, "totals": str, "available": str, "cohorts": str, "populations": str,
-            "results_sha256": str, "carer_assessments": int, "notes": str, "ruleset_json": str,
+            "run_id": str,
+            "started_at": str,
+            "finished_at": str,
+            "engine_version": str,
+            "ruleset_id": str,
+            "ruleset_version": str,
+            "ruleset_sha256": str,
+            "ruleset_source": str,
+            "adapter": str,
+            "source": str,
+            "parameters": str,
+            "as_of": str,
+            "totals": str,
+            "available": str,
+            "cohorts": str,
+            "populations": str,
+            "results_sha256": str,
+            "carer_assessments": int,
+            "notes": str,
+            "ruleset_json": str,
         },
         "pk": "run_id",
     },
-    "run_inputs": {"columns": {"run_id": str, "name": str, "path": str, "table_name": str, "sha256": str, "read": int, "accepted": int, "rejected": int}},
-    "run_rejections": {"columns": {"run_id": str, "file": str, "line": int, "ref": str, "column_name": str, "value": str, "reason": str}},
+    "run_inputs": {
+        "columns": {
+            "run_id": str,
+            "name": str,
+            "path": str,
+            "table_name": str,
+            "sha256": str,
+            "read": int,
+            "accepted": int,
+            "rejected": int,
+        }
+    },
+    "run_rejections": {
+        "columns": {"run_id": str, "file": str, "line": int, "ref": str, "column_name": str, "value": str, "reason": str}
+    },
     "run_components": {
         "columns": {
-            "run_id": str, "ordinal": int, "component": str, "year": str, "name": str, "entity": str, "numerator": int,
-            "denominator": int, "fraction": str, "percent": str, "band": str, "payment_fraction": str, "share": str,
-            "available": str, "payment": str, "note": str, "next_band": str,
+            "run_id": str,
+            "ordinal": int,
+            "component": str,
+            "year": str,
+            "name": str,
+            "entity": str,
+            "numerator": int,
+            "denominator": int,
+            "fraction": str,
+            "percent": str,
+            "band": str,
+            "payment_fraction": str,
+            "share": str,
+            "available": str,
+            "payment": str,
+            "note": str,
+            "next_band": str,
         }
     },
     "run_milestones": {"columns": {"run_id": str, "milestone": str, "year": str, "due": str, "status": str, "detail": str}},
-    "run_overrides": {"columns": {"run_id": str, "file": str, "line": int, "patient_id": str, "kind": str, "message": str, "reason": str}},
+    "run_overrides": {
+        "columns": {"run_id": str, "file": str, "line": int, "patient_id": str, "kind": str, "message": str, "reason": str}
+    },
     "run_unmatched_codes": {"columns": {"run_id": str, "code_system": str, "code": str, "count": int}},
     "run_cohorts": {"columns": {"run_id": str, "cohort": str, "patient_id": str, "reason": str}},
     # One row per patient (or member of staff) per run; `decisions` is a JSON object keyed by component id,
@@ -138,7 +183,9 @@ def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([c.as_dict() for c in result.components], sort_keys=True).encode())
     h.update(json.dumps([m.__dict__ for m in result.milestones], sort_keys=True, default=str).encode())
-    digest = first_row(dataset.con, "SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, reason)) FROM decisions")
+    digest = first_row(
+        dataset.con, "SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, reason)) FROM decisions"
+    )
     h.update(repr(digest).encode())
     return h.hexdigest()
 
@@ -185,31 +232,71 @@ def record_run(
         with _write(db):
             db["runs"].insert(run_row)
             db["run_inputs"].insert_all(
-                {"run_id": run_id, "name": f.name, "path": f.path, "table_name": f.table, "sha256": f.sha256,
-                 "read": f.read, "accepted": f.accepted, "rejected": f.rejected}
+                {
+                    "run_id": run_id,
+                    "name": f.name,
+                    "path": f.path,
+                    "table_name": f.table,
+                    "sha256": f.sha256,
+                    "read": f.read,
+                    "accepted": f.accepted,
+                    "rejected": f.rejected,
+                }
                 for f in ledger.files.values()
             )
-            _copy(db, dataset, "SELECT file, line, ref, column_name, value, reason FROM rejections ORDER BY file, line",
-                  "run_rejections", ("file", "line", "ref", "column_name", "value", "reason"), run_id)
+            _copy(
+                db,
+                dataset,
+                "SELECT file, line, ref, column_name, value, reason FROM rejections ORDER BY file, line",
+                "run_rejections",
+                ("file", "line", "ref", "column_name", "value", "reason"),
+                run_id,
+            )
             db["run_components"].insert_all(
-                {"run_id": run_id, "ordinal": i, "component": c.id, "year": c.year, "name": c.name, "entity": c.entity,
-                 "numerator": c.numerator, "denominator": c.denominator,
-                 "fraction": None if c.fraction is None else f"{c.fraction.numerator}/{c.fraction.denominator}",
-                 "percent": c.percent, "band": c.band, "payment_fraction": c.as_dict()["payment_fraction"],
-                 "share": c.as_dict()["share"], "available": f"{c.available:.2f}", "payment": f"{c.payment:.2f}",
-                 "note": c.note, "next_band": json.dumps(c.next_band) if c.next_band is not None else None}
+                {
+                    "run_id": run_id,
+                    "ordinal": i,
+                    "component": c.id,
+                    "year": c.year,
+                    "name": c.name,
+                    "entity": c.entity,
+                    "numerator": c.numerator,
+                    "denominator": c.denominator,
+                    "fraction": None if c.fraction is None else f"{c.fraction.numerator}/{c.fraction.denominator}",
+                    "percent": c.percent,
+                    "band": c.band,
+                    "payment_fraction": c.as_dict()["payment_fraction"],
+                    "share": c.as_dict()["share"],
+                    "available": f"{c.available:.2f}",
+                    "payment": f"{c.payment:.2f}",
+                    "note": c.note,
+                    "next_band": json.dumps(c.next_band) if c.next_band is not None else None,
+                }
                 for i, c in enumerate(result.components)
             )
             db["run_milestones"].insert_all(
-                {"run_id": run_id, "milestone": m.id, "year": m.year, "due": m.due.isoformat(), "status": m.status, "detail": m.detail}
+                {
+                    "run_id": run_id,
+                    "milestone": m.id,
+                    "year": m.year,
+                    "due": m.due.isoformat(),
+                    "status": m.status,
+                    "detail": m.detail,
+                }
                 for m in result.milestones
             )
             db["run_overrides"].insert_all({"run_id": run_id, **n} for n in result.override_notes)
             db["run_unmatched_codes"].insert_all(
                 {"run_id": run_id, "code_system": s, "code": c, "count": n} for s, c, n in result.unmatched_codes
             )
-            _copy(db, dataset, "SELECT cohort, id, reason FROM cohort_members ORDER BY cohort, id",
-                  "run_cohorts", ("cohort", "patient_id", "reason"), run_id)
+            _copy(
+                db,
+                dataset,
+                "SELECT cohort, id, reason FROM cohort_members ORDER BY cohort, id",
+                "run_cohorts",
+                ("cohort", "patient_id", "reason"),
+                run_id,
+            )
             _copy(db, dataset, SUBJECT_DECISIONS_SQL, "run_subjects", ("entity", "subject_id", "decisions"), run_id)
     except sqlite3.OperationalError as exc:
         raise StoreError(f"cannot write the run to the audit store: {exc} (nothing was written)") from None
@@ -250,7 +337,11 @@ def load_run(db: Database, run_id: str) -> StoredRun:
 
 
 def list_runs(db: Database) -> list[dict[str, Any]]:
-    return list(db.query("SELECT run_id, started_at, ruleset_id, ruleset_version, adapter, source, totals, as_of FROM runs ORDER BY started_at, run_id"))
+    return list(
+        db.query(
+            "SELECT run_id, started_at, ruleset_id, ruleset_version, adapter, source, totals, as_of FROM runs ORDER BY started_at, run_id"
+        )
+    )
 
 
 def decisions_for(db: Database, run_id: str, subject_id: str) -> list[dict[str, Any]]:
@@ -263,8 +354,16 @@ def decisions_for(db: Database, run_id: str, subject_id: str) -> list[dict[str, 
         for component in order:
             if component in decided:
                 den, num, rule, reason = decided[component]
-                out.append({"component": component, "entity": row["entity"], "in_denominator": den,
-                            "in_numerator": num, "rule": rule, "reason": reason})
+                out.append(
+                    {
+                        "component": component,
+                        "entity": row["entity"],
+                        "in_denominator": den,
+                        "in_numerator": num,
+                        "rule": rule,
+                        "reason": reason,
+                    }
+                )
     return out
 
 
@@ -274,4 +373,14 @@ def cohort_members(db: Database, run_id: str, cohort: str) -> Iterator[dict[str,
     )
 
 
-__all__ = ["DEFAULT_STORE", "StoredRun", "cohort_members", "decisions_for", "list_runs", "load_run", "new_run_id", "open_store", "record_run"]
+__all__ = [
+    "DEFAULT_STORE",
+    "StoredRun",
+    "cohort_members",
+    "decisions_for",
+    "list_runs",
+    "load_run",
+    "new_run_id",
+    "open_store",
+    "record_run",
+]

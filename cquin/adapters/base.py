@@ -76,7 +76,9 @@ class AdapterRegistry:
             raise TypeError(f"adapter {cls.__name__} needs a name of letters, digits, '-' or '_'")
         unknown = set(cls.tables) - set(TABLE_NAMES)
         if not cls.tables or unknown:
-            raise TypeError(f"adapter {cls.name!r} must declare the canonical tables it fills (unknown: {', '.join(sorted(unknown)) or 'none declared'})")
+            raise TypeError(
+                f"adapter {cls.name!r} must declare the canonical tables it fills (unknown: {', '.join(sorted(unknown)) or 'none declared'})"
+            )
         if cls.name in self.adapters:
             other = self.adapters[cls.name].plugin
             raise TypeError(f"two plugins register an adapter called {cls.name!r} ({other} and {self._current[0]})")

@@ -16,7 +16,9 @@ class CanonicalAdapter(Adapter):
     description = "A folder of cquin's canonical CSV files (patients.csv required; conditions, assessments, conversations, staff, training, overrides, provider optional)"
     tables = TABLE_NAMES
     options = (
-        AdapterOption("dates", "Date format in the files: iso (YYYY-MM-DD) or uk (DD/MM/YYYY, ISO also accepted)", "iso", ("iso", "uk")),
+        AdapterOption(
+            "dates", "Date format in the files: iso (YYYY-MM-DD) or uk (DD/MM/YYYY, ISO also accepted)", "iso", ("iso", "uk")
+        ),
     )
 
     def detect(self, path: Path) -> bool:

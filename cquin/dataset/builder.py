@@ -151,7 +151,9 @@ class DatasetBuilder:
         """Count a source record that was used without becoming a row of its own (e.g. merged into another)."""
         self.ledger.accept_record(file, line)
 
-    def reject(self, file: str, line: int | None, column: str | None, value: str | None, reason: str, ref: str | None = None) -> None:
+    def reject(
+        self, file: str, line: int | None, column: str | None, value: str | None, reason: str, ref: str | None = None
+    ) -> None:
         """Reject a source record the adapter could not turn into a canonical row."""
         self.ledger.reject(file, line, column, value, reason, ref)
 
@@ -232,7 +234,9 @@ class DatasetBuilder:
                 value, error, ok = iso.value, iso.error, iso.ok
             selects.append(f"{value} AS {col.name}")
             oks.append(f"({ok})")
-            errors.append(f"CASE WHEN ({error}) IS NOT NULL THEN struct_pack(col := {sql_str(col.name)}, val := {raw}, msg := ({error})) END")
+            errors.append(
+                f"CASE WHEN ({error}) IS NOT NULL THEN struct_pack(col := {sql_str(col.name)}, val := {raw}, msg := ({error})) END"
+            )
         for ok_sql, err_sql in self._row_rules(t):
             oks.append(f"({ok_sql})")
             errors.append(err_sql)
@@ -240,12 +244,14 @@ class DatasetBuilder:
         for col in t.columns:
             if col.kind == "nhs_number":
                 norm, _ = nhs_number_sql(f'"{col.name}"')
-                pre += [f'CASE WHEN trim(coalesce("{col.name}", \'\')) <> \'\' THEN {norm} END AS "_norm_{col.name}"',
-                        f'TRY_CAST({norm} AS BIGINT) AS "_int_{col.name}"']
+                pre += [
+                    f"CASE WHEN trim(coalesce(\"{col.name}\", '')) <> '' THEN {norm} END AS \"_norm_{col.name}\"",
+                    f'TRY_CAST({norm} AS BIGINT) AS "_int_{col.name}"',
+                ]
         # One pass computes the typed values and the cheap validity flag ...
         self.con.execute(
-            f"""CREATE TABLE chk_{t.name} AS SELECT _file, _line, _ref, {', '.join(selects)}, {' AND '.join(oks)} AS _ok, _rid
-                FROM (SELECT rowid AS _rid, {', '.join(pre)} FROM raw_{t.name})"""
+            f"""CREATE TABLE chk_{t.name} AS SELECT _file, _line, _ref, {", ".join(selects)}, {" AND ".join(oks)} AS _ok, _rid
+                FROM (SELECT rowid AS _rid, {", ".join(pre)} FROM raw_{t.name})"""
         )
         # ... and only the failing rows get their detailed reasons, from the raw text.
         err_list = f"list_filter([{', '.join(errors)}], lambda x: x IS NOT NULL)"
@@ -263,24 +269,30 @@ class DatasetBuilder:
         """Checks across the columns of one row: (cheap ok test, detailed error) pairs."""
         rules = []
         if t.name == "assessments":
-            rules.append((
-                "NOT (lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '')",
-                "CASE WHEN lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '' "
-                "THEN struct_pack(col := 'pam_score', val := pam_score, msg := 'a PAM assessment needs pam_score or pam_level (neither given)') END",
-            ))
+            rules.append(
+                (
+                    "NOT (lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '')",
+                    "CASE WHEN lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '' "
+                    "THEN struct_pack(col := 'pam_score', val := pam_score, msg := 'a PAM assessment needs pam_score or pam_level (neither given)') END",
+                )
+            )
             for q in ("gpps_q32", "gpps_q33"):
-                rules.append((
-                    f"NOT (lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '')",
-                    f"CASE WHEN lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '' "
-                    f"THEN struct_pack(col := '{q}', val := {q}, msg := 'a GPPS assessment must answer both questions ({q} is empty)') END",
-                ))
+                rules.append(
+                    (
+                        f"NOT (lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '')",
+                        f"CASE WHEN lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '' "
+                        f"THEN struct_pack(col := '{q}', val := {q}, msg := 'a GPPS assessment must answer both questions ({q} is empty)') END",
+                    )
+                )
         if t.name == "conditions":
             cats = ", ".join(sql_str(c) for c in self.vocabulary.gpps_categories) or "NULL"
             bad = f"lower(trim(code_system)) = 'gpps' AND trim(coalesce(code, '')) <> '' AND lower(trim(code)) NOT IN ({cats})"
-            rules.append((
-                f"NOT coalesce({bad}, false)",
-                f"CASE WHEN {bad} THEN struct_pack(col := 'code', val := code, msg := 'gpps code ' || quote_text(trim(code)) || ' is not one of the LTC category ids') END",
-            ))
+            rules.append(
+                (
+                    f"NOT coalesce({bad}, false)",
+                    f"CASE WHEN {bad} THEN struct_pack(col := 'code', val := code, msg := 'gpps code ' || quote_text(trim(code)) || ' is not one of the LTC category ids') END",
+                )
+            )
         return rules
 
     def _shared_rules(self) -> None:
@@ -299,7 +311,9 @@ class DatasetBuilder:
                 "INSERT INTO rejections SELECT _file, _line, _ref, NULL, NULL, "
                 "'exact duplicate of ' || first_at || ' (counted once)' FROM dup WHERE n > 1"
             )
-            c.execute(f"DELETE FROM chk_{name} USING dup WHERE dup.n > 1 AND chk_{name}._file = dup._file AND chk_{name}._line = dup._line")
+            c.execute(
+                f"DELETE FROM chk_{name} USING dup WHERE dup.n > 1 AND chk_{name}._file = dup._file AND chk_{name}._line = dup._line"
+            )
             c.execute("DROP TABLE dup")
         # Patients: rows for one NHS number that disagree on date of birth or sex are all rejected.
         c.execute(

@@ -99,18 +99,17 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             ok = f"({value}) BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}'"
         else:
             cheap = f"CAST(try_strptime({val}, '%Y-%m-%d') AS DATE)"
-            ok = (f"(length({val}) = 10 AND substr({val}, 5, 1) = '-' AND substr({val}, 8, 1) = '-' "
-                  f"AND {cheap} BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}')")
+            ok = (
+                f"(length({val}) = 10 AND substr({val}, 5, 1) = '-' AND substr({val}, 8, 1) = '-' "
+                f"AND {cheap} BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}')"
+            )
             value = f"CASE WHEN {present} AND length({val}) = 10 THEN {cheap} END"
         return ColumnSQL(value, err, "DATE", _ok(col, present, ok))
     if col.kind in ("enum", "boolean"):
         values = col.values or ("true", "false")
         options = ", ".join(sql_str(v) for v in values)
         lowered = f"lower({val})"
-        err = (
-            f"CASE {req} WHEN {lowered} NOT IN ({options}) THEN "
-            f"quote_text({val}) || ' is not one of: {', '.join(values)}' END"
-        )
+        err = f"CASE {req} WHEN {lowered} NOT IN ({options}) THEN quote_text({val}) || ' is not one of: {', '.join(values)}' END"
         value = f"CASE WHEN {present} THEN {lowered} END"
         ok = _ok(col, present, f"{lowered} IN ({options})")
         if col.kind == "boolean":

@@ -106,7 +106,9 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path
             tmp.unlink(missing_ok=True)
 
 
-def _duckdb_read(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path: Path, header: list[str], source: str, shown: str) -> None:
+def _duckdb_read(
+    con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path: Path, header: list[str], source: str, shown: str
+) -> None:
     names = [f"c{i}" for i in range(len(header))]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     rej_table, rej_scan = f"rej_{raw_table}", f"rejscan_{raw_table}"
@@ -132,7 +134,11 @@ def _duckdb_read(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path:
     mapped = ", ".join(f"c{header.index(c)}" if c in header else "NULL" for c in t.column_names)
     newline_count = " + ".join(f"coalesce(length(c{i}) - length(replace(c{i}, chr(10), '')), 0)" for i in range(len(header)))
     has_newlines = scalar(con, f"SELECT bool_or(({newline_count}) > 0) FROM staged")
-    extra_lines = f"coalesce(sum({newline_count}) OVER (ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)" if has_newlines else "0"
+    extra_lines = (
+        f"coalesce(sum({newline_count}) OVER (ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)"
+        if has_newlines
+        else "0"
+    )
     src_sql = "'" + source.replace("'", "''") + "'"
     con.execute(
         f"""INSERT INTO {raw_table} SELECT {src_sql}, rowid + 2 + (SELECT count(*) FROM rej_lines WHERE adj <= s.rowid) + {extra_lines},

@@ -65,7 +65,9 @@ class Ledger:
         if text not in self.notes:
             self.notes.append(text)
 
-    def reject(self, file: str, line: int | None, column: str | None, value: str | None, reason: str, ref: str | None = None) -> None:
+    def reject(
+        self, file: str, line: int | None, column: str | None, value: str | None, reason: str, ref: str | None = None
+    ) -> None:
         self._extra_rejects.append((file, line, ref, column, value, reason))
         if len(self._extra_rejects) >= 10_000:
             self._flush()
@@ -80,13 +82,18 @@ class Ledger:
         if self._extra_rejects:
             cols = list(zip(*self._extra_rejects, strict=True))
             names = ["file", "line", "ref", "column_name", "value", "reason"]
-            self.con.register("reject_batch", pa.table({n: pa.array(cols[i], pa.int64() if n == "line" else pa.string()) for i, n in enumerate(names)}))
+            self.con.register(
+                "reject_batch",
+                pa.table({n: pa.array(cols[i], pa.int64() if n == "line" else pa.string()) for i, n in enumerate(names)}),
+            )
             self.con.execute("INSERT INTO rejections SELECT * FROM reject_batch")
             self.con.unregister("reject_batch")
             self._extra_rejects.clear()
         if self._consumed:
             cols = list(zip(*self._consumed, strict=True))
-            self.con.register("consumed_batch", pa.table({"file": pa.array(cols[0], pa.string()), "line": pa.array(cols[1], pa.int64())}))
+            self.con.register(
+                "consumed_batch", pa.table({"file": pa.array(cols[0], pa.string()), "line": pa.array(cols[1], pa.int64())})
+            )
             self.con.execute("INSERT INTO consumed SELECT * FROM consumed_batch")
             self.con.unregister("consumed_batch")
             self._consumed.clear()
@@ -94,7 +101,9 @@ class Ledger:
     def finish(self) -> None:
         """Count each file's records: every staged row and adapter-level record, once."""
         self._flush()
-        raw_tables = [r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'raw_%'").fetchall()]
+        raw_tables = [
+            r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'raw_%'").fetchall()
+        ]
         parts = [f"SELECT _file AS file, _line AS line FROM {t}" for t in raw_tables]
         parts += ["SELECT file, line FROM rejections", "SELECT file, line FROM consumed"]
         self.con.execute(f"CREATE TEMP TABLE records AS SELECT DISTINCT file, line FROM ({' UNION ALL '.join(parts)})")

@@ -120,5 +120,10 @@ def coverage_problems(bands: list[Band], *, upper_limit: Fraction | None, unit: 
         if edge != Fraction(10**18):
             problems.append((order[-1] if order else 0, f"bands stop at {_fmt(edge)}{unit}: the last band needs no upper edge"))
     elif edge < upper_limit or (edge == upper_limit and not edge_in):
-        problems.append((order[-1] if order else 0, f"bands leave a gap: values above {_fmt(edge)}{unit} up to {_fmt(upper_limit)}{unit} are in no band"))
+        problems.append(
+            (
+                order[-1] if order else 0,
+                f"bands leave a gap: values above {_fmt(edge)}{unit} up to {_fmt(upper_limit)}{unit} are in no band",
+            )
+        )
     return problems

@@ -132,8 +132,21 @@ def evaluate(
             level = _attainment(con, comp, ruleset, c)
             pays = to_fraction(level["pays_percent"]) / HUNDRED
             results.append(
-                ComponentResult(c["id"], c["year"], c["name"], None, None, None, None, level["label"], pays, share,
-                                available, to_penny(Fraction(indicator_value) * share * pays), level.get("_why", ""))
+                ComponentResult(
+                    c["id"],
+                    c["year"],
+                    c["name"],
+                    None,
+                    None,
+                    None,
+                    None,
+                    level["label"],
+                    pays,
+                    share,
+                    available,
+                    to_penny(Fraction(indicator_value) * share * pays),
+                    level.get("_why", ""),
+                )
             )
             continue
         den_pop, num_pop = c["denominator"], c["numerator"]
@@ -141,13 +154,14 @@ def evaluate(
         den_t, num_t = comp.population(den_pop), comp.population(num_pop)
         # The numerator is counted within the denominator, so it can never exceed it.
         con.execute(
-            f"""INSERT INTO decisions SELECT {q(c['id'])}, {q(entity)}, d.id, d.inside, d.inside AND n.inside,
+            f"""INSERT INTO decisions SELECT {q(c["id"])}, {q(entity)}, d.id, d.inside, d.inside AND n.inside,
                   CASE WHEN d.inside THEN n.rule ELSE d.rule END,
                   CASE WHEN d.inside THEN n.reason ELSE d.reason END
                 FROM {den_t} d JOIN {num_t} n USING (id)"""
         )
-        num, den = first_row(con,
-            f"SELECT count(*) FILTER (WHERE in_numerator), count(*) FILTER (WHERE in_denominator) FROM decisions WHERE component = {q(c['id'])}"
+        num, den = first_row(
+            con,
+            f"SELECT count(*) FILTER (WHERE in_numerator), count(*) FILTER (WHERE in_denominator) FROM decisions WHERE component = {q(c['id'])}",
         )  # type: ignore[misc]
         bands = ruleset.bands(c)
         on_count = c.get("bands_on") == "numerator_count"
@@ -156,7 +170,9 @@ def evaluate(
         note = ""
         if measured is None:
             pays, band_text = to_fraction(zero["pays_percent"]) / HUNDRED, "not computable (denominator is zero)"
-            note = "denominator is zero: the percentage is not computable and the component pays " + decimal_text(pays * 100) + "%"
+            note = (
+                "denominator is zero: the percentage is not computable and the component pays " + decimal_text(pays * 100) + "%"
+            )
             next_band = None
         else:
             band = band_for(bands, measured)
@@ -167,8 +183,22 @@ def evaluate(
             band_text = band.describe(unit) + (f" ({band.label})" if band.label else "")
             next_band = _next_band(bands, band, num, den, on_count)
         results.append(
-            ComponentResult(c["id"], c["year"], c["name"], entity, num, den, fraction, band_text, pays, share, available,
-                            to_penny(Fraction(indicator_value) * share * pays), note, next_band)
+            ComponentResult(
+                c["id"],
+                c["year"],
+                c["name"],
+                entity,
+                num,
+                den,
+                fraction,
+                band_text,
+                pays,
+                share,
+                available,
+                to_penny(Fraction(indicator_value) * share * pays),
+                note,
+                next_band,
+            )
         )
     cohorts = {}
     pops = {}
@@ -189,8 +219,20 @@ def evaluate(
             GROUP BY ALL ORDER BY 3 DESC, 1, 2"""
     ).fetchall()
     return RunResult(
-        ruleset.id, ruleset.version, ruleset.sha256, as_of, values, results, milestones, cohorts, pops, totals,
-        available_totals, comp.override_notes, carers, [(s, c, int(n)) for s, c, n in unmatched],
+        ruleset.id,
+        ruleset.version,
+        ruleset.sha256,
+        as_of,
+        values,
+        results,
+        milestones,
+        cohorts,
+        pops,
+        totals,
+        available_totals,
+        comp.override_notes,
+        carers,
+        [(s, c, int(n)) for s, c, n in unmatched],
     )
 
 

@@ -33,8 +33,14 @@ class PopulationCompiler:
     """Builds population tables in a DuckDB connection for one evaluation (one as-of date)."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, as_of: dt.date | None, prefix: str,
-        base: PopulationCompiler | None = None, reasons: bool = True,
+        self,
+        con: duckdb.DuckDBPyConnection,
+        ruleset: Ruleset,
+        *,
+        as_of: dt.date | None,
+        prefix: str,
+        base: PopulationCompiler | None = None,
+        reasons: bool = True,
     ) -> None:
         self.reasons = reasons  # False: only who is in (milestone counts), skipping the reason text
         self.base = base  # an evaluation without a cut-off whose scored tables this one filters
@@ -62,7 +68,10 @@ class PopulationCompiler:
             c.execute(f"CREATE OR REPLACE TEMP VIEW {self.t(name)} AS {sql}")
 
         if cut:
-            view("patients", f"SELECT * REPLACE (CASE WHEN served_to > {cut} THEN NULL ELSE served_to END AS served_to) FROM patients WHERE served_from <= {cut}")
+            view(
+                "patients",
+                f"SELECT * REPLACE (CASE WHEN served_to > {cut} THEN NULL ELSE served_to END AS served_to) FROM patients WHERE served_from <= {cut}",
+            )
             view("conditions", f"SELECT * FROM conditions WHERE recorded_on <= {cut}")
             view("assessments_raw", f"SELECT * FROM assessments WHERE assessed_on <= {cut}")
             view("conversations", f"SELECT * FROM conversations WHERE held_on <= {cut}")
@@ -82,8 +91,12 @@ class PopulationCompiler:
             # Scoring does not depend on the date: filter the base evaluation's scored rows.
             view("scored", f"SELECT * FROM {self.base.t('scored')} WHERE assessed_on <= {cut}")
         else:
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {self.t('scored')} AS {scored_assessments_sql(self.r, self.t('assessments_raw'))}")
-        c.execute(f"CREATE OR REPLACE TEMP TABLE {self.t('patient_ids')} AS SELECT DISTINCT patient_id AS id FROM {self.t('patients')}")
+            c.execute(
+                f"CREATE OR REPLACE TEMP TABLE {self.t('scored')} AS {scored_assessments_sql(self.r, self.t('assessments_raw'))}"
+            )
+        c.execute(
+            f"CREATE OR REPLACE TEMP TABLE {self.t('patient_ids')} AS SELECT DISTINCT patient_id AS id FROM {self.t('patients')}"
+        )
         c.execute(f"CREATE OR REPLACE TEMP TABLE {self.t('staff_ids')} AS SELECT DISTINCT staff_id AS id FROM {self.t('staff')}")
 
     def universe(self, entity: str) -> str:
@@ -160,7 +173,7 @@ class PopulationCompiler:
               SELECT patient_id AS id, bool_or({overlap}) AS inside,
                 arg_min(struct_pack(f := served_from, t := served_to, file := _file, line := _line), NOT {overlap}) AS hit,
                 count(*) AS n, min(served_from) AS first_from, max(coalesce(served_to, DATE '9999-12-31')) AS last_to
-              FROM {self.t('patients')} GROUP BY patient_id)
+              FROM {self.t("patients")} GROUP BY patient_id)
             SELECT u.id, coalesce(ep.inside, false) AS inside,
               CASE WHEN ep.inside THEN 'under care ' || {q(label)} || ': episode from ' || CAST(ep.hit.f AS VARCHAR)
                      || ' to ' || coalesce(CAST(ep.hit.t AS VARCHAR), 'ongoing') || ' (' || ep.hit.file || ' line ' || CAST(ep.hit.line AS VARCHAR) || ')'
@@ -186,7 +199,7 @@ class PopulationCompiler:
             WITH cond AS (
               SELECT patient_id, code_system, code, recorded_on, _file, _line,
                      CASE WHEN code_system = 'icd10' THEN upper(replace(code, '.', '')) ELSE code END AS norm
-              FROM {self.t('conditions')})
+              FROM {self.t("conditions")})
             SELECT c.patient_id, c.code_system, c.code, c.recorded_on, c._file, c._line, l.category, l.list_id FROM cond c
               JOIN codelist l ON l.system = 'snomed' AND c.code_system = 'snomed' AND l.code = c.norm
             UNION ALL
@@ -254,8 +267,8 @@ class PopulationCompiler:
             f"""CREATE OR REPLACE TEMP TABLE {name} AS
             SELECT patient_id AS id, assessed_on, instrument, value, low, result, _file, _line FROM (
               SELECT s.*, row_number() OVER (PARTITION BY s.patient_id ORDER BY s.{order}, s.instrument_rank) AS rn
-              FROM {self.t('scored')} s {join}
-              WHERE s.respondent = {q(m['respondent'])} AND s.assessed_on BETWEEN DATE '{start}' AND DATE '{end}' {cond})
+              FROM {self.t("scored")} s {join}
+              WHERE s.respondent = {q(m["respondent"])} AND s.assessed_on BETWEEN DATE '{start}' AND DATE '{end}' {cond})
             WHERE rn = 1"""
         )
         self._measurements[mid] = name
@@ -272,28 +285,26 @@ class PopulationCompiler:
         other_instr = ""
         if same:
             o = self.measurement(same)
-            other_instr = f"""WHEN EXISTS (SELECT 1 FROM {self.t('scored')} s WHERE s.patient_id = u.id AND s.respondent = {q(m['respondent'])} AND {within})
-                                THEN 'no {label}: the {m['respondent']}''s assessments in {m['within']} were on another instrument than the ' || coalesce((SELECT instrument FROM {o} WHERE id = u.id), '(no {same})') || ' {same.replace('_', ' ')}'
-                              WHEN NOT EXISTS (SELECT 1 FROM {o} WHERE id = u.id) THEN 'no {same.replace('_', ' ')} to compare with' """
+            other_instr = f"""WHEN EXISTS (SELECT 1 FROM {self.t("scored")} s WHERE s.patient_id = u.id AND s.respondent = {q(m["respondent"])} AND {within})
+                                THEN 'no {label}: the {m["respondent"]}''s assessments in {m["within"]} were on another instrument than the ' || coalesce((SELECT instrument FROM {o} WHERE id = u.id), '(no {same})') || ' {same.replace("_", " ")}'
+                              WHEN NOT EXISTS (SELECT 1 FROM {o} WHERE id = u.id) THEN 'no {same.replace("_", " ")} to compare with' """
         carer = "carer" if m["respondent"] == "patient" else "patient"
         return f"""
             SELECT u.id, t.id IS NOT NULL AS inside,
-              CASE WHEN t.id IS NOT NULL THEN {q(mid.replace('_', ' ') + ': ')} || t.result || ' on ' || CAST(t.assessed_on AS VARCHAR) || {_loc('t')}
+              CASE WHEN t.id IS NOT NULL THEN {q(mid.replace("_", " ") + ": ")} || t.result || ' on ' || CAST(t.assessed_on AS VARCHAR) || {_loc("t")}
                    {other_instr}
-                   WHEN EXISTS (SELECT 1 FROM {self.t('scored')} s WHERE s.patient_id = u.id AND s.respondent = {q(carer)} AND {within})
-                     THEN 'no {label}: only {carer} assessments in {m['within']} ({start} to {end}); a {carer}''s answers are not the {m['respondent']}''s own'
-                   ELSE 'no {m['respondent']} assessment dated in {m['within']} ({start} to {end})' END AS reason
+                   WHEN EXISTS (SELECT 1 FROM {self.t("scored")} s WHERE s.patient_id = u.id AND s.respondent = {q(carer)} AND {within})
+                     THEN 'no {label}: only {carer} assessments in {m["within"]} ({start} to {end}); a {carer}''s answers are not the {m["respondent"]}''s own'
+                   ELSE 'no {m["respondent"]} assessment dated in {m["within"]} ({start} to {end})' END AS reason
             FROM {u} u LEFT JOIN {t} t USING (id)"""
 
     def _leaf_low_activation(self, mid: str, u: str) -> str:
         t = self.measurement(mid)
-        pam = self.r.doc["instruments"]["pam"]
-        gpps = self.r.doc["instruments"]["gpps"]
         return f"""
             SELECT u.id, coalesce(t.low, false) AS inside,
-              CASE WHEN t.id IS NULL THEN 'no {mid.replace('_', ' ')}'
-                   WHEN t.low THEN {q(mid.replace('_', ' ') + ' ')} || t.result || ' is low activation'
-                   ELSE {q(mid.replace('_', ' ') + ' ')} || t.result || ' is not low activation' END AS reason
+              CASE WHEN t.id IS NULL THEN 'no {mid.replace("_", " ")}'
+                   WHEN t.low THEN {q(mid.replace("_", " ") + " ")} || t.result || ' is low activation'
+                   ELSE {q(mid.replace("_", " ") + " ")} || t.result || ' is not low activation' END AS reason
             FROM {u} u LEFT JOIN {t} t USING (id)"""
 
     def _leaf_improved(self, value: dict[str, str], u: str) -> str:
@@ -312,7 +323,7 @@ class PopulationCompiler:
         return f"""
             WITH conv AS (
               SELECT patient_id AS id, count(*) AS n, min(held_on) AS first_on, arg_min({_loc()}, held_on) AS first_loc
-              FROM {self.t('conversations')} WHERE held_on BETWEEN DATE '{s}' AND DATE '{e}' GROUP BY patient_id)
+              FROM {self.t("conversations")} WHERE held_on BETWEEN DATE '{s}' AND DATE '{e}' GROUP BY patient_id)
             SELECT u.id, c.id IS NOT NULL AS inside,
               CASE WHEN c.id IS NOT NULL THEN 'conversation held ' || CAST(c.first_on AS VARCHAR) || c.first_loc
                      || CASE WHEN c.n > 1 THEN ' (' || CAST(c.n AS VARCHAR) || ' conversations in all)' ELSE '' END
@@ -332,7 +343,7 @@ class PopulationCompiler:
             f"""CREATE OR REPLACE TEMP TABLE {ov} AS
             SELECT o.patient_id AS id, o.action, o.reason AS why, o.agreed_on, o._file, o._line,
                    m.inside AS member, {req_ok} AS allowed, {req_reason} AS refused_because
-            FROM {self.t('overrides')} o JOIN {members} m ON m.id = o.patient_id {req_join}
+            FROM {self.t("overrides")} o JOIN {members} m ON m.id = o.patient_id {req_join}
             WHERE o.cohort = {q(cohort)}"""
         )
         # Report what the overrides did: refused includes are rejected rows; no-op excludes are noted.
@@ -348,7 +359,9 @@ class PopulationCompiler:
                 kind, text = "no effect", f"include of {pid} in the {cohort} cohort changes nothing: already a member"
             else:
                 kind, text = "no effect", f"exclude of {pid} from the {cohort} cohort changes nothing: not a member"
-            self.override_notes.append({"file": file, "line": line, "patient_id": pid, "kind": kind, "message": text, "reason": why})
+            self.override_notes.append(
+                {"file": file, "line": line, "patient_id": pid, "kind": kind, "message": text, "reason": why}
+            )
         agreed = "CASE WHEN o.agreed_on IS NOT NULL THEN ', agreed ' || CAST(o.agreed_on AS VARCHAR) ELSE '' END"
         return f"""
             SELECT m.id,
@@ -356,9 +369,9 @@ class PopulationCompiler:
                    THEN {q(owner)} ELSE m.rule END AS rule,
               CASE WHEN o.action = 'exclude' THEN false WHEN o.action = 'include' AND o.allowed THEN true ELSE m.inside END AS inside,
               CASE WHEN o.action = 'exclude' AND m.inside
-                     THEN 'excluded by agreed override: ' || o.why || {agreed} || {_loc('o')}
+                     THEN 'excluded by agreed override: ' || o.why || {agreed} || {_loc("o")}
                    WHEN o.action = 'include' AND o.allowed AND NOT m.inside
-                     THEN 'included by agreed override: ' || o.why || {agreed} || {_loc('o')}
+                     THEN 'included by agreed override: ' || o.why || {agreed} || {_loc("o")}
                    ELSE m.reason END AS reason
             FROM {members} m LEFT JOIN {ov} o USING (id)"""
 
@@ -367,9 +380,9 @@ class PopulationCompiler:
     def _leaf_cares_for_cohort(self, value: bool, u: str) -> str:
         return f"""
             SELECT u.id, coalesce(s.cares_for_cohort = {str(bool(value)).lower()}, false) AS inside,
-              CASE WHEN s.cares_for_cohort THEN 'identified as caring for the patient cohort' || {_loc('s')}
-                   ELSE 'not identified as caring for the patient cohort' || {_loc('s')} END AS reason
-            FROM {u} u LEFT JOIN {self.t('staff')} s ON s.staff_id = u.id"""
+              CASE WHEN s.cares_for_cohort THEN 'identified as caring for the patient cohort' || {_loc("s")}
+                   ELSE 'not identified as caring for the patient cohort' || {_loc("s")} END AS reason
+            FROM {u} u LEFT JOIN {self.t("staff")} s ON s.staff_id = u.id"""
 
     def _leaf_trained(self, value: dict[str, str], u: str) -> str:
         by = self.r.date(value["by"])
@@ -381,7 +394,7 @@ class PopulationCompiler:
                 arg_min('training ' || coalesce('''' || course || '''', '') || ' completed ' || CAST(completed_on AS VARCHAR) || {_loc()},
                         CASE WHEN {window} THEN completed_on END) AS hit,
                 min(completed_on) AS first_on
-              FROM {self.t('training')} GROUP BY staff_id)
+              FROM {self.t("training")} GROUP BY staff_id)
             SELECT u.id, coalesce(t.inside, false) AS inside,
               CASE WHEN t.inside THEN t.hit
                    WHEN t.id IS NOT NULL THEN 'training completed ' || CAST(t.first_on AS VARCHAR) || ', outside the window (by {by})'

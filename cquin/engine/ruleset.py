@@ -313,7 +313,9 @@ class _Checker:
             if _ISO.match(ref):
                 self.error(path, f"{ref!r} is not a real date")
             else:
-                self.error(path, f"{ref!r} refers to no period or quarter (known periods: {', '.join(self.doc.get('periods', {}))})")
+                self.error(
+                    path, f"{ref!r} refers to no period or quarter (known periods: {', '.join(self.doc.get('periods', {}))})"
+                )
             return None
 
     def check_dates_and_periods(self) -> None:
@@ -331,13 +333,24 @@ class _Checker:
                 qs = self.date_ref(("periods", pid, "quarters", i, "from"), q.get("from"))
                 qe = self.date_ref(("periods", pid, "quarters", i, "to"), q.get("to"))
                 if qs and qe and qs > qe:
-                    self.error(("periods", pid, "quarters", i, "to"), f"quarter {q.get('id')} ends ({qe}) before it starts ({qs})")
+                    self.error(
+                        ("periods", pid, "quarters", i, "to"), f"quarter {q.get('id')} ends ({qe}) before it starts ({qs})"
+                    )
                 if qs and start and end and not (start <= qs <= end):
-                    self.error(("periods", pid, "quarters", i, "from"), f"quarter {q.get('id')} starts outside period {pid} ({start} to {end})")
+                    self.error(
+                        ("periods", pid, "quarters", i, "from"),
+                        f"quarter {q.get('id')} starts outside period {pid} ({start} to {end})",
+                    )
                 if qe and start and end and not (start <= qe <= end):
-                    self.error(("periods", pid, "quarters", i, "to"), f"quarter {q.get('id')} ends outside period {pid} ({start} to {end})")
+                    self.error(
+                        ("periods", pid, "quarters", i, "to"),
+                        f"quarter {q.get('id')} ends outside period {pid} ({start} to {end})",
+                    )
                 if previous_end and qs and qs != previous_end + dt.timedelta(days=1):
-                    self.error(("periods", pid, "quarters", i, "from"), f"quarter {q.get('id')} should start the day after the previous quarter ends ({previous_end}); quarters are out of order or leave a gap")
+                    self.error(
+                        ("periods", pid, "quarters", i, "from"),
+                        f"quarter {q.get('id')} should start the day after the previous quarter ends ({previous_end}); quarters are out of order or leave a gap",
+                    )
                 previous_end = qe
 
     # -- code lists
@@ -412,8 +425,10 @@ class _Checker:
                 pairs.setdefault(cats, []).append(code)
         for cats, shared in sorted(pairs.items()):
             example = ", ".join(shared[:3]) + (", ..." if len(shared) > 3 else "")
-            self.warn(("ltc", "categories"),
-                      f"{len(shared)} code(s) are in more than one category ({' and '.join(cats)}: {example}); a patient with one counts in each")
+            self.warn(
+                ("ltc", "categories"),
+                f"{len(shared)} code(s) are in more than one category ({' and '.join(cats)}: {example}); a patient with one counts in each",
+            )
 
     # -- instruments
     def check_instruments(self) -> None:
@@ -424,14 +439,22 @@ class _Checker:
         for i, lv in enumerate(levels):
             bound = to_fraction(lv["score_at_most"])
             if prev is not None and bound <= prev:
-                self.error(("instruments", "pam", "levels", i, "score_at_most"), "PAM level cut points must rise from one level to the next")
+                self.error(
+                    ("instruments", "pam", "levels", i, "score_at_most"),
+                    "PAM level cut points must rise from one level to the next",
+                )
             prev = bound
         if levels and rng and to_fraction(levels[-1]["score_at_most"]) < to_fraction(rng["max"]):
-            self.error(("instruments", "pam", "levels", len(levels) - 1, "score_at_most"), f"the top PAM level must reach the top of the score range ({rng['max']})")
+            self.error(
+                ("instruments", "pam", "levels", len(levels) - 1, "score_at_most"),
+                f"the top PAM level must reach the top of the score range ({rng['max']})",
+            )
         known = {lv["level"] for lv in levels}
         for i, lv in enumerate(pam.get("low_activation_levels") or []):
             if lv not in known:
-                self.error(("instruments", "pam", "low_activation_levels", i), f"low activation level {lv} is not one of the PAM levels")
+                self.error(
+                    ("instruments", "pam", "low_activation_levels", i), f"low activation level {lv} is not one of the PAM levels"
+                )
         gpps = (self.doc.get("instruments") or {}).get("gpps") or {}
         fields = set()
         for i, q in enumerate(gpps.get("questions") or []):
@@ -442,7 +465,10 @@ class _Checker:
             for j, opt in enumerate(q.get("options") or []):
                 norm = normalise_answer(opt["answer"])
                 if norm in answers:
-                    self.error(("instruments", "gpps", "questions", i, "options", j, "answer"), f"the answer {opt['answer']!r} is listed twice")
+                    self.error(
+                        ("instruments", "gpps", "questions", i, "options", j, "answer"),
+                        f"the answer {opt['answer']!r} is listed twice",
+                    )
                 answers.add(norm)
 
     # -- measurements
@@ -471,7 +497,7 @@ class _Checker:
             if state.get(p) == 2:
                 return
             if state.get(p) == 1:
-                cycle = trail[trail.index(p):] + [p]
+                cycle = trail[trail.index(p) :] + [p]
                 self.error(("populations", p, "rule"), "populations refer to each other in a circle: " + " -> ".join(cycle))
                 return
             state[p] = 1
@@ -483,12 +509,14 @@ class _Checker:
         for pid in pops:
             visit(pid, [])
 
-    def check_rule_node(self, pid: str, entity: str | None, path: tuple[str | int, ...], node: dict[str, Any], deps: set[str]) -> None:
+    def check_rule_node(
+        self, pid: str, entity: str | None, path: tuple[str | int, ...], node: dict[str, Any], deps: set[str]
+    ) -> None:
         pops = self.doc.get("populations") or {}
         measurements = self.doc.get("measurements") or {}
         patient_only = {"served", "ltc", "measured", "low_activation", "improved", "conversation", "cohort"}
         staff_only = {"cares_for_cohort", "trained"}
-        (kind, value), = node.items()
+        ((kind, value),) = node.items()
         if entity == "staff" and kind in patient_only:
             self.error(path, f"population {pid} counts staff, but the test {kind!r} applies to patients")
         if entity == "patient" and kind in staff_only:
@@ -558,7 +586,10 @@ class _Checker:
                         self.error(("components", i, key), f"component {cid}: unknown population {comp.get(key)!r}")
                 num, den = pops.get(comp.get("numerator")), pops.get(comp.get("denominator"))
                 if num and den and num.get("entity") != den.get("entity"):
-                    self.error(("components", i, "numerator"), f"component {cid}: numerator counts {num.get('entity')} but the denominator counts {den.get('entity')}")
+                    self.error(
+                        ("components", i, "numerator"),
+                        f"component {cid}: numerator counts {num.get('entity')} but the denominator counts {den.get('entity')}",
+                    )
                 limit = None if comp.get("bands_on") == "numerator_count" else HUNDRED
                 unit = "" if limit is None else "%"
                 bands = [band_from_spec(b, upper_limit=limit) for b in comp["bands"]]
@@ -572,12 +603,16 @@ class _Checker:
                     for key, ref in (level.get("requires") or {}).items():
                         self.date_ref(("components", i, "attainment", j, "requires", key), ref)
                 if comp["attainment"] and comp["attainment"][-1].get("requires"):
-                    self.error(("components", i, "attainment", len(comp["attainment"]) - 1),
-                               f"component {cid}: the last attainment level must require nothing (requires: {{}}), so every provider reaches some level")
+                    self.error(
+                        ("components", i, "attainment", len(comp["attainment"]) - 1),
+                        f"component {cid}: the last attainment level must require nothing (requires: {{}}), so every provider reaches some level",
+                    )
         for year, total in shares.items():
             if total != HUNDRED:
-                self.error(("components", first_of_year[year], "share_percent"),
-                           f"the shares of {year}'s components add up to {float(total):g}%, not 100%")
+                self.error(
+                    ("components", first_of_year[year], "share_percent"),
+                    f"the shares of {year}'s components add up to {float(total):g}%, not 100%",
+                )
 
     def check_conversation_codes(self) -> None:
         lists = self.doc.get("code_lists") or {}
@@ -604,15 +639,21 @@ class _Checker:
             if isinstance(node, dict) and isinstance(node.get("citation"), dict):
                 src = node["citation"].get("source")
                 if src is not None and src not in sources:
-                    self.error(path + ("citation", "source"), f"the citation names an unknown source {src!r} (known: {', '.join(sources)})")
+                    self.error(
+                        path + ("citation", "source"),
+                        f"the citation names an unknown source {src!r} (known: {', '.join(sources)})",
+                    )
 
 
 def _numeric_band(band: Any) -> bool:
     """A band whose edges are all numbers (the schema reports any that are not)."""
     if not isinstance(band, dict):
         return False
-    return all(isinstance(v, (int, Decimal)) and not isinstance(v, bool)
-               for k, v in band.items() if k in ("at_least", "above", "at_most", "below", "pays_percent"))
+    return all(
+        isinstance(v, (int, Decimal)) and not isinstance(v, bool)
+        for k, v in band.items()
+        if k in ("at_least", "above", "at_most", "below", "pays_percent")
+    )
 
 
 def walk_rule(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
@@ -620,7 +661,7 @@ def walk_rule(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[st
     if not isinstance(node, dict) or len(node) != 1:
         return
     yield path, node
-    (kind, value), = node.items()
+    ((kind, value),) = node.items()
     if kind in ("all_of", "any_of") and isinstance(value, list):
         for i, child in enumerate(value):
             yield from walk_rule(child, path + (kind, i))
@@ -658,10 +699,15 @@ def _friendly(err: jsonschema.ValidationError) -> list[tuple[tuple[str | int, ..
         allowed = ", ".join(sorted((err.schema.get("properties") or {}).keys()))
         out = []
         for key in extra or [err.message]:
-            out.append((path + (key, "__key__"), f"{where}: unknown key {key!r}" + (f" (expected one of: {allowed})" if allowed else "")))
+            out.append(
+                (path + (key, "__key__"), f"{where}: unknown key {key!r}" + (f" (expected one of: {allowed})" if allowed else ""))
+            )
         return out
     if v == "pattern":
-        expected = next((text for pat, text in _FRIENDLY_PATTERNS.items() if pat in str(err.validator_value)), f"text matching {err.validator_value}")
+        expected = next(
+            (text for pat, text in _FRIENDLY_PATTERNS.items() if pat in str(err.validator_value)),
+            f"text matching {err.validator_value}",
+        )
         return [(path, f"{where}: {err.instance!r} is not {expected}")]
     if v == "type":
         shown = canonical_json(err.instance) if not isinstance(err.instance, str) else repr(err.instance)
@@ -673,9 +719,16 @@ def _friendly(err: jsonschema.ValidationError) -> list[tuple[tuple[str | int, ..
     if v in ("minimum", "maximum"):
         return [(path, f"{where}: {err.instance} is {'below' if v == 'minimum' else 'above'} the allowed {err.validator_value}")]
     if v in ("maxProperties", "minProperties") and "all_of" in json.dumps(err.schema.get("properties", {})):
-        return [(path, f"{where}: a rule must have exactly one test (such as population, all_of, served); found {len(err.instance)}")]
+        return [
+            (path, f"{where}: a rule must have exactly one test (such as population, all_of, served); found {len(err.instance)}")
+        ]
     if v == "oneOf" and isinstance(err.instance, dict) and "share_percent" in (err.schema.get("properties") or {}):
-        return [(path, f"{where}: a component needs either 'attainment' levels, or a 'numerator', a 'denominator' and 'bands', not both")]
+        return [
+            (
+                path,
+                f"{where}: a component needs either 'attainment' levels, or a 'numerator', a 'denominator' and 'bands', not both",
+            )
+        ]
     if v == "not" and isinstance(err.instance, dict) and "pays_percent" in err.instance:
         return [(path, f"{where}: a band has one lower edge (at_least or above) and one upper edge (at_most or below)")]
     if v == "minItems":
@@ -684,7 +737,14 @@ def _friendly(err: jsonschema.ValidationError) -> list[tuple[tuple[str | int, ..
 
 
 def _a(t: Any) -> str:
-    names = {"string": "text", "number": "a number", "integer": "a whole number", "object": "a mapping", "array": "a list", "boolean": "true or false"}
+    names = {
+        "string": "text",
+        "number": "a number",
+        "integer": "a whole number",
+        "object": "a mapping",
+        "array": "a list",
+        "boolean": "true or false",
+    }
     if isinstance(t, list):
         return " or ".join(names.get(x, x) for x in t)
     return names.get(t, str(t))

@@ -54,7 +54,7 @@ def scored_assessments_sql(r: Ruleset, source: str) -> str:
         SELECT *,
           CASE instrument WHEN 'pam' THEN CAST({level} AS DECIMAL(18,6)) ELSE CAST({points} AS DECIMAL(18,6)) END AS value,
           CASE instrument WHEN 'pam' THEN {level} IN ({low_levels})
-               ELSE ({points}) <= {_lit(gpps['low_activation_points_at_most'])} END AS low,
+               ELSE ({points}) <= {_lit(gpps["low_activation_points_at_most"])} END AS low,
           CASE instrument
             WHEN 'pam' THEN 'PAM level ' || CAST({level} AS VARCHAR)
                  || CASE WHEN pam_level IS NULL THEN ' (from score ' || CAST(CAST(pam_score AS DOUBLE) AS VARCHAR) || ')' ELSE '' END

@@ -80,8 +80,7 @@ class _Builder:
         if self.nodes > MAX_NODES:
             raise self.fail(
                 node,
-                f"the document expands to more than {MAX_NODES:,} values "
-                "(an alias bomb or a far too large ruleset); refused",
+                f"the document expands to more than {MAX_NODES:,} values (an alias bomb or a far too large ruleset); refused",
             )
         if depth > MAX_DEPTH:
             raise self.fail(node, f"nested more than {MAX_DEPTH} levels deep; refused")

@@ -13,7 +13,9 @@ from cquin.runner import Explanation
 def render_explanation(console: Console, ex: Explanation) -> None:
     rs = ex.ruleset
     run = ex.run
-    console.print(f"[bold]{escape(ex.subject_id)}[/] in run {run['run_id']} ({run['ruleset_id']} {run['ruleset_version']}, sha256 {str(run['ruleset_sha256'])[:12]}…)")
+    console.print(
+        f"[bold]{escape(ex.subject_id)}[/] in run {run['run_id']} ({run['ruleset_id']} {run['ruleset_version']}, sha256 {str(run['ruleset_sha256'])[:12]}…)"
+    )
     if ex.cohorts:
         for c in ex.cohorts:
             console.print(f"  member of the [bold]{c['cohort']}[/] cohort: {escape(str(c['reason']))}")

@@ -37,7 +37,8 @@ def result_document(run_id: str | None, result: RunResult, dataset: CanonicalDat
         "available": {k: f"{v:.2f}" for k, v in result.available.items() if k in years},
         "milestones": [
             {"id": m.id, "year": m.year, "due": m.due.isoformat(), "status": m.status, "detail": m.detail}
-            for m in result.milestones if m.year in years
+            for m in result.milestones
+            if m.year in years
         ],
         "data_quality": {name: f.as_dict() for name, f in dataset.ledger.files.items()},
         "notes": list(dataset.ledger.notes),
@@ -51,12 +52,42 @@ def result_csv(result: RunResult, years: list[str]) -> str:
     """One row per component, for spreadsheets (cells that could run as formulas are neutralised)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["component", "year", "name", "numerator", "denominator", "percent", "band", "payment_fraction", "share", "available", "payment"])
+    w.writerow(
+        [
+            "component",
+            "year",
+            "name",
+            "numerator",
+            "denominator",
+            "percent",
+            "band",
+            "payment_fraction",
+            "share",
+            "available",
+            "payment",
+        ]
+    )
     for c in result.components:
         if c.year in years:
             d = c.as_dict()
-            w.writerow([safe_cell(x) for x in (c.id, c.year, c.name, d["numerator"], d["denominator"], d["percent"], c.band,
-                                               d["payment_fraction"], d["share"], d["available"], d["payment"])])
+            w.writerow(
+                [
+                    safe_cell(x)
+                    for x in (
+                        c.id,
+                        c.year,
+                        c.name,
+                        d["numerator"],
+                        d["denominator"],
+                        d["percent"],
+                        c.band,
+                        d["payment_fraction"],
+                        d["share"],
+                        d["available"],
+                        d["payment"],
+                    )
+                ]
+            )
     return buf.getvalue()
 
 
@@ -78,7 +109,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def render_table(console: Console, run_id: str | None, result: RunResult, dataset: CanonicalDataset, years: list[str], ruleset: Ruleset) -> None:
+def render_table(
+    console: Console, run_id: str | None, result: RunResult, dataset: CanonicalDataset, years: list[str], ruleset: Ruleset
+) -> None:
     render_data_quality(console, dataset)
     title = f"{escape(ruleset.title)} — {result.ruleset_id} {result.ruleset_version}"
     if result.as_of:
@@ -86,8 +119,15 @@ def render_table(console: Console, run_id: str | None, result: RunResult, datase
     for year in years:
         label = ruleset.doc["periods"][year]["label"]
         table = Table(title=f"{title}\n{escape(label)}: value £{result.available[year]:,.2f}", title_justify="left")
-        for col, just in (("component", "left"), ("numerator/denominator", "right"), ("%", "right"), ("band reached", "left"),
-                          ("pays", "right"), ("share", "right"), ("£ earned", "right")):
+        for col, just in (
+            ("component", "left"),
+            ("numerator/denominator", "right"),
+            ("%", "right"),
+            ("band reached", "left"),
+            ("pays", "right"),
+            ("share", "right"),
+            ("£ earned", "right"),
+        ):
             table.add_column(col, justify=just)  # type: ignore[arg-type]
         for c in result.components:
             if c.year != year:
@@ -98,8 +138,15 @@ def render_table(console: Console, run_id: str | None, result: RunResult, datase
             band = escape(c.band)
             if c.next_band and c.next_band.get("more_needed") is not None:
                 band += f"\n[dim]{c.next_band['more_needed']:,} more to reach {escape(c.next_band['band'])} (pays {float(c.next_band['pays']) * 100:g}%)[/]"
-            table.add_row(f"{c.id}\n[dim]{escape(c.name)}[/]", ratio, pct, band, f"{float(c.payment_fraction) * 100:g}%",
-                          f"{float(c.share) * 100:g}%", f"{c.payment:,.2f}")
+            table.add_row(
+                f"{c.id}\n[dim]{escape(c.name)}[/]",
+                ratio,
+                pct,
+                band,
+                f"{float(c.payment_fraction) * 100:g}%",
+                f"{float(c.share) * 100:g}%",
+                f"{c.payment:,.2f}",
+            )
         table.add_row("[bold]total[/]", "", "", "", "", "", f"[bold]{result.totals[year]:,.2f}[/]")
         console.print(table)
     cohorts = ", ".join(f"{k}: {v:,}" for k, v in result.cohorts.items())

@@ -44,7 +44,9 @@ def render_ruleset(console: Console, r: Ruleset) -> None:
     console.print(f"{r.id} version {r.version} ({r.status}); effective {d['effective']['from']} to {d['effective']['to']}")
     console.print(f"sha256 {r.sha256}")
     ind = d["indicator"]
-    console.print(f"\n[bold]Indicator {escape(str(ind['id']))}: {escape(ind['name'])}[/] — worth {_pct(ind['weighting_percent'])} of the contract value")
+    console.print(
+        f"\n[bold]Indicator {escape(str(ind['id']))}: {escape(ind['name'])}[/] — worth {_pct(ind['weighting_percent'])} of the contract value"
+    )
     _cite(console, ind)
     console.print("\n[bold]Periods[/]")
     for pid, p in d["periods"].items():
@@ -53,7 +55,11 @@ def render_ruleset(console: Console, r: Ruleset) -> None:
     for year in r.years():
         console.print(f"\n[bold]{escape(d['periods'][year]['label'])}: components[/]")
         for comp in [c for c in d["components"] if c["year"] == year]:
-            table = Table(title=f"{comp['id']} — {comp['name']} ({_pct(comp['share_percent'])} of the year's value)", title_justify="left", show_edge=False)
+            table = Table(
+                title=f"{comp['id']} — {comp['name']} ({_pct(comp['share_percent'])} of the year's value)",
+                title_justify="left",
+                show_edge=False,
+            )
             table.add_column("when")
             table.add_column("pays", justify="right")
             if "attainment" in comp:
@@ -69,7 +75,9 @@ def render_ruleset(console: Console, r: Ruleset) -> None:
             console.print(table)
             if "numerator" in comp:
                 pops = d["populations"]
-                console.print(f"    numerator: {escape(pops[comp['numerator']]['label'])}; denominator: {escape(pops[comp['denominator']]['label'])}")
+                console.print(
+                    f"    numerator: {escape(pops[comp['numerator']]['label'])}; denominator: {escape(pops[comp['denominator']]['label'])}"
+                )
             _cite(console, comp, indent="    ")
     console.print("\n[bold]Populations[/]")
     for pid, pop in d["populations"].items():

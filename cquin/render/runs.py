@@ -21,8 +21,15 @@ def render_run_list(console: Console, runs: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for r in runs:
         totals = ", ".join(f"{k} {v}" for k, v in json.loads(r["totals"]).items())
-        table.add_row(r["run_id"], r["started_at"], f"{r['ruleset_id']} {r['ruleset_version']}", r["adapter"],
-                      escape(r["source"]), r["as_of"] or "", totals)
+        table.add_row(
+            r["run_id"],
+            r["started_at"],
+            f"{r['ruleset_id']} {r['ruleset_version']}",
+            r["adapter"],
+            escape(r["source"]),
+            r["as_of"] or "",
+            totals,
+        )
     console.print(table)
 
 
@@ -42,7 +49,9 @@ def render_run(console: Console, stored: StoredRun) -> None:
         comps.add_column(col)
     for c in stored.components:
         ratio = "—" if c["numerator"] is None else f"{c['numerator']}/{c['denominator']}"
-        comps.add_row(c["component"], ratio, c["percent"] or "—", escape(c["band"]), c["payment_fraction"], c["share"], c["payment"])
+        comps.add_row(
+            c["component"], ratio, c["percent"] or "—", escape(c["band"]), c["payment_fraction"], c["share"], c["payment"]
+        )
     console.print(comps)
     console.print(f"totals: {r['totals']}; cohorts: {r['cohorts']}")
     for m in stored.milestones:

@@ -43,7 +43,11 @@ def test_every_interpretation_is_covered_by_a_case() -> None:
     for path in TEST_FILES:
         doc = load_yaml_file(path).data
         ruleset = load_ruleset(RULESETS / doc["ruleset"])
-        covered = {c for case in doc["cases"] for c in ([case["covers"]] if isinstance(case.get("covers"), str) else case.get("covers", []))}
+        covered = {
+            c
+            for case in doc["cases"]
+            for c in ([case["covers"]] if isinstance(case.get("covers"), str) else case.get("covers", []))
+        }
         d = ruleset.doc
         with_interp = set()
         with_interp |= {k for k, v in d["periods"].items() if "interpretation" in v}
