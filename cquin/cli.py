@@ -124,7 +124,10 @@ def _date(text: str | None, flag: str) -> dt.date | None:
 
 @app.command()
 def evaluate(
-    source: Annotated[Path, typer.Argument(help="The records: a folder or file in any installed adapter's format.")],
+    source: Annotated[
+        Path | None, typer.Argument(help="The records: a folder or file in any installed adapter's format.")
+    ] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Evaluate the bundled demo dataset instead of SOURCE.")] = False,
     adapter: Annotated[
         str | None, typer.Option("--adapter", help="Adapter name (see `cquin adapters list`); detected when unambiguous.")
     ] = None,
@@ -152,6 +155,12 @@ def evaluate(
 
     if fmt not in ("table", "json", "csv"):
         raise UserError(f"--format {fmt!r}: expected table, json or csv")
+    if demo:
+        from cquin.demo import DEMO_DIR
+
+        source = DEMO_DIR
+    if source is None:
+        raise UserError("give the SOURCE to evaluate (a folder or file), or --demo for the bundled demo data")
     if year not in ("1", "2", "all"):
         raise UserError(f"--year {year!r}: expected 1, 2 or all")
     values = _money(contract_value, "--contract-value"), _money(contract_value_year2, "--contract-value-year2")
@@ -337,6 +346,15 @@ def ruleset_test(
         raise typer.Exit(1)
 
 
+def _register_extra_commands() -> None:
+    from cquin.commands import register_all
+
+    register_all(app, {"ruleset": ruleset_app, "runs": runs_app, "adapters": adapters_app, "demo": demo_app})
+
+
+_register_extra_commands()
+
+
 def main() -> None:
     """Console entry point: run the app, turning our own errors into one-line messages."""
     try:
@@ -352,13 +370,13 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.exceptions.TyperException as exc:  # usage errors: show the usage line and the problem
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"error: {escape(str(exc))}")
+        sys.exit(getattr(exc, "exit_code", 2))
     # In standalone_mode=False, click returns a command's exit code instead of exiting.
     if isinstance(code, int) and code:
         sys.exit(code)

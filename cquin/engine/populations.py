@@ -338,7 +338,12 @@ class PopulationCompiler:
         ov = self.t(f"ov_{cohort}_{next(self._ids)}")
         req_join = f"LEFT JOIN {requires} rq ON rq.id = o.patient_id" if requires else ""
         req_ok = "rq.inside" if requires else "true"
-        req_reason = "rq.reason" if requires else "''"
+        req_spec = value.get("include_requires") or {}
+        if "population" in req_spec:
+            label = self.r.doc["populations"][req_spec["population"]]["label"]
+            req_reason = f"{q('not in ' + label + ': ')} || rq.reason"
+        else:
+            req_reason = "rq.reason" if requires else "''"
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {ov} AS
             SELECT o.patient_id AS id, o.action, o.reason AS why, o.agreed_on, o._file, o._line,
