@@ -292,11 +292,14 @@ def load(
     ] = DEFAULT_RULESET,
 ) -> None:
     """Read a source through an adapter and write the canonical dataset plus a load report."""
-    from cquin.render.results import render_data_quality
+    from cquin.render.results import render_data_quality, render_unmatched
     from cquin.runner import load_to_folder
 
-    dataset, report = load_to_folder(source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset)
+    dataset, report, unmatched = load_to_folder(
+        source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset
+    )
     render_data_quality(out, dataset)
+    render_unmatched(out, unmatched)
     out.print(f"wrote the canonical dataset to {out_dir}/ and the load report to {report}")
 
 

@@ -224,11 +224,15 @@ def load_to_folder(
     adapter: str | None = None,
     adapter_options: Mapping[str, str] | None = None,
     ruleset: str = DEFAULT_RULESET,
-) -> tuple[CanonicalDataset, Path]:
-    """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``."""
+) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]]]:
+    """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``.
+
+    Also returns the condition codes no LTC code list knows, counted by system and code.
+    """
     import csv
     import json
 
+    from cquin.engine.evaluation import unmatched_codes
     from cquin.render.results import safe_cell
 
     rs = load_ruleset(ruleset)
@@ -239,6 +243,7 @@ def load_to_folder(
         w.writerow(["file", "line", "ref", "column", "value", "reason"])
         for row in dataset.ledger.rejection_rows():
             w.writerow([safe_cell(x) for x in row])
+    unmatched = unmatched_codes(rs, dataset)
     report = out_dir / "load-report.json"
     report.write_text(
         json.dumps(
@@ -249,10 +254,11 @@ def load_to_folder(
                 "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},
                 "notes": dataset.ledger.notes,
                 "rejections": dataset.ledger.rejection_count(),
+                "unmatched_codes": [{"code_system": s, "code": c, "count": n} for s, c, n in unmatched],
             },
             indent=2,
         )
         + "\n",
         encoding="utf-8",
     )
-    return dataset, report
+    return dataset, report, unmatched

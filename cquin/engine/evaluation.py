@@ -213,11 +213,7 @@ def evaluate(
     available_totals = {y: sum((r.available for r in results if r.year == y), Decimal("0.00")) for y in years}
     milestones = _milestones(con, ruleset, as_of, comp)
     carers = int(scalar(con, "SELECT count(*) FROM e_scored WHERE respondent = 'carer'"))  # type: ignore[index]
-    unmatched = con.execute(
-        f"""SELECT code_system, code, count(*) FROM e_conditions c
-            WHERE NOT EXISTS (SELECT 1 FROM {comp.ltc_matches()} m WHERE m._file = c._file AND m._line = c._line)
-            GROUP BY ALL ORDER BY 3 DESC, 1, 2"""
-    ).fetchall()
+    unmatched = _unmatched(con, comp)
     return RunResult(
         ruleset.id,
         ruleset.version,
@@ -234,6 +230,21 @@ def evaluate(
         carers,
         [(s, c, int(n)) for s, c, n in unmatched],
     )
+
+
+def _unmatched(con: Any, comp: PopulationCompiler) -> list[tuple[str, str, int]]:
+    return con.execute(
+        f"""SELECT code_system, code, count(*) FROM {comp.t("conditions")} c
+            WHERE NOT EXISTS (SELECT 1 FROM {comp.ltc_matches()} m WHERE m._file = c._file AND m._line = c._line)
+            GROUP BY ALL ORDER BY 3 DESC, 1, 2"""
+    ).fetchall()
+
+
+def unmatched_codes(ruleset: Ruleset, dataset: CanonicalDataset) -> list[tuple[str, str, int]]:
+    """Condition codes in the data that no LTC code list of ``ruleset`` knows, with how often each occurs."""
+    _load_code_lists(dataset.con, ruleset)
+    comp = PopulationCompiler(dataset.con, ruleset, as_of=None, prefix="u_", reasons=False)
+    return [(s, c, int(n)) for s, c, n in _unmatched(dataset.con, comp)]
 
 
 def _dec(f: Fraction) -> Decimal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from rich.console import Console
@@ -13,6 +14,8 @@ from rich.table import Table
 from cquin.dataset import CanonicalDataset
 from cquin.engine.evaluation import RunResult
 from cquin.engine.ruleset import Ruleset
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def selected_years(ruleset: Ruleset, year: str) -> list[str]:
@@ -48,8 +51,15 @@ def result_document(run_id: str | None, result: RunResult, dataset: CanonicalDat
     }
 
 
-def result_csv(result: RunResult, years: list[str]) -> str:
-    """One row per component, for spreadsheets (cells that could run as formulas are neutralised)."""
+def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool = True) -> str:
+    """One row per component, for spreadsheets (cells that could run as formulas are neutralised).
+
+    With ``disclosure_control`` (the default: a CSV is made to be shared) counts are
+    published as NHS Digital does (see :mod:`cquin.disclosure`), the percentage is
+    that of the published counts, and the ``disclosure`` column says what was done.
+    """
+    from cquin.disclosure import publish, published_percent
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
@@ -65,11 +75,15 @@ def result_csv(result: RunResult, years: list[str]) -> str:
             "share",
             "available",
             "payment",
+            "disclosure",
         ]
     )
     for c in result.components:
         if c.year in years:
             d = c.as_dict()
+            num = publish(c.numerator, control=disclosure_control)
+            den = publish(c.denominator, control=disclosure_control)
+            pct = published_percent(c.numerator, c.denominator, control=disclosure_control)
             w.writerow(
                 [
                     safe_cell(x)
@@ -77,42 +91,74 @@ def result_csv(result: RunResult, years: list[str]) -> str:
                         c.id,
                         c.year,
                         c.name,
-                        d["numerator"],
-                        d["denominator"],
-                        d["percent"],
+                        num.text,
+                        den.text,
+                        pct,
                         c.band,
                         d["payment_fraction"],
                         d["share"],
                         d["available"],
                         d["payment"],
+                        disclosure_marker({"numerator": num.marker, "denominator": den.marker}, disclosure_control),
                     )
                 ]
             )
     return buf.getvalue()
 
 
+def disclosure_marker(markers: dict[str, str], control: bool) -> str:
+    """The marker cell for a row: which counts were suppressed or rounded, or that control is off."""
+    if not control:
+        return "not applied (internal use)"
+    done = [f"{name} {what}" for name, what in markers.items() if what]
+    return "; ".join(done)
+
+
+# Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection"), with their
+# full-width forms, which some spreadsheets fold to the ASCII ones.
+_FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_CONTROL_STARTS = frozenset("\t\r\n")
+
+
 def safe_cell(value: Any) -> str:
-    """A CSV cell a spreadsheet will show as text, never run as a formula."""
+    """A CSV cell a spreadsheet will show as text, never run as a formula.
+
+    A cell is neutralised (prefixed with ``'``) when it starts with a formula
+    character, a tab, CR or LF, or when one follows leading white space (some
+    spreadsheets trim it on import). Plain numbers such as ``-5`` are left alone.
+    """
     if value is None:
         return ""
     text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
+    if not text:
+        return text
+    first = text.lstrip()[:1]
+    risky = text[0] in _CONTROL_STARTS or first in _FORMULA_STARTS
+    if risky and not _is_number(text):
         return "'" + text
     return text
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    """A plain decimal number (what a spreadsheet shows as a number, never a formula)."""
+    return _NUMBER.fullmatch(text) is not None
+
+
+def render_unmatched(console: Console, unmatched: list[tuple[str, str, int]], top: int = 10) -> None:
+    """Codes in the data no code list knows: what the code lists may be missing."""
+    if not unmatched:
+        return
+    total = sum(n for _, _, n in unmatched)
+    shown = "; ".join(f"{escape(s)} {escape(c)} × {n:,}" for s, c, n in unmatched[:top])
+    more = f" and {len(unmatched) - top:,} more" if len(unmatched) > top else ""
+    console.print(f"codes no LTC code list knows: {len(unmatched):,} distinct, {total:,} rows — {shown}{more}")
 
 
 def render_table(
     console: Console, run_id: str | None, result: RunResult, dataset: CanonicalDataset, years: list[str], ruleset: Ruleset
 ) -> None:
     render_data_quality(console, dataset)
+    render_unmatched(console, result.unmatched_codes)
     title = f"{escape(ruleset.title)} — {result.ruleset_id} {result.ruleset_version}"
     if result.as_of:
         title += f" — as of {result.as_of}"
