@@ -315,6 +315,17 @@ class DatasetBuilder:
                 f"DELETE FROM chk_{name} USING dup WHERE dup.n > 1 AND chk_{name}._file = dup._file AND chk_{name}._line = dup._line"
             )
             c.execute("DROP TABLE dup")
+        # Patients: an episode cannot end before it starts, nor start before the patient was born.
+        c.execute(
+            """INSERT INTO rejections SELECT _file, _line, _ref,
+                 CASE WHEN served_to < served_from THEN 'served_to' ELSE 'date_of_birth' END,
+                 CAST(CASE WHEN served_to < served_from THEN served_to ELSE date_of_birth END AS VARCHAR),
+                 CASE WHEN served_to < served_from
+                      THEN 'the episode ends (' || CAST(served_to AS VARCHAR) || ') before it starts (' || CAST(served_from AS VARCHAR) || ')'
+                      ELSE 'the date of birth (' || CAST(date_of_birth AS VARCHAR) || ') is after the episode starts (' || CAST(served_from AS VARCHAR) || ')' END
+               FROM chk_patients WHERE served_to < served_from OR date_of_birth > served_from"""
+        )
+        c.execute("DELETE FROM chk_patients WHERE served_to < served_from OR date_of_birth > served_from")
         # Patients: rows for one NHS number that disagree on date of birth or sex are all rejected.
         c.execute(
             """CREATE TEMP TABLE conflicted AS SELECT patient_id FROM chk_patients GROUP BY patient_id
