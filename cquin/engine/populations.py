@@ -171,7 +171,8 @@ class PopulationCompiler:
         return f"""
             WITH ep AS (
               SELECT patient_id AS id, bool_or({overlap}) AS inside,
-                arg_min(struct_pack(f := served_from, t := served_to, file := _file, line := _line), NOT {overlap}) AS hit,
+                arg_min(struct_pack(f := served_from, t := served_to, file := _file, line := _line),
+                        struct_pack(o := NOT {overlap}, f := served_from, file := _file, line := _line)) AS hit,
                 count(*) AS n, min(served_from) AS first_from, max(coalesce(served_to, DATE '9999-12-31')) AS last_to
               FROM {self.t("patients")} GROUP BY patient_id)
             SELECT u.id, coalesce(ep.inside, false) AS inside,
@@ -232,19 +233,22 @@ class PopulationCompiler:
         ok = " OR ".join(windows) or "false"
         wanted_sql = ", ".join(q(w) for w in wanted)
         m = self.ltc_matches()
-        what = "code_system || ' ' || code || ' (' || category || ') recorded ' || CAST(recorded_on AS VARCHAR)"
+        # Facts are carried as structs and turned into text once per patient; ties are broken by
+        # source position so the chosen fact (and so the stored trace) is deterministic.
+        fact = "struct_pack(s := code_system, c := code, g := category, d := recorded_on, f := _file, l := _line)"
+        first = "CASE WHEN ok THEN struct_pack(d := recorded_on, f := _file, l := _line) END"
+        text = "h.{0}.s || ' ' || h.{0}.c || ' (' || h.{0}.g || ') recorded ' || CAST(h.{0}.d AS VARCHAR)"
         return f"""
             WITH hits AS (
-              SELECT patient_id AS id,
-                bool_or({ok}) AS inside,
-                arg_min({what} || {_loc()}, CASE WHEN {ok} THEN recorded_on END) AS first_hit,
-                count(DISTINCT CASE WHEN {ok} THEN category END) AS n_categories,
-                arg_max({what}, recorded_on) AS any_match
-              FROM {m} WHERE category IN ({wanted_sql}) GROUP BY patient_id)
+              SELECT patient_id AS id, bool_or(ok) AS inside,
+                arg_min({fact}, {first}) AS hit,
+                count(DISTINCT CASE WHEN ok THEN category END) AS n_categories,
+                arg_max({fact}, struct_pack(d := recorded_on, f := _file, l := _line)) AS latest
+              FROM (SELECT *, ({ok}) AS ok FROM {m} WHERE category IN ({wanted_sql})) GROUP BY patient_id)
             SELECT u.id, coalesce(h.inside, false) AS inside,
-              CASE WHEN h.inside THEN h.first_hit
+              CASE WHEN h.inside THEN {text.format("hit")} || ' (' || h.hit.f || ' line ' || CAST(h.hit.l AS VARCHAR) || ')'
                         || CASE WHEN h.n_categories > 1 THEN ' (+' || CAST(h.n_categories - 1 AS VARCHAR) || ' more LTC categories)' ELSE '' END
-                   WHEN h.id IS NOT NULL THEN 'no LTC code in its time window by {by.isoformat()} (latest LTC code: ' || h.any_match || ')'
+                   WHEN h.id IS NOT NULL THEN 'no LTC code in its time window by {by.isoformat()} (latest LTC code: ' || {text.format("latest")} || ')'
                    ELSE 'no condition in the LTC categories recorded by {by.isoformat()}' END AS reason
             FROM {u} u LEFT JOIN hits h USING (id)"""
 
@@ -322,10 +326,13 @@ class PopulationCompiler:
         s, e = self.r.date(value["from"]), self.r.date(value["to"])
         return f"""
             WITH conv AS (
-              SELECT patient_id AS id, count(*) AS n, min(held_on) AS first_on, arg_min({_loc()}, held_on) AS first_loc
+              SELECT patient_id AS id, count(*) AS n, min(held_on) AS first_on,
+                arg_min(struct_pack(f := _file, l := _line), struct_pack(d := held_on, f := _file, l := _line)) AS first
+
               FROM {self.t("conversations")} WHERE held_on BETWEEN DATE '{s}' AND DATE '{e}' GROUP BY patient_id)
             SELECT u.id, c.id IS NOT NULL AS inside,
-              CASE WHEN c.id IS NOT NULL THEN 'conversation held ' || CAST(c.first_on AS VARCHAR) || c.first_loc
+              CASE WHEN c.id IS NOT NULL THEN 'conversation held ' || CAST(c.first_on AS VARCHAR)
+                     || ' (' || c.first.f || ' line ' || CAST(c.first.l AS VARCHAR) || ')'
                      || CASE WHEN c.n > 1 THEN ' (' || CAST(c.n AS VARCHAR) || ' conversations in all)' ELSE '' END
                    ELSE 'no care and support planning conversation recorded {s} to {e}' END AS reason
             FROM {u} u LEFT JOIN conv c USING (id)"""
@@ -397,7 +404,7 @@ class PopulationCompiler:
             WITH tr AS (
               SELECT staff_id AS id, bool_or({window}) AS inside,
                 arg_min('training ' || coalesce('''' || course || '''', '') || ' completed ' || CAST(completed_on AS VARCHAR) || {_loc()},
-                        CASE WHEN {window} THEN completed_on END) AS hit,
+                        CASE WHEN {window} THEN struct_pack(d := completed_on, f := _file, l := _line) END) AS hit,
                 min(completed_on) AS first_on
               FROM {self.t("training")} GROUP BY staff_id)
             SELECT u.id, coalesce(t.inside, false) AS inside,
