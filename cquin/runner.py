@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.ledger import file_sha256
@@ -141,7 +142,7 @@ class Explanation:
     subject_id: str
     decisions: list[dict[str, object]]
     cohorts: list[dict[str, object]]
-    ruleset: dict[str, object]
+    ruleset: dict[str, Any]
 
 
 def explain_subject(store: Path, run_id: str, subject: str) -> Explanation:
@@ -163,7 +164,11 @@ def explain_subject(store: Path, run_id: str, subject: str) -> Explanation:
 
 
 def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
-    """Write a cohort list CSV (NHS number and why each patient is in); returns the number of patients."""
+    """Write a cohort list CSV (NHS number and why each patient is in); returns the number of patients.
+
+    The list names patients, for the care teams: it is not an aggregate, so
+    disclosure control does not apply; every cell is still made formula-safe.
+    """
     import csv
 
     from cquin.render.results import safe_cell
@@ -177,41 +182,66 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["nhs_number", "cohort", "why"])
         for row in cohort_members(db, run["run_id"], name):
-            w.writerow([row["patient_id"], name, safe_cell(row["reason"])])
+            w.writerow([safe_cell(row["patient_id"]), name, safe_cell(row["reason"])])
             n += 1
     return n
 
 
-def write_submission(store: Path, run_id: str, out: Path) -> int:
-    """Write the aggregate return: counts and results only, no patient identifiers."""
+def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control: bool = True) -> int:
+    """Write the aggregate return: counts and results only, no patient identifiers.
+
+    It leaves the provider, so by default its counts are published under
+    disclosure control (:mod:`cquin.disclosure`): the ``disclosure`` column marks
+    each suppressed or rounded figure, and a percentage is that of the published
+    counts (blank when one is suppressed). ``disclosure_control=False`` writes
+    exact counts for internal use, and the file says so.
+    """
     import csv
     import json
 
+    from cquin.disclosure import RULE_TEXT, publish, published_percent
     from cquin.render.results import safe_cell
 
     db = open_store(store)
     stored = load_run(db, run_id)
     run = stored.run
-    rows = [
-        ("run_id", "", run["run_id"]),
-        ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}"),
-        ("ruleset_sha256", "", run["ruleset_sha256"]),
+    control = disclosure_control
+
+    def counted(item: str, measure: str, n: int | None) -> tuple[str, str, str, str]:
+        p = publish(n, control=control)
+        return (item, measure, p.text, p.marker)
+
+    rows: list[tuple[str, str, str, str]] = [
+        ("run_id", "", run["run_id"], ""),
+        ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}", ""),
+        ("ruleset_sha256", "", run["ruleset_sha256"], ""),
+        ("disclosure_control", "", "applied" if control else "not applied (internal use only)", RULE_TEXT if control else ""),
     ]
     for c in stored.components:
-        for key in ("numerator", "denominator", "percent", "band", "payment_fraction", "payment"):
-            rows.append((c["component"], key, "" if c[key] is None else str(c[key])))
+        num, den = c["numerator"], c["denominator"]
+        rows.append(counted(c["component"], "numerator", num))
+        rows.append(counted(c["component"], "denominator", den))
+        if control and num is not None:
+            pct = published_percent(num, den)
+            rows.append(
+                (c["component"], "percent", pct or "", "of the published counts" if pct else "not shown: a count is suppressed")
+            )
+        else:
+            rows.append((c["component"], "percent", c["percent"] or "", ""))
+        for key in ("band", "payment_fraction", "payment"):
+            rows.append((c["component"], key, "" if c[key] is None else str(c[key]), ""))
     for cohort_name, count in json.loads(run["cohorts"]).items():
-        rows.append((f"cohort.{cohort_name}", "patients", str(count)))
+        rows.append(counted(f"cohort.{cohort_name}", "patients", count))
     pops = json.loads(run["populations"])
     ruleset = json.loads(run["ruleset_json"])
     for pid, pop in ruleset["populations"].items():
         if pop["entity"] == "staff":
-            rows.append((f"staff.{pid}", "staff", str(pops.get(pid, 0))))
+            rows.append(counted(f"staff.{pid}", "staff", pops.get(pid, 0)))
     for m in stored.milestones:
-        rows.append((m["milestone"], "status", m["status"]))
+        rows.append((m["milestone"], "status", m["status"], ""))
     with out.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["item", "measure", "value"])
+        w.writerow(["item", "measure", "value", "disclosure"])
         for row in rows:
             w.writerow([safe_cell(x) for x in row])
     return len(rows)

@@ -147,8 +147,8 @@ def _migrate(db: Database) -> None:
     """Create missing tables and indexes; the store records its schema version."""
     with _write(db):
         for name, spec in _TABLES.items():
-            if not db[name].exists():
-                db[name].create(spec["columns"], pk=spec.get("pk"))
+            if not db.table(name).exists():
+                db.table(name).create(spec["columns"], pk=spec.get("pk"))
         db.execute("CREATE INDEX IF NOT EXISTS idx_subjects_subject ON run_subjects (run_id, subject_id)")
         db.execute(
             """CREATE VIEW IF NOT EXISTS run_decisions AS
@@ -230,8 +230,8 @@ def record_run(
     }
     try:
         with _write(db):
-            db["runs"].insert(run_row)
-            db["run_inputs"].insert_all(
+            db.table("runs").insert(run_row)
+            db.table("run_inputs").insert_all(
                 {
                     "run_id": run_id,
                     "name": f.name,
@@ -252,7 +252,7 @@ def record_run(
                 ("file", "line", "ref", "column_name", "value", "reason"),
                 run_id,
             )
-            db["run_components"].insert_all(
+            db.table("run_components").insert_all(
                 {
                     "run_id": run_id,
                     "ordinal": i,
@@ -274,7 +274,7 @@ def record_run(
                 }
                 for i, c in enumerate(result.components)
             )
-            db["run_milestones"].insert_all(
+            db.table("run_milestones").insert_all(
                 {
                     "run_id": run_id,
                     "milestone": m.id,
@@ -285,8 +285,8 @@ def record_run(
                 }
                 for m in result.milestones
             )
-            db["run_overrides"].insert_all({"run_id": run_id, **n} for n in result.override_notes)
-            db["run_unmatched_codes"].insert_all(
+            db.table("run_overrides").insert_all({"run_id": run_id, **n} for n in result.override_notes)
+            db.table("run_unmatched_codes").insert_all(
                 {"run_id": run_id, "code_system": s, "code": c, "count": n} for s, c, n in result.unmatched_codes
             )
             _copy(

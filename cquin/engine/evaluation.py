@@ -269,11 +269,18 @@ def _load_code_lists(con: Any, ruleset: Ruleset) -> None:
     con.unregister("arrow_codes")
 
 
+def _on_or_before(day: dt.date | None, limit: dt.date) -> bool:
+    return day is not None and day <= limit
+
+
 def _attainment(con: Any, comp: PopulationCompiler, ruleset: Ruleset, c: dict[str, Any]) -> dict[str, Any]:
     row = first_row(con, f"SELECT plan_agreed_on, recording_system_live_on FROM {comp.t('provider')} LIMIT 1")
-    dates = {"plan_agreed_on": row[0] if row else None, "recording_system_live_on": row[1] if row else None}
+    dates: dict[str, dt.date | None] = {
+        "plan_agreed_on": row[0] if row else None,
+        "recording_system_live_on": row[1] if row else None,
+    }
     for level in c["attainment"]:
-        ok = all(dates.get(k) is not None and dates[k] <= ruleset.date(ref) for k, ref in level["requires"].items())
+        ok = all(_on_or_before(dates.get(k), ruleset.date(ref)) for k, ref in level["requires"].items())
         if ok:
             shown = ", ".join(f"{k} {v}" for k, v in dates.items() if v) or "no provider dates recorded"
             return {**level, "_why": shown}

@@ -21,8 +21,8 @@ def render_explanation(console: Console, ex: Explanation) -> None:
             console.print(f"  member of the [bold]{c['cohort']}[/] cohort: {escape(str(c['reason']))}")
     elif ex.decisions and ex.decisions[0]["entity"] == "patient":
         console.print("  not a member of any cohort")
-    components = {c["id"]: c for c in rs["components"]}  # type: ignore[index, union-attr]
-    pops: dict[str, Any] = rs["populations"]  # type: ignore[assignment]
+    components: dict[str, Any] = {c["id"]: c for c in rs.get("components", [])}
+    pops: dict[str, Any] = dict(rs.get("populations", {}))
     for d in ex.decisions:
         comp = components.get(str(d["component"]), {})
         if d["in_numerator"]:
