@@ -148,6 +148,15 @@ def evaluate(
     store: StoreOpt = DEFAULT_STORE,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the run in the audit store.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="Output: table, json or csv.")] = "table",
+    pseudonymise: Annotated[
+        Path | None,
+        typer.Option(
+            "--pseudonymise", help="Key file: store a keyed hash in place of each NHS number, so the audit can be shared."
+        ),
+    ] = None,
+    no_disclosure_control: Annotated[
+        bool, typer.Option("--no-disclosure-control", help="CSV output with exact small counts (internal use only).")
+    ] = False,
 ) -> None:
     """Evaluate a provider's records against a ruleset, store the run, and show what was earned."""
     from cquin.render.results import render_table, result_csv, result_document, selected_years
@@ -164,6 +173,11 @@ def evaluate(
     if year not in ("1", "2", "all"):
         raise UserError(f"--year {year!r}: expected 1, 2 or all")
     values = _money(contract_value, "--contract-value"), _money(contract_value_year2, "--contract-value-year2")
+    key = None
+    if pseudonymise is not None:
+        from cquin.pseudonymise import load_key
+
+        key = load_key(pseudonymise)
     when = _date(as_of, "--as-of")
     if fmt == "table":
         with err.status("working…") as status:
@@ -177,6 +191,7 @@ def evaluate(
                 as_of=when,
                 store=None if no_store else store,
                 progress=lambda m: status.update(m + "…"),
+                pseudonymise_key=key,
             )
     else:
         ev = run_evaluation(
@@ -188,12 +203,13 @@ def evaluate(
             contract_value_year2=values[1],
             as_of=when,
             store=None if no_store else store,
+            pseudonymise_key=key,
         )
     years = selected_years(ev.ruleset, year)
     if fmt == "json":
         sys.stdout.write(json.dumps(result_document(ev.run_id, ev.result, ev.dataset, years), indent=2) + "\n")
     elif fmt == "csv":
-        sys.stdout.write(result_csv(ev.result, years))
+        sys.stdout.write(result_csv(ev.result, years, disclosure_control=not no_disclosure_control))
     else:
         if contract_value is None:
             err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")
@@ -271,11 +287,14 @@ def submission(
     run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
     out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("submission.csv"),
     store: StoreOpt = DEFAULT_STORE,
+    no_disclosure_control: Annotated[
+        bool, typer.Option("--no-disclosure-control", help="Exact small counts (internal use only; not for sharing).")
+    ] = False,
 ) -> None:
     """Write the aggregate return (numerators, denominators, cohort sizes, staff counts): no patient identifiers."""
     from cquin.runner import require_store, write_submission
 
-    n = write_submission(require_store(store), run_id, out_file)
+    n = write_submission(require_store(store), run_id, out_file, disclosure_control=not no_disclosure_control)
     out.print(f"wrote {n} rows to {out_file}")
 
 

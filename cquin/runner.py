@@ -14,6 +14,7 @@ from typing import Any
 
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.ledger import file_sha256
+from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
 from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
 from cquin.exceptions import StoreError
@@ -45,6 +46,7 @@ def run_evaluation(
     as_of: dt.date | None = None,
     store: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    pseudonymise_key: bytes | None = None,
 ) -> Evaluation:
     """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store."""
     say = progress or (lambda _msg: None)
@@ -75,6 +77,8 @@ def run_evaluation(
                 "years": rs.years(),
             },
             ruleset_json=canonical_json(rs.doc),
+            breakdowns=compute_breakdowns(dataset.con, rs),
+            pseudonymise_key=pseudonymise_key,
         )
     return Evaluation(run_id, result, dataset, rs, adapter_name)
 

@@ -27,6 +27,7 @@ from cquin.dataset import CanonicalDataset
 from cquin.dataset.duck import first_row
 from cquin.engine.evaluation import RunResult
 from cquin.exceptions import StoreError
+from cquin.pseudonymise import Pseudonymiser
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
 SCHEMA_VERSION = 1
@@ -99,6 +100,7 @@ _TABLES: dict[str, dict[str, Any]] = {
         "columns": {"run_id": str, "file": str, "line": int, "patient_id": str, "kind": str, "message": str, "reason": str}
     },
     "run_unmatched_codes": {"columns": {"run_id": str, "code_system": str, "code": str, "count": int}},
+    "run_breakdowns": {"columns": {"run_id": str, "breakdowns": str}},
     "run_cohorts": {"columns": {"run_id": str, "cohort": str, "patient_id": str, "reason": str}},
     # One row per patient (or member of staff) per run; `decisions` is a JSON object keyed by component id,
     # each value [in_denominator 0|1, in_numerator 0|1, rule (population id), reason (the deciding fact)].
@@ -202,10 +204,20 @@ def record_run(
     ruleset_source: str,
     parameters: dict[str, Any],
     ruleset_json: str,
+    breakdowns: dict[str, Any] | None = None,
+    pseudonymise_key: bytes | None = None,
 ) -> str:
-    """Write one complete run in a single transaction; returns the run id."""
+    """Write one complete run in a single transaction; returns the run id.
+
+    With ``pseudonymise_key``, a keyed hash replaces every NHS number the store
+    would otherwise keep (subjects, cohorts, overrides, rejected values and any
+    ten-digit number in reasons and notes), so the audit can be shared.
+    """
     finished = dt.datetime.now(dt.UTC)
     ledger = dataset.ledger
+    ps = Pseudonymiser(pseudonymise_key, dataset.con)
+    if ps.fingerprint:
+        parameters = {**parameters, "pseudonymised": ps.fingerprint}
     run_row = {
         "run_id": run_id,
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -225,7 +237,7 @@ def record_run(
         "populations": json.dumps(result.populations),
         "results_sha256": results_digest(result, dataset),
         "carer_assessments": result.carer_assessments,
-        "notes": json.dumps(ledger.notes),
+        "notes": ps.text(json.dumps(ledger.notes)),
         "ruleset_json": ruleset_json,
     }
     try:
@@ -247,7 +259,9 @@ def record_run(
             _copy(
                 db,
                 dataset,
-                "SELECT file, line, ref, column_name, value, reason FROM rejections ORDER BY file, line",
+                f"""SELECT file, line, {ps.text_sql("ref")}, column_name,
+                      CASE WHEN column_name = 'patient_id' THEN {ps.id_sql("value")} ELSE {ps.text_sql("value")} END,
+                      {ps.text_sql("reason")} FROM rejections ORDER BY file, line""",
                 "run_rejections",
                 ("file", "line", "ref", "column_name", "value", "reason"),
                 run_id,
@@ -285,19 +299,34 @@ def record_run(
                 }
                 for m in result.milestones
             )
-            db.table("run_overrides").insert_all({"run_id": run_id, **n} for n in result.override_notes)
+            db.table("run_overrides").insert_all(
+                {
+                    **n,
+                    "run_id": run_id,
+                    "patient_id": ps.id(n["patient_id"]),
+                    "message": ps.text(n["message"]),
+                    "reason": ps.text(n["reason"]),
+                }
+                for n in result.override_notes
+            )
+            if breakdowns is not None:
+                db.table("run_breakdowns").insert({"run_id": run_id, "breakdowns": json.dumps(breakdowns, sort_keys=True)})
             db.table("run_unmatched_codes").insert_all(
                 {"run_id": run_id, "code_system": s, "code": c, "count": n} for s, c, n in result.unmatched_codes
             )
             _copy(
                 db,
                 dataset,
-                "SELECT cohort, id, reason FROM cohort_members ORDER BY cohort, id",
+                f"SELECT cohort, {ps.id_sql('id')}, {ps.text_sql('reason')} FROM cohort_members ORDER BY cohort, id",
                 "run_cohorts",
                 ("cohort", "patient_id", "reason"),
                 run_id,
             )
-            _copy(db, dataset, SUBJECT_DECISIONS_SQL, "run_subjects", ("entity", "subject_id", "decisions"), run_id)
+            subjects = SUBJECT_DECISIONS_SQL
+            if ps.fingerprint:
+                subjects = f"""SELECT entity, CASE WHEN entity = 'patient' THEN {ps.id_sql("id")} ELSE id END,
+                                      {ps.text_sql("decisions")} FROM ({SUBJECT_DECISIONS_SQL})"""
+            _copy(db, dataset, subjects, "run_subjects", ("entity", "subject_id", "decisions"), run_id)
     except sqlite3.OperationalError as exc:
         raise StoreError(f"cannot write the run to the audit store: {exc} (nothing was written)") from None
     return run_id
@@ -305,7 +334,8 @@ def record_run(
 
 # Ordered by subject so SQLite appends to its index instead of inserting at random (several times faster).
 SUBJECT_DECISIONS_SQL = """
-    SELECT entity, id, CAST(json_group_object(component, json_array(in_denominator::INT, in_numerator::INT, rule, reason)) AS VARCHAR)
+    SELECT entity, id,
+      CAST(json_group_object(component, json_array(in_denominator::INT, in_numerator::INT, rule, reason)) AS VARCHAR) AS decisions
     FROM decisions GROUP BY entity, id ORDER BY id"""
 
 

@@ -214,6 +214,11 @@ class DatasetBuilder:
         worked out only for the rows that fail it.
         """
         vocab = self._vocab_sql()
+        if not scalar(self.con, f"SELECT EXISTS (SELECT 1 FROM raw_{t.name})"):
+            # Nothing staged: the typed table is created empty, without planning the checks.
+            cols = ", ".join(f'"{c.name}" {column_sql(c, c.name, vocab_sql=vocab).sql_type}' for c in t.columns)
+            self.con.execute(f"CREATE TABLE chk_{t.name} (_file VARCHAR, _line BIGINT, _ref VARCHAR, {cols})")
+            return
         uk_files = [f for f, style in self.date_styles.items() if style == "uk"]
         in_uk = f"_file IN ({', '.join(sql_str(f) for f in uk_files)})" if uk_files else "false"
         selects, errors, oks = [], [], []

@@ -35,28 +35,27 @@ def nhs_number_sql(raw: str) -> tuple[str, str]:
 
     NHS Data Dictionary: multiply digits 1-9 by weights 10..2, sum, take the
     remainder mod 11; the check digit is 11 minus that (11 becomes 0, 10 means
-    the number is invalid) and must equal digit 10.
+    the number is invalid) and must equal digit 10.  Equivalently, and in one
+    sum: with digit 10 weighted 1, the weighted sum of all ten digits is a
+    multiple of 11 (a remainder of 1 would need check digit 10, which no digit is).
     """
     norm = f"replace(replace(trim({raw}), ' ', ''), '-', '')"
-    total = " + ".join(f"{11 - i} * (ascii(substr({norm}, {i}, 1)) - 48)" for i in range(1, 10))
-    check = f"(11 - (({total}) % 11))"
-    ok = f"(CASE WHEN {check} = 10 THEN false ELSE ({check} % 11) = (ascii(substr({norm}, 10, 1)) - 48) END)"
-    return norm, ok
+    total = " + ".join(f"{11 - i} * (ascii(substr({norm}, {i}, 1)) - 48)" for i in range(1, 11))
+    return norm, f"(({total}) % 11 = 0)"
 
 
 def nhs_number_ok_sql(norm: str, as_int: str | None = None) -> str:
     """A fast Modulus 11 test on an already normalised value, by integer arithmetic.
 
     ``as_int`` names a column already holding ``TRY_CAST(norm AS BIGINT)``;
-    materialising it first saves recomputing the cast for every digit.
+    materialising it first saves recomputing the cast for every digit.  The
+    cast alone is not a digits test: DuckDB casts '9990002.50' (rounding),
+    '999_000001' and '0x1234abcd' to integers, so the text must be ten digits.
     """
     n = as_int or f"TRY_CAST({norm} AS BIGINT)"
     digit = lambda i: f"(({n} // {10 ** (10 - i)}) % 10)"  # noqa: E731 - digit i of 10, counting from the left
-    total = " + ".join(f"{11 - i} * {digit(i)}" for i in range(1, 10))
-    return (
-        f"(length({norm}) = 10 AND {n} IS NOT NULL AND NOT contains({norm}, '+') AND "
-        f"(11 - (({total}) % 11)) <> 10 AND (11 - (({total}) % 11)) % 11 = {digit(10)})"
-    )
+    total = " + ".join(f"{11 - i} * {digit(i)}" for i in range(1, 11))
+    return f"({n} IS NOT NULL AND regexp_full_match({norm}, '[0-9]{{10}}') AND ({total}) % 11 = 0)"
 
 
 def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dict[str, str] | None = None) -> ColumnSQL:

@@ -1,0 +1,90 @@
+"""The commissioner's commands: the HTML report, the FHIR MeasureReport export, and several providers at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cquin.store import DEFAULT_STORE
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
+NoSdcOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-disclosure-control",
+        help="Show exact counts (internal use only): by default counts of 1-7 are suppressed and others rounded to 5.",
+    ),
+]
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    @app.command("report")
+    def report(
+        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
+        out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+        store: StoreOpt = DEFAULT_STORE,
+        no_disclosure_control: NoSdcOpt = False,
+    ) -> None:
+        """Write a run's report as one self-contained HTML page (opens offline) for a contract meeting."""
+        from cquin.cli import err, out
+        from cquin.report import write_report
+        from cquin.runner import require_store
+
+        data = write_report(require_store(store), run_id, out_file, disclosure_control=not no_disclosure_control)
+        out.print(f"wrote the report for run {data.run_id} to {out_file}")
+        if data.breakdowns is None:
+            err.print("[yellow]this run did not record its breakdowns: the report says so in those sections[/]")
+        if no_disclosure_control:
+            err.print("[yellow]disclosure control is off: the report shows exact counts; do not share it outside the provider[/]")
+
+    @app.command("export")
+    def export(
+        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
+        fhir_measure_report: Annotated[
+            Path | None, typer.Option("--fhir-measure-report", help="Write an HL7 FHIR R4 MeasureReport (JSON) here.")
+        ] = None,
+        store: StoreOpt = DEFAULT_STORE,
+        no_disclosure_control: NoSdcOpt = False,
+    ) -> None:
+        """Export a stored run in a standard format (validated before it is written)."""
+        from cquin.cli import out
+        from cquin.exceptions import UserError
+        from cquin.measurereport import write_measure_report
+        from cquin.runner import require_store
+
+        if fhir_measure_report is None:
+            raise UserError("choose an export format, e.g. --fhir-measure-report OUT.json")
+        resource = write_measure_report(
+            require_store(store), run_id, fhir_measure_report, disclosure_control=not no_disclosure_control
+        )
+        out.print(f"wrote a FHIR MeasureReport ({len(resource['group'])} groups, valid) to {fhir_measure_report}")
+
+    @app.command("evaluate-many")
+    def evaluate_many(
+        manifest: Annotated[
+            Path, typer.Argument(help="YAML manifest listing the providers (name, source, adapter, contract_value).")
+        ],
+        out_file: Annotated[Path | None, typer.Option("--out", help="Also write one combined HTML report here.")] = None,
+        store: StoreOpt = DEFAULT_STORE,
+        no_disclosure_control: NoSdcOpt = False,
+    ) -> None:
+        """Evaluate several providers, store each run, and compare them in one table (and one report)."""
+        from cquin.cli import err, out
+        from cquin.many import evaluate_many as run_all
+        from cquin.many import read_manifest
+        from cquin.report.compare import render_comparison_table
+        from cquin.report.data import load_report_data
+
+        control = not no_disclosure_control
+        spec = read_manifest(manifest)
+        with err.status("working…") as status:
+            runs = run_all(spec, store=store, progress=lambda m: status.update(m + "…"))
+        items = [(r.entry.name, load_report_data(store, r.run_id, breakdowns=r.breakdowns)) for r in runs]
+        render_comparison_table(out, items, control=control)
+        if out_file is not None:
+            from cquin.report.page import render_combined
+
+            out_file.write_text(render_combined(items, control=control), encoding="utf-8")
+            out.print(f"wrote the combined report for {len(items)} providers to {out_file}")

@@ -1,0 +1,235 @@
+"""Aggregate breakdowns of an evaluation, for the commissioner's report: plain counts, no patient identifiers.
+
+After :func:`cquin.engine.evaluation.evaluate` the evaluation's DuckDB
+connection holds, for its as-of date, the patients (``e_patients``), every
+condition matched to an LTC category (``e_ltc_matches``), the chosen activation
+measurements (``e_m_<measurement>``), each population's members
+(``e_pop_<population>``), conversations and scored assessments.
+:func:`compute_breakdowns` turns those into small tables of counts: each
+patient population broken down by LTC category, number of LTC categories,
+activation level, age band and sex; and conversations and assessments by
+quarter.  The result is a JSON-ready dict, small enough to keep with the run in
+the audit store, so a report never needs the patient records again.
+
+Which LTC window and which measurement to use come from the ruleset (its
+``ltc`` rule and the measurement its ``low_activation`` rule reads), not from
+this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+
+from cquin.dataset.tables import table
+from cquin.engine.populations import _years_before, q
+from cquin.engine.ruleset import Ruleset, resolve_date
+
+SCHEMA = 1
+
+# Reporting age bands (years at the start of the first period); a presentation choice, not policy.
+AGE_BANDS: tuple[tuple[int, int | None], ...] = ((0, 17), (18, 44), (45, 64), (65, 74), (75, 84), (85, None))
+LTC_COUNT_TOP = 5  # 5 or more categories are counted together
+NONE = "none"
+UNKNOWN = "unknown"
+NOT_RECORDED = "not_recorded"
+
+
+def population_order(doc: dict[str, Any], entity: str | None = None) -> list[str]:
+    """Population ids in dependency order (each after every population its rule names), ties in declared order."""
+    pops = doc["populations"]
+    deps = {pid: set(_population_refs(p["rule"])) & set(pops) for pid, p in pops.items()}
+    order: list[str] = []
+    placed: set[str] = set()
+    while len(order) < len(pops):
+        ready = [pid for pid in pops if pid not in placed and deps[pid] <= placed]
+        if not ready:  # a cycle cannot pass validation; keep the rest as declared rather than loop
+            ready = [pid for pid in pops if pid not in placed]
+        order.append(ready[0])
+        placed.add(ready[0])
+    return [pid for pid in order if entity is None or pops[pid]["entity"] == entity]
+
+
+def _population_refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "population" and isinstance(value, str):
+                yield value
+            else:
+                yield from _population_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _population_refs(item)
+
+
+def _leaves(node: Any, kind: str) -> Iterator[Any]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == kind:
+                yield value
+            yield from _leaves(value, kind)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _leaves(item, kind)
+
+
+def _first_leaf(doc: dict[str, Any], kind: str) -> Any:
+    for pid in population_order(doc, "patient"):
+        for leaf in _leaves(doc["populations"][pid]["rule"], kind):
+            return leaf
+    return None
+
+
+def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = ? UNION ALL SELECT 1 FROM duckdb_views() WHERE view_name = ?",
+        [name, name],
+    ).fetchall()
+    return bool(rows)
+
+
+def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, prefix: str = "e_") -> dict[str, Any]:
+    """Counts by dimension for every patient population, and activity by quarter, from an evaluated connection."""
+    doc = ruleset.doc
+    t = lambda name: f"{prefix}{name}"  # noqa: E731
+    pops = [pid for pid in population_order(doc, "patient") if _exists(con, t(f"pop_{pid}"))]
+    first_start = ruleset.period(ruleset.years()[0])[0]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE bd_members AS "
+        + " UNION ALL ".join(f"SELECT {q(pid)} AS pop, id FROM {t('pop_' + pid)} WHERE inside" for pid in pops)
+        if pops
+        else "CREATE OR REPLACE TEMP TABLE bd_members (pop VARCHAR, id VARCHAR)"
+    )
+    dimensions: dict[str, Any] = {}
+    try:
+        for dim_id, label, values, sql in _dimension_queries(con, doc, t, first_start):
+            counts = {pid: dict.fromkeys((v for v, _ in values), 0) for pid in pops}
+            for pid, value, n in con.execute(
+                f"SELECT m.pop, d.value, count(DISTINCT m.id) FROM bd_members m JOIN ({sql}) d USING (id) GROUP BY ALL"
+            ).fetchall():
+                counts[pid][value] = int(n)
+            dimensions[dim_id] = {"label": label, "values": [{"id": v, "label": lab} for v, lab in values], "counts": counts}
+    finally:
+        con.execute("DROP TABLE IF EXISTS bd_members")
+    provider = con.execute(f"SELECT provider_code, provider_name FROM {t('provider')} LIMIT 1").fetchall()
+    return {
+        "schema": SCHEMA,
+        "provider": {"code": provider[0][0], "name": provider[0][1]} if provider else None,
+        "age_reference_date": first_start.isoformat(),
+        "populations": pops,
+        "dimensions": dimensions,
+        "quarters": _quarters(con, doc, ruleset, t),
+    }
+
+
+def _dimension_queries(
+    con: duckdb.DuckDBPyConnection, doc: dict[str, Any], t: Any, age_on: dt.date
+) -> Iterator[tuple[str, str, list[tuple[str, str]], str]]:
+    """(id, label, ordered (value, label) pairs, SQL giving (id, value) per patient) for each dimension."""
+    ltc = _first_leaf(doc, "ltc")
+    if ltc is not None and _exists(con, t("ltc_matches")):
+        cats = doc["ltc"]["categories"]
+        wanted = ltc.get("categories") or [c["id"] for c in cats]
+        by = resolve_date(doc, ltc["recorded_by"])
+        windows = []
+        for cat in cats:
+            if cat["id"] in wanted:
+                cond = f"category = {q(cat['id'])} AND recorded_on <= DATE '{by}'"
+                if cat.get("lookback_years"):
+                    cond += f" AND recorded_on >= DATE '{_years_before(by, cat['lookback_years'])}'"
+                windows.append(f"({cond})")
+        per_patient = (
+            f"SELECT DISTINCT patient_id AS id, category FROM {t('ltc_matches')} WHERE {' OR '.join(windows) or 'false'}"
+        )
+        yield (
+            "ltc_category",
+            "LTC category",
+            [(c["id"], c["label"]) for c in cats if c["id"] in wanted],
+            f"SELECT id, category AS value FROM ({per_patient})",
+        )
+        top = LTC_COUNT_TOP
+        counts = [(NONE, "no LTC")] + [(str(n), f"{n} LTC categor{'y' if n == 1 else 'ies'}") for n in range(1, top)]
+        counts.append((f"{top}+", f"{top} or more LTC categories"))
+        yield (
+            "ltc_count",
+            "Number of LTC categories",
+            counts,
+            f"""SELECT u.id, CASE WHEN n.k IS NULL THEN '{NONE}' WHEN n.k >= {top} THEN '{top}+' ELSE CAST(n.k AS VARCHAR) END AS value
+                FROM {t("patient_ids")} u LEFT JOIN (SELECT id, count(*) AS k FROM ({per_patient}) GROUP BY id) n USING (id)""",
+        )
+    mid = _first_leaf(doc, "low_activation") or next(iter(doc.get("measurements") or {}), None)
+    if mid is not None and _exists(con, t(f"m_{mid}")):
+        label = doc["measurements"][mid]["label"]
+        pam = doc["instruments"]["pam"]
+        levels = range(int(pam["level_range"]["min"]), int(pam["level_range"]["max"]) + 1)
+        gpps_points = [
+            float(v)
+            for (v,) in con.execute(f"SELECT DISTINCT value FROM {t(f'm_{mid}')} WHERE instrument = 'gpps' ORDER BY 1").fetchall()
+        ]
+        values = [(f"pam:{lv}", f"PAM level {lv}") for lv in levels]
+        values += [(f"gpps:{p:g}", f"GPPS {p:g} points") for p in gpps_points]
+        values.append((NONE, f"no {label.lower()}"))
+        yield (
+            "activation",
+            f"Activation level ({label.lower()})",
+            values,
+            f"""SELECT u.id, CASE WHEN m.id IS NULL THEN '{NONE}'
+                       ELSE m.instrument || ':' || CASE WHEN m.instrument = 'pam' THEN CAST(CAST(m.value AS INTEGER) AS VARCHAR)
+                                                        ELSE regexp_replace(CAST(CAST(m.value AS DOUBLE) AS VARCHAR), '\\.0$', '') END END AS value
+                FROM {t("patient_ids")} u LEFT JOIN {t(f"m_{mid}")} m USING (id)""",
+        )
+    age = f"""(year(DATE '{age_on}') - year(dob) - CASE WHEN (month(dob), day(dob)) > ({age_on.month}, {age_on.day}) THEN 1 ELSE 0 END)"""
+    bands = [
+        (f"{lo}-{hi}" if hi is not None else f"{lo}+", f"{lo} to {hi}" if hi is not None else f"{lo} and over")
+        for lo, hi in AGE_BANDS
+    ]
+    whens = " ".join(
+        f"WHEN {age} BETWEEN {lo} AND {hi} THEN '{key}'" if hi is not None else f"WHEN {age} >= {lo} THEN '{key}'"
+        for (lo, hi), (key, _) in zip(AGE_BANDS, bands, strict=True)
+    )
+    yield (
+        "age_band",
+        f"Age on {age_on}",
+        bands + [(UNKNOWN, "not known")],
+        f"""SELECT id, CASE {whens} ELSE '{UNKNOWN}' END AS value
+            FROM (SELECT patient_id AS id, min(date_of_birth) AS dob FROM {t("patients")} GROUP BY patient_id)""",
+    )
+    sexes = [c for c in table("patients").columns if c.name == "sex"][0].values
+    yield (
+        "sex",
+        "Sex",
+        [(s, s) for s in sexes] + [(NOT_RECORDED, "not recorded")],
+        f"""SELECT patient_id AS id, coalesce(nullif(any_value(sex), ''), '{NOT_RECORDED}') AS value
+            FROM {t("patients")} GROUP BY patient_id""",
+    )
+
+
+def _quarters(con: duckdb.DuckDBPyConnection, doc: dict[str, Any], ruleset: Ruleset, t: Any) -> list[dict[str, Any]]:
+    """Conversations held and the patients' own assessments in each quarter of each year (as known at the as-of date)."""
+    out = []
+    for year in ruleset.years():
+        for quarter in doc["periods"][year].get("quarters") or []:
+            start, end = quarter["from"], quarter["to"]
+            conv = con.execute(
+                f"SELECT count(*), count(DISTINCT patient_id) FROM {t('conversations')} WHERE held_on BETWEEN DATE '{start}' AND DATE '{end}'"
+            ).fetchall()[0]
+            assess = con.execute(
+                f"""SELECT count(*), count(DISTINCT patient_id) FROM {t("scored")}
+                    WHERE respondent = 'patient' AND assessed_on BETWEEN DATE '{start}' AND DATE '{end}'"""
+            ).fetchall()[0]
+            out.append(
+                {
+                    "period": year,
+                    "quarter": quarter["id"],
+                    "from": str(start),
+                    "to": str(end),
+                    "conversations": int(conv[0]),
+                    "patients_with_conversation": int(conv[1]),
+                    "assessments": int(assess[0]),
+                    "patients_assessed": int(assess[1]),
+                }
+            )
+    return out

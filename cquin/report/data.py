@@ -1,0 +1,86 @@
+"""What a report shows, read from the audit store: one run's results, its ruleset copy and its aggregates.
+
+Everything comes from the stored run, so the page can be traced to the audit
+store by its run id and ruleset hash; nothing is re-read from patient records.
+The breakdowns (counts by LTC category, age band, ...; see
+:mod:`cquin.engine.breakdowns`) come from the store when the run kept them, or
+are passed in by a caller that still has the evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils.db import Database
+
+from cquin.store import load_run, open_store
+
+# A rejection's kind: its reason with quoted values and NHS numbers taken out (as the load report groups them).
+_VALUES = re.compile(r"'[^']*'|(?<![0-9])[0-9]{10}(?![0-9])")
+
+
+@dataclass
+class ReportData:
+    """One stored run, ready to draw."""
+
+    run: dict[str, Any]
+    ruleset: dict[str, Any]  # the run's own copy of the ruleset
+    components: list[dict[str, Any]]
+    milestones: list[dict[str, Any]]
+    inputs: list[dict[str, Any]]
+    populations: dict[str, int]
+    cohorts: dict[str, int]
+    totals: dict[str, str]
+    available: dict[str, str]
+    rejections: list[tuple[str, str, int]]  # (file, kind, count)
+    breakdowns: dict[str, Any] | None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run["run_id"])
+
+    @property
+    def provider_name(self) -> str | None:
+        p = (self.breakdowns or {}).get("provider") or {}
+        return p.get("name")
+
+
+def rejection_kind(reason: str) -> str:
+    return _VALUES.sub("…", reason or "")
+
+
+def stored_breakdowns(db: Database, run_id: str) -> dict[str, Any] | None:
+    """The run's breakdowns if the store kept them (table ``run_breakdowns``), else None."""
+    if not db["run_breakdowns"].exists():
+        return None
+    rows = list(db.query("SELECT breakdowns FROM run_breakdowns WHERE run_id = ?", [run_id]))
+    return json.loads(rows[0]["breakdowns"]) if rows and rows[0]["breakdowns"] else None
+
+
+def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[str, Any] | None = None) -> ReportData:
+    """Read run ``run_id`` (or a unique prefix) for a report; ``breakdowns`` overrides what the store kept."""
+    db = store if isinstance(store, Database) else open_store(store)
+    stored = load_run(db, run_id)
+    run = stored.run
+    counts: dict[tuple[str, str], int] = {}
+    for row in db.query("SELECT file, reason FROM run_rejections WHERE run_id = ?", [run["run_id"]]):
+        key = (row["file"], rejection_kind(row["reason"]))
+        counts[key] = counts.get(key, 0) + 1
+    rejections = sorted(((f, k, n) for (f, k), n in counts.items()), key=lambda r: (r[0], -r[2], r[1]))
+    return ReportData(
+        run=run,
+        ruleset=json.loads(run["ruleset_json"]),
+        components=stored.components,
+        milestones=stored.milestones,
+        inputs=stored.inputs,
+        populations=json.loads(run["populations"]),
+        cohorts=json.loads(run["cohorts"]),
+        totals=json.loads(run["totals"]),
+        available=json.loads(run["available"]),
+        rejections=rejections,
+        breakdowns=breakdowns if breakdowns is not None else stored_breakdowns(db, run["run_id"]),
+    )

@@ -1,0 +1,82 @@
+"""The run as an HL7 FHIR R4 MeasureReport: summary, populations, scores and stratifiers, valid against FHIR."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cquin.exceptions import CquinError
+from cquin.measurereport import measure_report, validate, write_measure_report
+from cquin.report.data import load_report_data
+
+from .conftest import DemoRun
+
+
+@pytest.fixture(scope="module")
+def exact(demo_run: DemoRun) -> dict:
+    return measure_report(load_report_data(demo_run.store, demo_run.run_id, breakdowns=demo_run.breakdowns), control=False)
+
+
+def _group(resource: dict, cid: str) -> dict:
+    return next(g for g in resource["group"] if g["code"]["coding"][0]["code"] == cid)
+
+
+def _counts(entry: dict) -> dict[str, int | None]:
+    return {p["code"]["coding"][0]["code"]: p.get("count") for p in entry["population"]}
+
+
+def test_the_export_validates_against_the_fhir_measure_report_model(demo_run: DemoRun, tmp_path: Path) -> None:
+    out = tmp_path / "mr.json"
+    write_measure_report(demo_run.store, demo_run.run_id, out)
+    resource = json.loads(out.read_text(encoding="utf-8"))
+    validate(resource)  # what was written, read back, still validates
+    assert (resource["resourceType"], resource["status"], resource["type"]) == ("MeasureReport", "complete", "summary")
+    assert resource["measure"] == "https://cquin.example/fhir/Measure/cquin_2017_19|1.0.0"
+    assert resource["period"] == {"start": "2017-04-01", "end": "2019-03-31"}
+
+
+def test_each_component_is_a_group_with_its_counts_and_score(demo_run: DemoRun, exact: dict) -> None:
+    result = demo_run.evaluation.result
+    assert [g["code"]["coding"][0]["code"] for g in exact["group"]] == [c.id for c in result.components]
+    c = result.component("y2.activation_improvement")
+    group = _group(exact, c.id)
+    assert _counts(group) == {"initial-population": c.denominator, "denominator": c.denominator, "numerator": c.numerator}
+    assert float(group["measureScore"]["value"]) == pytest.approx(c.numerator / c.denominator, abs=5e-5)
+
+
+def test_a_group_is_stratified_by_year_and_by_patient_dimensions(demo_run: DemoRun, exact: dict) -> None:
+    group = _group(exact, "y2.conversations")
+    by = {s["code"][0]["text"]: s for s in group["stratifier"]}
+    assert by["year"]["stratum"][0]["value"]["coding"][0]["code"] == "year2"
+    assert set(by) >= {"year", "sex", "age_band", "ltc_count", "activation"}
+    # Strata partition the group: their denominators add up to the group's.
+    assert sum(_counts(s)["denominator"] for s in by["sex"]["stratum"]) == _counts(group)["denominator"]
+
+
+def test_under_disclosure_control_a_small_count_is_masked_not_given(demo_run: DemoRun) -> None:
+    resource = measure_report(load_report_data(demo_run.store, demo_run.run_id), control=True)
+    validate(resource)
+    staff = _group(resource, "y1.staff_training")  # 4 of 6 staff: both suppressed
+    masked = [p for p in staff["population"] if "count" not in p]
+    assert len(masked) == 3
+    assert masked[0]["_count"]["extension"][0] == {
+        "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+        "valueCode": "masked",
+    }
+    assert "measureScore" not in staff
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "finished"},  # not a MeasureReport status
+        {"period": None},  # a required element missing
+        {"group": [{"population": [{"count": "many"}]}]},  # a count that is not an integer
+    ],
+)
+def test_an_invalid_resource_is_refused(exact: dict, change: dict) -> None:
+    broken = {k: v for k, v in {**exact, **change}.items() if v is not None}
+    with pytest.raises(CquinError, match="does not validate"):
+        validate(broken)

@@ -1,0 +1,59 @@
+"""The report page: what it shows, under disclosure control or not, and that data cannot inject markup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cquin.cli import app
+from cquin.report.data import load_report_data
+from cquin.report.page import SECTIONS, render_report
+from cquin.store import open_store
+
+from .conftest import DemoRun
+
+
+def test_the_report_command_writes_every_section(demo_run: DemoRun, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", demo_run.run_id, "--store", str(demo_run.store), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    for sid, _ in SECTIONS:
+        assert f'<section id="{sid}">' in html
+    assert demo_run.run_id in html and demo_run.evaluation.result.ruleset_sha256 in html
+
+
+def test_under_disclosure_control_the_small_staff_counts_are_not_on_the_page(demo_run: DemoRun) -> None:
+    d = load_report_data(demo_run.store, demo_run.run_id, breakdowns=demo_run.breakdowns)
+    shared = render_report(d, control=True)
+    internal = render_report(d, control=False)
+    assert "Disclosure control applied" in shared and "Disclosure control is OFF" in internal
+    assert "4 of 6" not in shared and "* of * (percentage not shown: a count is suppressed)" in shared
+    assert "4 of 6 (66.67%)" in internal
+
+
+def test_breakdowns_kept_in_the_store_are_read_back(demo_run: DemoRun, tmp_path: Path) -> None:
+    # The store keeps a run's breakdowns in run_breakdowns (one JSON document per run).
+    import shutil
+
+    store = tmp_path / "copy.sqlite"
+    shutil.copy(demo_run.store, store)
+    db = open_store(store)
+    db["run_breakdowns"].insert({"run_id": demo_run.run_id, "breakdowns": json.dumps(demo_run.breakdowns)})
+    assert load_report_data(store, demo_run.run_id).breakdowns == demo_run.breakdowns
+
+
+def test_a_run_without_breakdowns_says_so(demo_run: DemoRun) -> None:
+    html = render_report(load_report_data(demo_run.store, demo_run.run_id, breakdowns={}), control=True)
+    assert "were not recorded with this run" in html
+
+
+def test_text_from_the_data_cannot_inject_markup(demo_run: DemoRun) -> None:
+    d = load_report_data(demo_run.store, demo_run.run_id, breakdowns=dict(demo_run.breakdowns))
+    d.breakdowns["provider"] = {"code": "X", "name": "<script>alert('provider')</script>"}  # type: ignore[index]
+    d.rejections = [("patients.csv", "<img src=x onerror=alert(1)>", 9)]
+    html = render_report(d, control=True)
+    assert "<script>alert('provider')</script>" not in html and "&lt;script&gt;alert(" in html
+    assert "<img src=x" not in html
