@@ -80,12 +80,20 @@ def ruleset_validate(
 @ruleset_app.command("show")
 def ruleset_show(
     file: Annotated[str, typer.Argument(help="A ruleset file or bundled ruleset id.")] = "cquin_2017_19",
+    resolved: Annotated[bool, typer.Option("--resolved", help="Print the fully resolved ruleset (after extends) as YAML.")] = False,
 ) -> None:
-    """Render a ruleset for a policy reader: components, bands, interpretations, citations."""
+    """Render a ruleset for a policy reader (components, bands, interpretations, citations), or as resolved YAML."""
     from cquin.engine.ruleset import load_ruleset
+    from cquin.render.policy import resolved_yaml
     from cquin.render.ruleset_text import render_ruleset
 
-    render_ruleset(out, load_ruleset(file))
+    r = load_ruleset(file)
+    if resolved:
+        sys.stdout.write(resolved_yaml(r))
+        return
+    render_ruleset(out, r)
+    if len(r.lineage) > 1:
+        out.print("\nextends: " + " <- ".join(f"{rid} {ver} ({path})" for rid, ver, path in r.lineage))
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -134,7 +142,10 @@ def evaluate(
     option: Annotated[
         list[str] | None, typer.Option("--option", help="Adapter option NAME=VALUE (repeatable), e.g. dates=uk.")
     ] = None,
-    ruleset: Annotated[str, typer.Option("--ruleset", help="A bundled ruleset id or a ruleset file.")] = DEFAULT_RULESET,
+    ruleset: Annotated[
+        str | None, typer.Option("--ruleset", help="A ruleset id or file; default: the published ruleset in effect on --as-of (or today).")
+    ] = None,
+    allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Allow evaluating a draft ruleset.")] = False,
     contract_value: Annotated[
         str | None, typer.Option("--contract-value", help="Annual contract value in pounds (applies to both years).")
     ] = None,
@@ -179,6 +190,10 @@ def evaluate(
 
         key = load_key(pseudonymise)
     when = _date(as_of, "--as-of")
+    if ruleset is None:
+        from cquin.engine.catalogue import select_ruleset
+
+        ruleset = str(select_ruleset(when, allow_draft))
     if fmt == "table":
         with err.status("working…") as status:
             ev = run_evaluation(
@@ -192,6 +207,7 @@ def evaluate(
                 store=None if no_store else store,
                 progress=lambda m: status.update(m + "…"),
                 pseudonymise_key=key,
+                allow_draft=allow_draft,
             )
     else:
         ev = run_evaluation(
@@ -204,6 +220,7 @@ def evaluate(
             as_of=when,
             store=None if no_store else store,
             pseudonymise_key=key,
+            allow_draft=allow_draft,
         )
     years = selected_years(ev.ruleset, year)
     if fmt == "json":

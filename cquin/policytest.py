@@ -194,7 +194,7 @@ def _check_components(result: CaseResult, ruleset: Ruleset, run: RunResult, expe
                     else "attainment levels"
                 )
                 result.failures.append(
-                    f"components.{cid}.{key}: expected {value!r}, got {have!r} "
+                    f"components.{cid}.{key}: expected {_shown(value)}, got {_shown(have)} "
                     f"(rule: {rule}; {got.numerator}/{got.denominator}, band {got.band})"
                 )
 
@@ -205,3 +205,18 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _shown(value: Any) -> str:
+    """A value as a policy reader expects to see it: numbers bare (0.5, not Decimal('0.5')), text quoted."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            Decimal(value)
+        except ArithmeticError:
+            return repr(value)
+        return value
+    return repr(value)

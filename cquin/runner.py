@@ -17,7 +17,7 @@ from cquin.dataset.ledger import file_sha256
 from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
 from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
-from cquin.exceptions import StoreError
+from cquin.exceptions import RulesetError, StoreError
 from cquin.loading import load_dataset
 from cquin.store import load_run, new_run_id, open_store, record_run, results_digest
 
@@ -47,11 +47,14 @@ def run_evaluation(
     store: Path | None = None,
     progress: Callable[[str], None] | None = None,
     pseudonymise_key: bytes | None = None,
+    allow_draft: bool = True,
 ) -> Evaluation:
     """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store."""
     say = progress or (lambda _msg: None)
     started = dt.datetime.now(dt.UTC)
     rs = load_ruleset(ruleset)
+    if rs.status == "draft" and not allow_draft:
+        raise RulesetError(f"{rs.id} {rs.version} is a draft; pass --allow-draft to evaluate it")
     db = open_store(store) if store is not None else None  # fail fast on an unusable store
     say("loading records")
     dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)

@@ -27,7 +27,7 @@ import jsonschema
 from cquin.dataset import Vocabulary
 from cquin.engine import codes
 from cquin.engine.bands import HUNDRED, Band, band_from_spec, coverage_problems, to_fraction
-from cquin.engine.yaml_source import Location, SourceDocument, load_yaml_file
+from cquin.engine.yaml_source import Location, SourceDocument
 from cquin.exceptions import RulesetError
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "rulesets"
@@ -69,6 +69,8 @@ class Ruleset:
     path: Path
     code_lists: dict[str, CodeList]
     warnings: list[Problem] = field(default_factory=list)
+    # The extends chain, this ruleset first: (id, version, file) of each ruleset merged into this one.
+    lineage: list[tuple[str, str, Path]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -201,7 +203,9 @@ def bundled_rulesets() -> list[Path]:
 
 
 def find_ruleset(name_or_path: str) -> Path:
-    """A ruleset file from a path, or a bundled ruleset's id."""
+    """A ruleset file from a path, a bundled ruleset's id, or an id (``id`` or ``id@range``) in the catalogue."""
+    from cquin.engine.catalogue import catalogue, user_dirs, version_key, version_matches
+
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.exists():
@@ -210,8 +214,16 @@ def find_ruleset(name_or_path: str) -> Path:
     candidate = BUNDLED_DIR / f"{name_or_path}.yaml"
     if candidate.exists():
         return candidate
-    known = ", ".join(p.stem for p in bundled_rulesets())
-    raise RulesetError(f"no ruleset called {name_or_path!r} (bundled rulesets: {known})")
+    rid, _, version_range = name_or_path.partition("@")
+    entries = catalogue(user_dirs(), resolve=False)
+    try:
+        named = [e for e in entries if e.id == rid and version_matches(version_range or "*", e.version)]
+    except ValueError as exc:
+        raise RulesetError(f"{name_or_path!r}: {exc}") from None
+    if named:
+        return max(named, key=lambda e: (e.status == "published", version_key(e.version))).path
+    known = ", ".join(sorted({e.id for e in entries}))
+    raise RulesetError(f"no ruleset called {name_or_path!r} (rulesets in the catalogue: {known})")
 
 
 def load_ruleset(name_or_path: str | Path) -> Ruleset:
@@ -231,16 +243,39 @@ def check_ruleset(name_or_path: str | Path) -> tuple[Ruleset | None, list[Proble
     return _load_and_check(path)
 
 
+def tests_file_beside(path: Path) -> Path | None:
+    """The ruleset's tests file (``<name>.tests.yaml`` in the same folder), if there is one."""
+    for suffix in (".tests.yaml", ".tests.yml"):
+        candidate = path.with_name(path.stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _load_and_check(path: Path) -> tuple[Ruleset | None, list[Problem]]:
+    """Resolve ``extends`` (if any), then check the resolved ruleset; problems point at the file that set each value."""
+    from cquin.engine.inherit import resolve_document
+
     try:
-        source = load_yaml_file(path)
+        resolved = resolve_document(path)
     except RulesetError as exc:
         return None, [Problem(exc.location or Location(str(path), 1, 1), exc.bare_message)]
+    source = resolved.source
     checker = _Checker(source, path)
+    checker.problems.extend(Problem(where, message) for where, message in resolved.problems)
     checker.run()
+    if tests_file_beside(path) is None:
+        checker.problems.append(
+            Problem(
+                Location(str(path), 1, 1),
+                f"no tests file beside the ruleset (expected {path.stem}.tests.yaml): write test cases for it "
+                "and run them with `cquin ruleset test`",
+                "warning",
+            )
+        )
     if any(p.severity == "error" for p in checker.problems):
         return None, checker.problems
-    ruleset = Ruleset(doc=source.data, source=source, path=path, code_lists=checker.code_lists)
+    ruleset = Ruleset(doc=source.data, source=source, path=path, code_lists=checker.code_lists, lineage=resolved.chain)
     return ruleset, checker.problems
 
 
@@ -279,6 +314,7 @@ class _Checker:
             self.check_dates_and_periods,
             self.check_code_lists,
             self.check_categories,
+            self.check_shared_codes,
             self.check_instruments,
             self.check_measurements,
             self.check_populations,
@@ -355,17 +391,15 @@ class _Checker:
 
     # -- code lists
     def check_code_lists(self) -> None:
-        where: dict[tuple[str, str], list[str]] = {}
         for cid, spec in (self.doc.get("code_lists") or {}).items():
             if not isinstance(spec, dict) or "file" not in spec or spec.get("system") not in ("snomed", "icd10", "local"):
                 continue
-            file = (self.path.parent / spec["file"]).resolve()
+            # A file path is relative to the ruleset file that declared it (a parent's, for inherited lists).
+            declared_in = Path(self.source.locate(("code_lists", cid, "file")).file).parent
+            file = (declared_in / spec["file"]).resolve()
             loaded = self.load_code_list(cid, spec["system"], file, ("code_lists", cid, "file"))
             if loaded:
                 self.code_lists[cid] = loaded
-                for code in loaded.codes:
-                    where.setdefault((loaded.system, code), []).append(cid)
-        self.shared_codes = {k: v for k, v in where.items() if len(set(v)) > 1}
 
     def load_code_list(self, cid: str, system: str, file: Path, ypath: tuple[str | int, ...]) -> CodeList | None:
         try:
@@ -400,6 +434,16 @@ class _Checker:
             terms[norm] = (row.get("term") or "").strip()
         if not found:
             self.error(ypath, f"code list {cid}: {file.name} has no codes")
+        if system == "icd10":
+            # ICD-10 entries are prefixes: an entry beneath another entry of the same list adds nothing.
+            for norm, line in found.items():
+                covering = next((norm[:n] for n in range(3, len(norm)) if norm[:n] in found), None)
+                if covering:
+                    self.warn(
+                        ypath,
+                        f"code list {cid}: {file.name}:{line}: {norm} is already covered by {covering} "
+                        f"(line {found[covering]}), an ICD-10 prefix",
+                    )
         return CodeList(cid, system, file, found, terms, hashlib.sha256(raw).hexdigest())
 
     # -- LTC categories
@@ -418,16 +462,102 @@ class _Checker:
                     self.error(("ltc", "categories", i, "code_lists", j), f"category {cid}: unknown code list {ref!r}")
                 else:
                     category_of_list[ref] = cid
-        pairs: dict[tuple[str, ...], list[str]] = {}
-        for (_system, code), list_ids in sorted(getattr(self, "shared_codes", {}).items()):
-            cats = tuple(sorted({category_of_list.get(x, "?") for x in list_ids}))
-            if len(cats) > 1:
-                pairs.setdefault(cats, []).append(code)
-        for cats, shared in sorted(pairs.items()):
-            example = ", ".join(shared[:3]) + (", ..." if len(shared) > 3 else "")
+        self.category_of_list = category_of_list
+
+    def _declared_order(self, list_id: str) -> tuple[bool, int]:
+        where = self.source.locate(("code_lists", list_id, "file"))
+        return where.file == str(self.path), where.line
+
+    def check_shared_codes(self) -> None:
+        """A code in two categories fails validation unless ``ltc.shared_codes`` declares the overlap, with why.
+
+        domain.md: a code may sit in two categories (e.g. diabetic kidney disease),
+        and a patient then has two LTC categories; the ruleset must say so on purpose.
+        ICD-10 entries are prefixes, so I12 in one category and I12.0 in another
+        overlap at I12.0.
+        """
+        ltc = self.doc.get("ltc") or {}
+        category_of_list: dict[str, str] = getattr(self, "category_of_list", {})
+        # (system, code) -> {category: (code list id, line in its file)}
+        held: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
+        by_prefix: dict[str, list[tuple[str, str, int]]] = {}
+        for list_id, cat in category_of_list.items():
+            cl = self.code_lists.get(list_id)
+            if cl is None:
+                continue
+            for code, line in cl.codes.items():
+                held.setdefault((cl.system, code), {}).setdefault(cat, (list_id, line))
+                if cl.system == "icd10":
+                    by_prefix.setdefault(code, []).append((cat, list_id, line))
+        for (system, code), cats in list(held.items()):
+            if system != "icd10":
+                continue
+            for n in range(3, len(code)):
+                for cat, list_id, line in by_prefix.get(code[:n], []):
+                    cats.setdefault(cat, (list_id, line))
+        overlaps = {key: cats for key, cats in held.items() if len(cats) > 1}
+        declared: dict[tuple[str, str], tuple[int, set[str]]] = {}
+        known_cats = set(category_of_list.values()) | {c.get("id") for c in ltc.get("categories") or []}
+        for i, entry in enumerate(ltc.get("shared_codes") or []):
+            system, code = str(entry.get("system")), codes.normalise(str(entry.get("system")), str(entry.get("code")))
+            here = ("ltc", "shared_codes", i)
+            if (system, code) in declared:
+                self.error(
+                    here + ("code",), f"shared code {code} is declared twice (also item {declared[(system, code)][0] + 1})"
+                )
+                continue
+            named = set(entry.get("categories") or [])
+            for j, cat in enumerate(entry.get("categories") or []):
+                if cat not in known_cats:
+                    self.error(here + ("categories", j), f"shared code {code}: unknown LTC category {cat!r}")
+            declared[(system, code)] = (i, named)
+            actual = overlaps.get((system, code))
+            if actual is None:
+                self.warn(
+                    here + ("code",),
+                    f"shared code {code} ({system}) is declared, but it is not in more than one category; remove this entry",
+                )
+            elif not set(actual) <= named:
+                self.error(
+                    here + ("categories",),
+                    f"shared code {code} is in {', '.join(sorted(actual))}, but the declaration names {', '.join(sorted(named))}",
+                )
+        undeclared: dict[tuple[str, ...], list[tuple[str, str, dict[str, tuple[str, int]]]]] = {}
+        accepted: dict[tuple[str, ...], int] = {}
+        for (system, code), cats in sorted(overlaps.items()):
+            pair = tuple(sorted(cats))
+            if (system, code) in declared:
+                accepted[pair] = accepted.get(pair, 0) + 1
+            else:
+                undeclared.setdefault(pair, []).append((system, code, cats))
+        limit = 20
+        for pair, found in sorted(undeclared.items()):
+            for system, code, cats in found[:limit]:
+                # Point at the code list declared last (in the child file, for an inherited ruleset).
+                last = max((lid for lid, _ in cats.values()), key=self._declared_order)
+                places = "; ".join(
+                    f"{cat} ({list_id}, {self.code_lists[list_id].path.name}:{line})"
+                    for cat, (list_id, line) in sorted(cats.items())
+                )
+                term = next(
+                    (self.code_lists[lid].terms.get(code) for lid, _ in cats.values() if self.code_lists[lid].terms.get(code)), ""
+                )
+                self.error(
+                    ("code_lists", last, "file"),
+                    f"{system} code {code}{f' ({term})' if term else ''} is in {len(cats)} categories: {places}. "
+                    "If that is intended, declare it in ltc.shared_codes with why; otherwise remove it from one list",
+                )
+            if len(found) > limit:
+                self.error(
+                    ("ltc", "categories"),
+                    f"... and {len(found) - limit} more code(s) in both {' and '.join(pair)}, not declared in ltc.shared_codes",
+                )
+        if accepted:
+            detail = ", ".join(f"{' and '.join(pair)}: {n}" for pair, n in sorted(accepted.items()))
             self.warn(
-                ("ltc", "categories"),
-                f"{len(shared)} code(s) are in more than one category ({' and '.join(cats)}: {example}); a patient with one counts in each",
+                ("ltc", "shared_codes"),
+                f"{sum(accepted.values())} code(s) are in more than one category, as ltc.shared_codes declares ({detail}); "
+                "a patient with one counts in each",
             )
 
     # -- instruments
