@@ -303,23 +303,28 @@ class DatasetBuilder:
     def _shared_rules(self) -> None:
         """The data rules every adapter shares, then the final canonical tables."""
         c = self.con
-        # Exact duplicates count once; the repeats are rejected as duplicates.
+        # Exact duplicates count once; the repeats are rejected as duplicates.  A hash aggregate finds
+        # the duplicated values (usually none) without sorting the table.
         for name in TABLE_NAMES:
-            cols = ", ".join(table(name).column_names)
+            names = table(name).column_names
+            cols = ", ".join(names)
             c.execute(
-                f"""CREATE TEMP TABLE dup AS SELECT _file, _line, _ref,
-                    first_value(_file || ' line ' || _line) OVER w AS first_at,
-                    row_number() OVER w AS n
-                  FROM chk_{name} WINDOW w AS (PARTITION BY {cols} ORDER BY _file, _line)"""
+                f"""CREATE TEMP TABLE dupg AS SELECT {cols}, min(struct_pack(f := _file, l := _line, r := rowid)) AS first
+                    FROM chk_{name} GROUP BY ALL HAVING count(*) > 1"""
             )
-            c.execute(
-                "INSERT INTO rejections SELECT _file, _line, _ref, NULL, NULL, "
-                "'exact duplicate of ' || first_at || ' (counted once)' FROM dup WHERE n > 1"
-            )
-            c.execute(
-                f"DELETE FROM chk_{name} USING dup WHERE dup.n > 1 AND chk_{name}._file = dup._file AND chk_{name}._line = dup._line"
-            )
-            c.execute("DROP TABLE dup")
+            if scalar(c, "SELECT count(*) FROM dupg"):
+                same = " AND ".join(f"x.{col} IS NOT DISTINCT FROM g.{col}" for col in names)
+                c.execute(
+                    f"""CREATE TEMP TABLE dup AS SELECT x.rowid AS r, x._file, x._line, x._ref, g.first
+                        FROM chk_{name} x JOIN dupg g ON {same} WHERE x.rowid <> g.first.r"""
+                )
+                c.execute(
+                    "INSERT INTO rejections SELECT _file, _line, _ref, NULL, NULL, "
+                    "'exact duplicate of ' || first.f || ' line ' || CAST(first.l AS VARCHAR) || ' (counted once)' FROM dup"
+                )
+                c.execute(f"DELETE FROM chk_{name} WHERE rowid IN (SELECT r FROM dup)")
+                c.execute("DROP TABLE dup")
+            c.execute("DROP TABLE dupg")
         # Patients: an episode cannot end before it starts, nor start before the patient was born.
         c.execute(
             """INSERT INTO rejections SELECT _file, _line, _ref,
