@@ -303,28 +303,26 @@ class DatasetBuilder:
     def _shared_rules(self) -> None:
         """The data rules every adapter shares, then the final canonical tables."""
         c = self.con
-        # Exact duplicates count once; the repeats are rejected as duplicates.  A hash aggregate finds
-        # the duplicated values (usually none) without sorting the table.
+        # Exact duplicates count once; the repeats are rejected as duplicates.  Rows are first grouped by
+        # a hash of their values (one integer key: cheap), and only the few rows whose hash repeats are
+        # compared in full.
         for name in TABLE_NAMES:
-            names = table(name).column_names
-            cols = ", ".join(names)
-            c.execute(
-                f"""CREATE TEMP TABLE dupg AS SELECT {cols}, min(struct_pack(f := _file, l := _line, r := rowid)) AS first
-                    FROM chk_{name} GROUP BY ALL HAVING count(*) > 1"""
-            )
-            if scalar(c, "SELECT count(*) FROM dupg"):
-                same = " AND ".join(f"x.{col} IS NOT DISTINCT FROM g.{col}" for col in names)
+            cols = ", ".join(table(name).column_names)
+            c.execute(f"CREATE TEMP TABLE duph AS SELECT hash({cols}) AS h FROM chk_{name} GROUP BY 1 HAVING count(*) > 1")
+            if scalar(c, "SELECT count(*) FROM duph"):
                 c.execute(
-                    f"""CREATE TEMP TABLE dup AS SELECT x.rowid AS r, x._file, x._line, x._ref, g.first
-                        FROM chk_{name} x JOIN dupg g ON {same} WHERE x.rowid <> g.first.r"""
+                    f"""CREATE TEMP TABLE dup AS SELECT r, _file, _line, _ref,
+                          first_value(struct_pack(f := _file, l := _line)) OVER w AS first, row_number() OVER w AS n
+                        FROM (SELECT rowid AS r, * FROM chk_{name} WHERE hash({cols}) IN (SELECT h FROM duph))
+                        WINDOW w AS (PARTITION BY {cols} ORDER BY _file, _line, r)"""
                 )
                 c.execute(
                     "INSERT INTO rejections SELECT _file, _line, _ref, NULL, NULL, "
-                    "'exact duplicate of ' || first.f || ' line ' || CAST(first.l AS VARCHAR) || ' (counted once)' FROM dup"
+                    "'exact duplicate of ' || first.f || ' line ' || CAST(first.l AS VARCHAR) || ' (counted once)' FROM dup WHERE n > 1"
                 )
-                c.execute(f"DELETE FROM chk_{name} WHERE rowid IN (SELECT r FROM dup)")
+                c.execute(f"DELETE FROM chk_{name} WHERE rowid IN (SELECT r FROM dup WHERE n > 1)")
                 c.execute("DROP TABLE dup")
-            c.execute("DROP TABLE dupg")
+            c.execute("DROP TABLE duph")
         # Patients: an episode cannot end before it starts, nor start before the patient was born.
         c.execute(
             """INSERT INTO rejections SELECT _file, _line, _ref,
