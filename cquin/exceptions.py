@@ -54,3 +54,9 @@ class StoreError(UserError):
     """The audit store cannot be opened, written or queried as asked."""
 
     exit_code = 6
+
+
+class ResourceError(CquinError):
+    """The machine ran out of a resource (memory, disk) the user can raise."""
+
+    exit_code = 7

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import duckdb
+
 from cquin import plugins
 from cquin.dataset import CanonicalDataset, DatasetBuilder, Vocabulary
-from cquin.exceptions import AdapterError, CquinError
+from cquin.dataset.builder import DEFAULT_MEMORY_LIMIT
+from cquin.exceptions import AdapterError, CquinError, ResourceError
 
 
 def load_dataset(
@@ -29,6 +33,20 @@ def load_dataset(
         chosen.load(source, builder, values)
     except CquinError:
         raise
+    except duckdb.OutOfMemoryException:
+        raise out_of_memory("reading") from None
     except Exception as exc:  # a plugin's bug: report it by name, never a half-built dataset
         raise AdapterError(f"adapter {chosen.name!r} failed while reading {source}: {type(exc).__name__}: {exc}") from None
-    return builder.build(), chosen.name
+    try:
+        return builder.build(), chosen.name
+    except duckdb.OutOfMemoryException:
+        raise out_of_memory("checking the records") from None
+
+
+def out_of_memory(while_doing: str) -> ResourceError:
+    """A clear message for running out of the data engine's memory budget."""
+    limit = os.environ.get("CQUIN_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    return ResourceError(
+        f"ran out of memory while {while_doing} (limit {limit}); this dataset needs more: "
+        "set CQUIN_MEMORY_LIMIT (e.g. CQUIN_MEMORY_LIMIT=4GB) and run again"
+    )

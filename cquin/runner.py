@@ -12,13 +12,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.ledger import file_sha256
 from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
 from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
 from cquin.exceptions import RulesetError, StoreError
-from cquin.loading import load_dataset
+from cquin.loading import load_dataset, out_of_memory
 from cquin.store import load_run, new_run_id, open_store, record_run, results_digest
 
 DEFAULT_RULESET = "cquin_2017_19"
@@ -59,7 +61,10 @@ def run_evaluation(
     say("loading records")
     dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
     say("evaluating")
-    result = evaluate(rs, dataset, contract_value=contract_value, contract_value_year2=contract_value_year2, as_of=as_of)
+    try:
+        result = evaluate(rs, dataset, contract_value=contract_value, contract_value_year2=contract_value_year2, as_of=as_of)
+    except duckdb.OutOfMemoryException:
+        raise out_of_memory("evaluating") from None
     run_id = None
     if db is not None:
         say("writing the audit store")

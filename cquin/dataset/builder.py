@@ -9,8 +9,12 @@ whose counts balance: for each source file, rows read = accepted + rejected.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import datetime as dt
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,9 +29,10 @@ from cquin.dataset.csvread import read_csv_into
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
 from cquin.dataset.tables import TABLE_NAMES, Table, table
-from cquin.exceptions import DataError
+from cquin.exceptions import DataError, UserError
 
 META = ("_file", "_line", "_ref")
+DEFAULT_MEMORY_LIMIT = "1GB"
 BATCH = 50_000
 
 
@@ -94,9 +99,18 @@ def _plain(v: Any) -> str:
 class DatasetBuilder:
     """Collects raw rows from an adapter and turns them into a :class:`CanonicalDataset`."""
 
-    def __init__(self, vocabulary: Vocabulary, *, memory_limit: str = "1GB", threads: int | None = None) -> None:
+    def __init__(self, vocabulary: Vocabulary, *, memory_limit: str | None = None, threads: int | None = None) -> None:
         self.vocabulary = vocabulary
-        self.con = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": True})
+        # DuckDB keeps to this much memory and spills the rest to a private temporary folder.
+        limit = memory_limit or os.environ.get("CQUIN_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+        self.spill_dir = tempfile.mkdtemp(prefix="cquin-spill-")
+        atexit.register(shutil.rmtree, self.spill_dir, True)
+        try:
+            self.con = duckdb.connect(
+                config={"memory_limit": limit, "preserve_insertion_order": True, "temp_directory": self.spill_dir}
+            )
+        except duckdb.Error as exc:
+            raise UserError(f"cannot start the data engine with memory limit {limit!r}: {str(exc).splitlines()[0]}") from None
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute(
