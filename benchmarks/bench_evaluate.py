@@ -25,7 +25,10 @@ def generate(out: Path, patients: int, seed: int) -> float:
     if (out / "patients.csv").exists():
         return 0.0
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cquin.cli", "demo", "generate", str(out), "--patients", str(patients), "--seed", str(seed)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "cquin.cli", "demo", "generate", str(out), "--patients", str(patients), "--seed", str(seed)],
+        check=True,
+    )
     return time.perf_counter() - start
 
 
@@ -34,8 +37,21 @@ def end_to_end(data: Path, store: Path) -> tuple[float, int]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "cquin.cli", "evaluate", str(data), "--contract-value", "12000000", "--store", str(store), "--format", "json"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "cquin.cli",
+            "evaluate",
+            str(data),
+            "--contract-value",
+            "12000000",
+            "--store",
+            str(store),
+            "--format",
+            "json",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -58,8 +74,18 @@ def phases(data: Path, store: Path) -> dict[str, float]:
     result = evaluate(ruleset, dataset, contract_value=Decimal("12000000"))
     out["evaluate"] = time.perf_counter() - t
     t = time.perf_counter()
-    record_run(open_store(store), result, dataset, run_id=new_run_id(), started_at=dt.datetime.now(dt.UTC), adapter=adapter,
-               source=str(data), ruleset_source=str(ruleset.path), parameters={}, ruleset_json=canonical_json(ruleset.doc))
+    record_run(
+        open_store(store),
+        result,
+        dataset,
+        run_id=new_run_id(),
+        started_at=dt.datetime.now(dt.UTC),
+        adapter=adapter,
+        source=str(data),
+        ruleset_source=str(ruleset.path),
+        parameters={},
+        ruleset_json=canonical_json(ruleset.doc),
+    )
     out["store"] = time.perf_counter() - t
     return out
 
@@ -75,7 +101,10 @@ def main() -> None:
     data = args.data or work / f"data-{args.patients}"
     gen = generate(data, args.patients, args.seed)
     wall, peak = end_to_end(data, work / "store.sqlite")
-    rows = {name: sum(1 for _ in open(data / f"{name}.csv", encoding="utf-8")) - 1 for name in ("patients", "conditions", "assessments", "conversations")}
+    rows = {
+        name: sum(1 for _ in open(data / f"{name}.csv", encoding="utf-8")) - 1
+        for name in ("patients", "conditions", "assessments", "conversations")
+    }
     print(f"patients {args.patients:,} (rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()) + ")")
     if gen:
         print(f"generate: {gen:.1f} s")

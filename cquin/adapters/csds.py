@@ -119,6 +119,7 @@ PAM_LEVEL_TOOL = "962851000000103"  # |Patient Activation Measure level (observa
 PAM_SCORE_TOOL = "925431000000109"  # PAM-13 score, as in UK Renal Data Collaboration extracts
 ATTENDED = frozenset({"5", "6"})  # attended on time; arrived late but seen
 DIAGNOSIS_SCHEMES = {"2": "icd10", "6": "snomed"}
+MAX_CELL = 4_000_000  # characters in one cell; a longer one stops the load with the file and line named
 SEX_CODES = {"1": "male", "2": "female", "9": "indeterminate", "x": "unknown", "0": "unknown"}
 
 
@@ -288,6 +289,8 @@ def read_csds_csv(path: Path, spec: CsdsTable, builder: DatasetBuilder) -> list[
         raise DataError(f"{path.name}: the file is empty (expected a header row)")
     encoding = _sniff_encoding(path)
     records = []
+    # Cells as long as the canonical reader takes (Python's default stops at 131,072 characters).
+    limit = csv.field_size_limit(MAX_CELL)
     with path.open("r", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
         reader = csv.reader(fh)
         try:
@@ -308,6 +311,15 @@ def read_csds_csv(path: Path, spec: CsdsTable, builder: DatasetBuilder) -> list[
                 line, previous = previous + 1, reader.line_num
                 if not fields:
                     continue  # a blank line is not a record
+                if any("\x00" in v for v in fields):
+                    builder.reject(
+                        path.name,
+                        line,
+                        None,
+                        None,
+                        "the record contains a NUL byte (character 0), which is never part of text; is the file damaged?",
+                    )
+                    continue
                 if len(fields) != len(keys):
                     builder.reject(
                         path.name,
@@ -321,7 +333,15 @@ def read_csds_csv(path: Path, spec: CsdsTable, builder: DatasetBuilder) -> list[
                 records.append(Record(path.name, line, values))
         except csv.Error as exc:
             raise DataError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
+        finally:
+            csv.field_size_limit(limit)
     return records
+
+
+def _q(text: str | None, limit: int = 60) -> str:
+    """A value quoted for a message, shortened when long (a 100,000-character cell stays readable)."""
+    s = text or ""
+    return "'" + (s if len(s) <= limit else s[: limit - 3] + "...") + "'"
 
 
 def _date(text: str | None) -> str | None:
@@ -337,8 +357,8 @@ def _nhs_problem(text: str) -> str | None:
         nhs.validate(text)
     except ValidationError as exc:
         if isinstance(exc, nhs.InvalidChecksum):
-            return f"NHS number '{text}' fails the Modulus 11 check digit"
-        return f"NHS number '{text}' is not 10 digits"
+            return f"NHS number {_q(text)} fails the Modulus 11 check digit"
+        return f"NHS number {_q(text)} is not 10 digits"
     return None
 
 
@@ -351,7 +371,7 @@ def _person_problem(number: str | None, sex_code: str | None) -> tuple[str, str]
     if sex_code is not None and sex_code.lower() not in SEX_CODES:
         return (
             "PersonStatedGenderCode",
-            f"PersonStatedGenderCode '{sex_code}' is not a CSDS code (1 male, 2 female, 9 indeterminate, X or 0 not known)",
+            f"PersonStatedGenderCode {_q(sex_code)} is not a CSDS code (1 male, 2 female, 9 indeterminate, X or 0 not known)",
         )
     return None
 
@@ -440,7 +460,7 @@ class _Loader:
         found = index.get(rid)
         if found is None:
             where = table.name if table.id in self.files else f"{table.name} (not supplied)"
-            reason = f"unknown {column} '{rid}': not in {where}"
+            reason = f"unknown {column} {_q(rid)}: not in {where}"
             self.b.reject(r.file, r.line, column, rid, reason, r.ref)
             return Failed(r.ref or rid, r.file, reason)
         if isinstance(found, Failed):
@@ -525,7 +545,7 @@ class _Loader:
                     r.line,
                     "DiagnosisSchemeInUse",
                     scheme,
-                    f"ignored: diagnosis scheme '{scheme or ''}' is not ICD-10 (02) or SNOMED CT (06), the schemes of cquin's code lists",
+                    f"ignored: diagnosis scheme {_q(scheme)} is not ICD-10 (02) or SNOMED CT (06), the schemes of cquin's code lists",
                     r.ref,
                 )
                 continue
@@ -558,7 +578,7 @@ class _Loader:
             r.line,
             "CodedAssessmentToolType",
             tool,
-            f"ignored: assessment tool type '{tool or ''}' is not a PAM score ({PAM_SCORE_TOOL}) or level ({PAM_LEVEL_TOOL})",
+            f"ignored: assessment tool type {_q(tool)} is not a PAM score ({PAM_SCORE_TOOL}) or level ({PAM_LEVEL_TOOL})",
             r.ref,
         )
         return False
@@ -635,7 +655,7 @@ class _Loader:
                     r.line,
                     "CodedProcedure",
                     code,
-                    f"ignored: not a care and support planning conversation (CodedProcedure '{code or ''}' is not in the ruleset's conversation codes)",
+                    f"ignored: not a care and support planning conversation (CodedProcedure {_q(code)} is not in the ruleset's conversation codes)",
                     r.ref,
                 )
                 continue
@@ -648,7 +668,7 @@ class _Loader:
                     r.line,
                     "CareContactId",
                     r.get("CareContactId"),
-                    f"the conversation's contact was not attended (AttendOrDNACode '{contact.attend or ''}'; only 5 or 6, attended, count)",
+                    f"the conversation's contact was not attended (AttendOrDNACode {_q(contact.attend)}; only 5 or 6, attended, count)",
                     r.ref,
                 )
                 continue

@@ -58,14 +58,21 @@ def quoted(text: Any, limit: int = 60) -> str:
     return "'" + (s if len(s) <= limit else s[: limit - 3] + "...") + "'"
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A repeating element as a list: a lone object is one item; any other malformed value is none."""
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, dict) else []
+
+
 def codings(concepts: Any) -> list[dict[str, Any]]:
     """The codings of a CodeableConcept, or of a list of them."""
     if isinstance(concepts, dict):
         concepts = [concepts]
     out: list[dict[str, Any]] = []
-    for concept in concepts or []:
-        if isinstance(concept, dict):
-            out.extend(c for c in concept.get("coding") or [] if isinstance(c, dict))
+    for concept in concepts if isinstance(concepts, list) else []:  # malformed shapes have no codings
+        coding = concept.get("coding") if isinstance(concept, dict) else None
+        out.extend(c for c in (coding if isinstance(coding, list) else []) if isinstance(c, dict))
     return out
 
 
@@ -100,7 +107,7 @@ class PatientDetails:
 
 def patient_details(resource: dict[str, Any], identifier_system: str) -> PatientDetails | Refusal:
     """The NHS number (from the identifier with ``identifier_system``), date of birth and sex of a Patient."""
-    identifiers = [i for i in resource.get("identifier") or [] if isinstance(i, dict)]
+    identifiers = [i for i in _as_list(resource.get("identifier")) if isinstance(i, dict)]
     values = sorted({str(i.get("value")).strip() for i in identifiers if i.get("system") == identifier_system and i.get("value")})
     if not values:
         systems = sorted({str(i.get("system")) for i in identifiers if i.get("system")})
@@ -133,7 +140,7 @@ def condition_codes(resource: dict[str, Any]) -> list[tuple[str, str]] | Refusal
     usable = []
     for c in found:
         system, code = c.get("system"), c.get("code")
-        if system in CONDITION_SYSTEMS and isinstance(code, str) and code.strip():
+        if isinstance(system, str) and system in CONDITION_SYSTEMS and isinstance(code, str) and code.strip():
             usable.append((CONDITION_SYSTEMS[system], code.strip()))
     if usable:
         return list(dict.fromkeys(usable))
@@ -168,7 +175,7 @@ class PamResult:
 def pam_result(resource: dict[str, Any]) -> PamResult | Refusal:
     """The PAM level or score an Observation records (by its SNOMED CT code)."""
     found = codings(resource.get("code"))
-    kinds = {c.get("code") for c in found if c.get("system") == SNOMED}
+    kinds = {c.get("code") for c in found if c.get("system") == SNOMED and isinstance(c.get("code"), str)}
     if PAM_LEVEL_CODE in kinds:
         kind, value = "pam_level", _level_value(resource)
     elif PAM_SCORE_CODE in kinds:
@@ -248,12 +255,12 @@ def gpps_answers(resource: dict[str, Any], options: Mapping[str, tuple[str, ...]
 
 
 def _items(items: Any) -> Iterable[dict[str, Any]]:
-    for item in items or []:
+    for item in _as_list(items):
         if not isinstance(item, dict):
             continue
         yield item
         yield from _items(item.get("item"))
-        for answer in item.get("answer") or []:
+        for answer in _as_list(item.get("answer")):
             if isinstance(answer, dict):
                 yield from _items(answer.get("item"))
 
@@ -264,7 +271,7 @@ def normalise_answer(text: str) -> str:
 
 def _answer(item: dict[str, Any], options: tuple[str, ...]) -> str | None:
     candidates: list[str] = []
-    for answer in item.get("answer") or []:
+    for answer in _as_list(item.get("answer")):
         if not isinstance(answer, dict):
             continue
         if isinstance(answer.get("valueString"), str):
@@ -287,7 +294,7 @@ def is_conversation(found: Iterable[dict[str, Any]], conversation_codes: Mapping
     for c in found:
         system, code = c.get("system"), c.get("code")
         key = "snomed" if system == SNOMED else system
-        if isinstance(key, str) and code in conversation_codes.get(key, ()):
+        if isinstance(key, str) and isinstance(code, str) and code in conversation_codes.get(key, ()):
             return True
     return False
 

@@ -105,6 +105,15 @@ def parse(text: str) -> Any:
     return _DECODER.decode(text)
 
 
+def _unreadable(exc: BaseException) -> str:
+    """Why text is not usable JSON, in words (Python's JSON reader also fails on absurd nesting and numbers)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON: {exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "malformed JSON: nested too deeply to read"
+    return f"malformed JSON: a value cannot be read ({str(exc).split(';')[0]})"
+
+
 def records(f: FhirFile, *, only_if_contains: tuple[str, ...] | None = None) -> Iterator[Record]:
     """Every record of ``f``.
 
@@ -133,9 +142,9 @@ def _ndjson_records(f: FhirFile, only_if_contains: tuple[str, ...] | None) -> It
                     continue
                 try:
                     value = parse(text)
-                except json.JSONDecodeError as exc:
+                except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
                     failed += 1
-                    problem = f"malformed JSON: {exc.msg} at column {exc.colno}"
+                    problem = _unreadable(exc)
                     first_problem = first_problem or f"line {number}: {problem}"
                     if only_if_contains is None and parsed == 0 and failed >= NOT_NDJSON_AFTER:
                         break
@@ -162,6 +171,8 @@ def _bundle_records(f: FhirFile) -> Iterator[Record]:
         ) from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{f.name}: not UTF-8 text ({exc.reason} at byte {exc.start}); FHIR JSON files are UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{f.name}: cannot be read as a FHIR Bundle ({_unreadable(exc)})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
         raise DataError(f"{f.name}: not a FHIR resource or Bundle (no resourceType at the top level)")
     if doc["resourceType"] != "Bundle":
@@ -173,12 +184,13 @@ def _bundle_records(f: FhirFile) -> Iterator[Record]:
     for index, entry in enumerate(entries, 1):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        full_url = full_url if isinstance(full_url, str) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             yield Record(
                 index, None, "Bundle entry has no resource (a resource with a resourceType was expected)", None, full_url
             )
             continue
-        yield Record(index, resource, full_url=full_url if isinstance(full_url, str) else None)
+        yield Record(index, resource, full_url=full_url)
 
 
 def resource_key(resource: dict[str, Any], full_url: str | None = None) -> str:

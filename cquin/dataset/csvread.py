@@ -10,13 +10,16 @@ cannot be read at all raises :class:`DataError` naming the file and the problem.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import Ledger
@@ -28,26 +31,75 @@ _CHUNK = 1 << 22
 
 def _sniff_encoding(path: Path) -> str:
     """'utf-8' or 'cp1252'; raise DataError for anything else."""
+    return _inspect(path).encoding
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What one pass over a file's bytes found: its encoding and anything the CSV reader must be spared."""
+
+    encoding: str  # 'utf-8' or 'cp1252'
+    has_nul: bool  # NUL bytes somewhere (never in text; their rows are rejected)
+    mixed_newlines: bool  # lone CR line ends, or CRLF mixed with LF: normalised before reading
+    blank_lines: bool = False  # maybe blank lines (DuckDB skips them, so line numbers are worked out in Python)
+
+
+def _inspect(path: Path) -> _Shape:
+    """Encoding, NUL bytes and line-ending mix, in one streaming pass; DataError for text that is neither encoding."""
+    cr = lf = crlf = 0
+    has_nul, blank, last = False, False, b""
+    encoding = "utf-8"
     with path.open("rb") as fh:
         head = fh.read(4)
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             raise DataError(f"{path.name}: the file is UTF-16 encoded; save it as UTF-8 (or Windows-1252) CSV")
         fh.seek(0)
         decoder = codecs.getincrementaldecoder("utf-8")()
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            cr, lf, crlf = cr + chunk.count(b"\r"), lf + chunk.count(b"\n"), crlf + chunk.count(b"\r\n")
+            crlf += last[-1:] == b"\r" and chunk[:1] == b"\n"
+            has_nul = has_nul or b"\x00" in chunk
+            edge = last + chunk[:2]  # a blank line split across two chunks
+            blank = blank or any(m in part for part in (chunk, edge) for m in (b"\n\n", b"\n\r\n", b"\r\r"))
+            last = chunk[-2:]
+            if encoding == "utf-8":
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    encoding = "cp1252"
+        if encoding == "utf-8":
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                encoding = "cp1252"
+    if encoding == "cp1252":
         try:
-            for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-            return "utf-8"
+            with path.open("r", encoding="cp1252", newline="") as fh:
+                for _ in iter(lambda: fh.read(_CHUNK), ""):
+                    pass
         except UnicodeDecodeError:
-            pass
+            raise DataError(f"{path.name}: the file is neither UTF-8 nor Windows-1252 text; is it really a CSV file?") from None
+    return _Shape(encoding, has_nul, cr > 0 and not (cr == crlf == lf), blank)
+
+
+def _record_lines(path: Path) -> list[int] | None:
+    """The line each record starts on (blank lines are not records), as Python's csv reader sees the file."""
+    starts: list[int] = []
+    limit = csv.field_size_limit(1 << 30)
     try:
-        with path.open("r", encoding="cp1252", newline="") as fh:
-            for _ in iter(lambda: fh.read(_CHUNK), ""):
-                pass
-    except UnicodeDecodeError:
-        raise DataError(f"{path.name}: the file is neither UTF-8 nor Windows-1252 text; is it really a CSV file?") from None
-    return "cp1252"
+        with path.open("r", encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
+            previous = reader.line_num
+            for row in reader:
+                if row:
+                    starts.append(previous + 1)
+                previous = reader.line_num
+    except csv.Error:
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    return starts
 
 
 def _read_header(path: Path, encoding: str) -> list[str]:
@@ -55,12 +107,15 @@ def _read_header(path: Path, encoding: str) -> list[str]:
         first = fh.read(1 << 16)
     if not first.strip():
         raise DataError(f"{path.name}: the file is empty (expected a header row)")
-    if "\x00" in first:
-        raise DataError(f"{path.name}: the header contains NUL bytes; this is not a CSV text file")
     try:
-        header = next(csv.reader(io.StringIO(first)))
+        # newline="": a header ended by CR alone (old Mac exports) is still one line.
+        header = next(csv.reader(io.StringIO(first, newline="")))
     except (csv.Error, StopIteration):
         raise DataError(f"{path.name}: the first line is not a CSV header row") from None
+    if any("\x00" in h for h in header):
+        raise DataError(
+            f"{path.name}: the header contains NUL bytes; this is not CSV text (UTF-16 saved without a byte-order mark looks like this)"
+        )
     return [h.strip().lower() for h in header]
 
 
@@ -70,7 +125,8 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path
         raise DataError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: the file is empty (expected a header row)")
-    encoding = _sniff_encoding(path)
+    shape = _inspect(path)
+    encoding = shape.encoding
     header = _read_header(path, encoding)
     seen: set[str] = set()
     for name in header:
@@ -93,21 +149,40 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path
     read_path, tmp = path, None
     if encoding == "cp1252":
         ledger.note(f"{path.name}: read as Windows-1252 (not UTF-8)")
+    if shape.mixed_newlines:
+        ledger.note(f"{path.name}: mixed line endings (CR, LF, CR LF) were read as plain line ends")
+    if encoding == "cp1252" or shape.mixed_newlines:
+        # A UTF-8 copy with every line end as LF (newline=None translates CR and CR LF on reading).
         fd, tmp_name = tempfile.mkstemp(suffix=".csv", prefix="cquin-")
         tmp = Path(tmp_name)
-        with path.open("r", encoding="cp1252", newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+        source_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
+        translate = None if shape.mixed_newlines else ""
+        with (
+            path.open("r", encoding=source_encoding, newline=translate) as src,
+            os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
+        ):
             for chunk in iter(lambda: src.read(_CHUNK), ""):
                 dst.write(chunk)
         read_path = tmp
     try:
-        _duckdb_read(con, raw_table, t, read_path, header, source, path.name)
+        starts = _record_lines(read_path) if shape.blank_lines else None
+        _duckdb_read(con, raw_table, t, read_path, header, source, path.name, shape.has_nul, starts, ledger)
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
 
 
 def _duckdb_read(
-    con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path: Path, header: list[str], source: str, shown: str
+    con: duckdb.DuckDBPyConnection,
+    raw_table: str,
+    t: Table,
+    path: Path,
+    header: list[str],
+    source: str,
+    shown: str,
+    has_nul: bool = False,
+    starts: list[int] | None = None,
+    ledger: Ledger | None = None,
 ) -> None:
     names = [f"c{i}" for i in range(len(header))]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
@@ -118,7 +193,7 @@ def _duckdb_read(
             f"""CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM read_csv({path_sql},
                   columns = {columns}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"',
                   store_rejects = true, rejects_table = '{rej_table}', rejects_scan = '{rej_scan}',
-                  max_line_size = 4000000, strict_mode = false)"""
+                  max_line_size = 4000000, strict_mode = true)"""
         )
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
@@ -139,18 +214,61 @@ def _duckdb_read(
         if has_newlines
         else "0"
     )
+    line_sql = f"rowid + 2 + (SELECT count(*) FROM rej_lines WHERE adj <= s.rowid) + {extra_lines}"
+    if starts is not None:
+        # Blank lines are skipped by DuckDB and not counted above: take each accepted row's line from
+        # Python's reading of the file, when both readers agree on the records.
+        rejected = {int(line) for line, _, _ in rejects}
+        accepted = [line for line in starts if line not in rejected]
+        if len(accepted) == scalar(con, "SELECT count(*) FROM staged") and rejected <= set(starts):
+            con.register(
+                "line_map", pa.table({"ord": pa.array(range(len(accepted)), pa.int64()), "line": pa.array(accepted, pa.int64())})
+            )
+            line_sql = "(SELECT line FROM line_map WHERE ord = s.rowid)"
+        elif ledger is not None:
+            ledger.note(f"{shown}: has blank lines; the line numbers given for its rows may be a few lines early")
     src_sql = "'" + source.replace("'", "''") + "'"
+    # A NUL byte is never text: its row is rejected whole rather than passed on (only looked for when the file has one).
+    nul = " OR ".join(f"contains(coalesce(c{i}, ''), chr(0))" for i in range(len(header))) if has_nul else "false"
     con.execute(
-        f"""INSERT INTO {raw_table} SELECT {src_sql}, rowid + 2 + (SELECT count(*) FROM rej_lines WHERE adj <= s.rowid) + {extra_lines},
-              NULL, {mapped} FROM (SELECT rowid, * FROM staged) s"""
+        f"""CREATE OR REPLACE TEMP TABLE numbered AS SELECT {src_sql} AS _file,
+              {line_sql} AS _line,
+              NULL AS _ref, ({nul}) AS _nul, {mapped} FROM (SELECT rowid, * FROM staged) s"""
     )
-    for line, csv_line, kinds in rejects:
+    con.execute(f"INSERT INTO {raw_table} SELECT * EXCLUDE (_nul) FROM numbered WHERE NOT _nul")
+    if has_nul:
+        con.execute(
+            """INSERT INTO rejections SELECT _file, _line, NULL, NULL, NULL,
+                  'the row contains a NUL byte (character 0), which is never part of text; is the file damaged?'
+                FROM numbered WHERE _nul"""
+        )
+    con.execute("DROP TABLE numbered")
+    if starts is not None:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("line_map")
+    # DuckDB gives a rejected row's record number; quoted newlines in the accepted rows before it
+    # move it down the file, just as they move the accepted rows (above).
+    shift = [0] * len(rejects)
+    if rejects and has_newlines:
+        cumulative = dict(
+            con.execute(
+                f"""SELECT r.adj, coalesce(c.before, 0) FROM rej_lines r LEFT JOIN
+                      (SELECT rowid + 1 AS next_row, sum({newline_count}) OVER (ORDER BY rowid) AS before FROM staged) c
+                    ON c.next_row = r.adj"""
+            ).fetchall()
+        )
+        shift = [int(cumulative.get(line - 2 - i, 0)) for i, (line, _, _) in enumerate(rejects)]
+    for (line, csv_line, kinds), extra in zip(rejects, shift, strict=True):
+        line += extra
         reason = "the row cannot be split into the header's columns"
-        if "MISSING COLUMNS" in (kinds or "") or "TOO MANY COLUMNS" in (kinds or ""):
-            found = len(next(csv.reader([csv_line or ""]), []))
-            reason = f"the row has {found} value(s) but the header has {len(header)} column(s)"
-        elif "UNQUOTED" in (kinds or "") or "QUOTE" in (kinds or ""):
+        if "UNQUOTED" in (kinds or "") or "QUOTE" in (kinds or ""):
             reason = "the row has a quote that is not closed or not escaped"
+        elif "MISSING COLUMNS" in (kinds or "") or "TOO MANY COLUMNS" in (kinds or ""):
+            try:
+                found = len(next(csv.reader([csv_line or ""]), []))
+            except csv.Error:
+                found = (csv_line or "").count(",") + 1
+            reason = f"the row has {found} value(s) but the header has {len(header)} column(s)"
         elif "INVALID" in (kinds or "") and "UNICODE" in (kinds or ""):
             reason = "the row is not valid text in the file's encoding"
         con.execute(

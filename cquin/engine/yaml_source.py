@@ -20,6 +20,9 @@ from cquin.exceptions import RulesetError
 MAX_FILE_BYTES = 5_000_000
 MAX_NODES = 250_000
 MAX_DEPTH = 60
+UNREADABLE_DEPTH = 1_000  # refused before a tree is built; MAX_DEPTH is checked, with its place, on the tree
+# libyaml's parser when PyYAML has it (the same YAML, read many times faster); the pure-Python one otherwise.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -139,11 +142,18 @@ class _Builder:
 def _check_expanded_size(root: yaml.Node, file: str) -> None:
     """Refuse documents whose aliases expand beyond MAX_NODES, counting each distinct node once."""
     sizes: dict[int, int] = {}
+    entered: set[int] = set()  # nodes whose children are being counted: the path from the root
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
         if id(node) in sizes:
             continue
+        if not done and id(node) in entered:
+            # Reached again while its own children are being counted: an alias inside its anchor.
+            where = Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+            text = "an alias refers to the value that contains it (a recursive structure); refused"
+            raise RulesetError(f"{where}: {text}", location=where, bare_message=text)
+        entered.add(id(node))
         children = []
         if isinstance(node, yaml.SequenceNode):
             children = list(node.value)
@@ -161,13 +171,49 @@ def _check_expanded_size(root: yaml.Node, file: str) -> None:
             raise RulesetError(f"{where}: {text}", location=where, bare_message=text)
 
 
+def _refusal(file: str, mark: Any, text: str) -> RulesetError:
+    where = Location(file, mark.line + 1, mark.column + 1)
+    return RulesetError(f"{where}: {text}", location=where, bare_message=text)
+
+
+def _prescan(text: str, file: str) -> None:
+    """Refuse a document with too many values or absurd nesting from the parser's events alone.
+
+    Events stream in constant memory, so a huge or deeply nested file is
+    refused before any tree is built (building 250,000 nodes costs far more time
+    and memory than reading their events).  Aliases count once here; what they
+    expand to is checked on the tree by :func:`_check_expanded_size`.
+    """
+    values = depth = 0
+    loader = _LOADER(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
+                values += 1
+                if values > MAX_NODES:
+                    raise _refusal(file, event.start_mark, f"the document has more than {MAX_NODES:,} values; refused")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > UNREADABLE_DEPTH:
+                    raise _refusal(file, event.start_mark, "nested too deeply to read; refused")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
 def load_yaml_text(text: str, file: str) -> SourceDocument:
     """Parse YAML ``text`` (named ``file`` in messages) into a located document."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise RulesetError(f"{file}: larger than {MAX_FILE_BYTES // 1_000_000} MB; refused")
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        _prescan(text, file)
+        loader = _LOADER(text)  # inside the try: the reader refuses some characters (NUL) as it is made
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
@@ -177,8 +223,6 @@ def load_yaml_text(text: str, file: str) -> SourceDocument:
         raise RulesetError(f"{file}: not valid YAML: {exc}") from None
     except RecursionError:
         raise RulesetError(f"{file}: nested too deeply to read; refused") from None
-    finally:
-        loader.dispose()
     if node is None:
         raise RulesetError(f"{file}: the file is empty")
     _check_expanded_size(node, file)
