@@ -7,6 +7,7 @@ and is shown as one plain message with its exit code; nothing else is caught.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 from decimal import Decimal, InvalidOperation
@@ -80,7 +81,9 @@ def ruleset_validate(
 @ruleset_app.command("show")
 def ruleset_show(
     file: Annotated[str, typer.Argument(help="A ruleset file or bundled ruleset id.")] = "cquin_2017_19",
-    resolved: Annotated[bool, typer.Option("--resolved", help="Print the fully resolved ruleset (after extends) as YAML.")] = False,
+    resolved: Annotated[
+        bool, typer.Option("--resolved", help="Print the fully resolved ruleset (after extends) as YAML.")
+    ] = False,
 ) -> None:
     """Render a ruleset for a policy reader (components, bands, interpretations, citations), or as resolved YAML."""
     from cquin.engine.ruleset import load_ruleset
@@ -143,7 +146,8 @@ def evaluate(
         list[str] | None, typer.Option("--option", help="Adapter option NAME=VALUE (repeatable), e.g. dates=uk.")
     ] = None,
     ruleset: Annotated[
-        str | None, typer.Option("--ruleset", help="A ruleset id or file; default: the published ruleset in effect on --as-of (or today).")
+        str | None,
+        typer.Option("--ruleset", help="A ruleset id or file; default: the published ruleset in effect on --as-of (or today)."),
     ] = None,
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Allow evaluating a draft ruleset.")] = False,
     contract_value: Annotated[
@@ -194,34 +198,24 @@ def evaluate(
         from cquin.engine.catalogue import select_ruleset
 
         ruleset = str(select_ruleset(when, allow_draft))
-    if fmt == "table":
+    run = functools.partial(
+        run_evaluation,
+        source,
+        adapter=adapter,
+        adapter_options=_options(option),
+        ruleset=ruleset,
+        contract_value=values[0],
+        contract_value_year2=values[1],
+        as_of=when,
+        store=None if no_store else store,
+        pseudonymise_key=key,
+        allow_draft=allow_draft,
+    )
+    if fmt == "table":  # a progress display on the terminal; machine formats stay clean
         with err.status("working…") as status:
-            ev = run_evaluation(
-                source,
-                adapter=adapter,
-                adapter_options=_options(option),
-                ruleset=ruleset,
-                contract_value=values[0],
-                contract_value_year2=values[1],
-                as_of=when,
-                store=None if no_store else store,
-                progress=lambda m: status.update(m + "…"),
-                pseudonymise_key=key,
-                allow_draft=allow_draft,
-            )
+            ev = run(progress=lambda m: status.update(m + "…"))
     else:
-        ev = run_evaluation(
-            source,
-            adapter=adapter,
-            adapter_options=_options(option),
-            ruleset=ruleset,
-            contract_value=values[0],
-            contract_value_year2=values[1],
-            as_of=when,
-            store=None if no_store else store,
-            pseudonymise_key=key,
-            allow_draft=allow_draft,
-        )
+        ev = run()
     years = selected_years(ev.ruleset, year)
     if fmt == "json":
         sys.stdout.write(json.dumps(result_document(ev.run_id, ev.result, ev.dataset, years), indent=2) + "\n")

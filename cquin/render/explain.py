@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from cquin.render.ruleset_text import render_citation as _cite
 from cquin.runner import Explanation
 
 
@@ -36,12 +37,3 @@ def render_explanation(console: Console, ex: Explanation) -> None:
         pop = pops.get(str(d["rule"]), {})
         _cite(console, pop, "  ")
         _cite(console, comp, "  ")
-
-
-def _cite(console: Console, node: dict[str, Any], indent: str) -> None:
-    c = node.get("citation")
-    if c:
-        console.print(f"{indent}[dim]{escape(c['section'])}: “{escape(c['quote'])}”[/]")
-    i = node.get("interpretation")
-    if i:
-        console.print(f"{indent}[italic dim]interpretation: {escape(i['decision'])}[/]")

@@ -47,7 +47,7 @@ def render_ruleset(console: Console, r: Ruleset) -> None:
     console.print(
         f"\n[bold]Indicator {escape(str(ind['id']))}: {escape(ind['name'])}[/] — worth {_pct(ind['weighting_percent'])} of the contract value"
     )
-    _cite(console, ind)
+    render_citation(console, ind)
     console.print("\n[bold]Periods[/]")
     for pid, p in d["periods"].items():
         quarters = ", ".join(f"{q['id']} to {q['to']}" for q in p.get("quarters", []))
@@ -78,22 +78,22 @@ def render_ruleset(console: Console, r: Ruleset) -> None:
                 console.print(
                     f"    numerator: {escape(pops[comp['numerator']]['label'])}; denominator: {escape(pops[comp['denominator']]['label'])}"
                 )
-            _cite(console, comp, indent="    ")
+            render_citation(console, comp, indent="    ")
     console.print("\n[bold]Populations[/]")
     for pid, pop in d["populations"].items():
         console.print(f"  [bold]{pid}[/]: {escape(pop['label'])}")
-        _cite(console, pop, indent="    ")
+        render_citation(console, pop, indent="    ")
     console.print("\n[bold]Activation[/]")
     pam = d["instruments"]["pam"]
     levels = ", ".join(f"level {lv['level']} up to {lv['score_at_most']}" for lv in pam["levels"])
     console.print(f"  PAM: {levels}; low activation = level {' or '.join(map(str, pam['low_activation_levels']))}")
-    _cite(console, pam, indent="    ")
+    render_citation(console, pam, indent="    ")
     gpps = d["instruments"]["gpps"]
     for q in gpps["questions"]:
         opts = "; ".join(f"{o['answer']} = {o['points']}" for o in q["options"])
         console.print(f"  GPPS {q['id']}: {escape(opts)}")
     console.print(f"  GPPS low activation: total at most {gpps['low_activation_points_at_most']} points")
-    _cite(console, gpps, indent="    ")
+    render_citation(console, gpps, indent="    ")
     console.print("\n[bold]Long-term-condition categories[/]")
     for cat in d["ltc"]["categories"]:
         sizes = ", ".join(f"{ref} ({len(r.code_lists[ref].codes)} codes)" for ref in cat["code_lists"])
@@ -105,7 +105,8 @@ def render_ruleset(console: Console, r: Ruleset) -> None:
             console.print(f"  {ms['id']} (due {ms['due']}): {escape(ms['description'])}")
 
 
-def _cite(console: Console, node: dict[str, Any], indent: str = "  ") -> None:
+def render_citation(console: Console, node: dict[str, Any], indent: str = "  ") -> None:
+    """A rule's citation (source, section, quote) and its interpretation, if it records one."""
     c = node.get("citation")
     if c:
         console.print(f"{indent}[dim]source: {escape(c['source'])}, {escape(c['section'])}: “{escape(c['quote'])}”[/]")
