@@ -16,7 +16,7 @@ numerator, denominator and cohort, from the two runs' ``decisions`` and
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,13 +310,16 @@ class _Differ:
         req = ", ".join(f"{k} by {v}" for k, v in (level.get("requires") or {}).items()) or "otherwise"
         return f"{level.get('label')} ({req}) pays {_pct(level.get('pays_percent', 0))}"
 
+    def keyed_pairs(self, key: str) -> Iterator[tuple[str, Any, Any]]:
+        """(id, old, new) for every id in either ruleset's mapping ``key``; a side without it gives None."""
+        old, new = self.both(key)
+        old, new = old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}
+        for item in [*old, *(i for i in new if i not in old)]:
+            yield item, old.get(item), new.get(item)
+
     # -- periods and quarters
     def periods(self) -> None:
-        po, pn = self.both("periods")
-        po, pn = po if isinstance(po, dict) else {}, pn if isinstance(pn, dict) else {}
-        for pid in [*po, *(p for p in pn if p not in po)]:
-            a: Any = po.get(pid)
-            b: Any = pn.get(pid)
+        for pid, a, b in self.keyed_pairs("periods"):
             if a is None or b is None:
                 p = b if a is None else a
                 self.add(
@@ -409,11 +412,7 @@ class _Differ:
 
     # -- measurement windows
     def measurements(self) -> None:
-        mo, mn = self.both("measurements")
-        mo, mn = mo if isinstance(mo, dict) else {}, mn if isinstance(mn, dict) else {}
-        for mid in [*mo, *(m for m in mn if m not in mo)]:
-            a: Any = mo.get(mid)
-            b: Any = mn.get(mid)
+        for mid, a, b in self.keyed_pairs("measurements"):
             if a is None or b is None:
                 self.add("Measurements", mid, f"measurement {mid} {'added' if a is None else 'removed'}")
                 self.cover(("measurements", mid))
@@ -430,11 +429,7 @@ class _Differ:
 
     # -- populations (cohort rules)
     def populations(self) -> None:
-        po, pn = self.both("populations")
-        po, pn = po if isinstance(po, dict) else {}, pn if isinstance(pn, dict) else {}
-        for pid in [*po, *(p for p in pn if p not in po)]:
-            a: Any = po.get(pid)
-            b: Any = pn.get(pid)
+        for pid, a, b in self.keyed_pairs("populations"):
             if a is None or b is None:
                 p = b if a is None else a
                 self.add(
@@ -462,11 +457,7 @@ class _Differ:
 
     # -- milestones
     def milestones(self) -> None:
-        mo, mn = self.both("milestones")
-        mo, mn = mo if isinstance(mo, dict) else {}, mn if isinstance(mn, dict) else {}
-        for mid in [*mo, *(m for m in mn if m not in mo)]:
-            a: Any = mo.get(mid)
-            b: Any = mn.get(mid)
+        for mid, a, b in self.keyed_pairs("milestones"):
             if a is None or b is None:
                 m = b if a is None else a
                 self.add(

@@ -29,6 +29,7 @@ from cquin.dataset import CanonicalDataset, DatasetBuilder, Vocabulary, table
 from cquin.engine.ruleset import load_ruleset
 from cquin.exceptions import DataError
 from cquin.loading import load_dataset
+from tests.adapters.ledger_checks import assert_every_record_counted
 
 P = ["9990000018", "9990000026", "9990000034", "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"]
 BAD_CHECK_DIGIT = "9990000019"  # 9990000018 with the last digit changed
@@ -137,25 +138,8 @@ def make_folder(root: Path, **files: Sequence[Row] | str | bytes) -> Path:
 def load(folder: Path, vocab: Vocabulary, **options: str) -> CanonicalDataset:
     ds, name = load_dataset(folder, vocab, adapter="canonical", options=options)
     assert name == "canonical"
-    assert_balanced(ds, folder)
+    assert_every_record_counted(ds, folder)
     return ds
-
-
-def records_in(path: Path) -> int:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            with path.open(encoding=encoding, newline="") as fh:
-                return sum(1 for row in list(csv.reader(fh))[1:] if row)
-        except UnicodeDecodeError:
-            continue
-    raise AssertionError(f"{path} is neither UTF-8 nor Windows-1252")
-
-
-def assert_balanced(ds: CanonicalDataset, folder: Path) -> None:
-    """For every file: read = accepted + rejected, and read = the records in the file."""
-    for name, stats in ds.ledger.files.items():
-        assert stats.read == stats.accepted + stats.rejected, name
-        assert stats.read == records_in(folder / name), name
 
 
 def rejections(ds: CanonicalDataset, file: str) -> list[tuple]:

@@ -8,7 +8,6 @@ accepted + rejected, and read = the records in the file.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import re
@@ -24,6 +23,7 @@ from cquin.dataset import CanonicalDataset, Vocabulary
 from cquin.engine.ruleset import load_ruleset
 from cquin.exceptions import DataError
 from cquin.loading import load_dataset
+from tests.adapters.ledger_checks import assert_every_record_counted
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csds"
 BASIC = FIXTURES / "basic"
@@ -52,22 +52,6 @@ def load(path: Path, vocab: Vocabulary, **options: str) -> CanonicalDataset:
     assert name == "csds"
     assert_every_record_counted(ds, path)
     return ds
-
-
-def records_in(path: Path) -> int:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            with path.open(encoding=encoding, newline="") as fh:
-                return sum(1 for row in list(csv.reader(fh))[1:] if row)
-        except UnicodeDecodeError:
-            continue
-    raise AssertionError(f"{path} is neither UTF-8 nor Windows-1252")
-
-
-def assert_every_record_counted(ds: CanonicalDataset, folder: Path) -> None:
-    for name, stats in ds.ledger.files.items():
-        assert stats.read == stats.accepted + stats.rejected, name
-        assert stats.read == records_in(folder / name), name
 
 
 def rows(ds: CanonicalDataset, sql: str) -> list[tuple]:
