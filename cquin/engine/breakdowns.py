@@ -97,23 +97,36 @@ def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, pref
     t = lambda name: f"{prefix}{name}"  # noqa: E731
     pops = [pid for pid in population_order(doc, "patient") if _exists(con, t(f"pop_{pid}"))]
     first_start = ruleset.period(ruleset.years()[0])[0]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE bd_members AS "
-        + " UNION ALL ".join(f"SELECT {q(pid)} AS pop, id FROM {t('pop_' + pid)} WHERE inside" for pid in pops)
-        if pops
-        else "CREATE OR REPLACE TEMP TABLE bd_members (pop VARCHAR, id VARCHAR)"
-    )
     dimensions: dict[str, Any] = {}
     try:
-        for dim_id, label, values, sql in _dimension_queries(con, doc, t, first_start):
+        queries = list(_dimension_queries(con, doc, t, first_start))
+        # One row per patient: a membership flag for each population and the value of each single-valued
+        # dimension side by side, so every count is one grouped pass over a million rows, not a join per count.
+        single = [(k, sql) for k, (_, _, _, sql, multi) in enumerate(queries) if not multi]
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE bd_patients AS SELECT u.id"
+            + "".join(f", coalesce(p{i}.inside, false)::INT AS p{i}" for i in range(len(pops)))
+            + "".join(f", d{k}.value AS v{k}" for k, _ in single)
+            + f" FROM {t('patient_ids')} u "
+            + " ".join(f"LEFT JOIN {t('pop_' + pid)} p{i} USING (id)" for i, pid in enumerate(pops))
+            + " "
+            + " ".join(f"LEFT JOIN ({sql}) d{k} USING (id)" for k, sql in single)
+        )
+        sums = "".join(f", sum(p{i})" for i in range(len(pops)))
+        for k, (dim_id, label, values, sql, multi) in enumerate(queries):
             counts = {pid: dict.fromkeys((v for v, _ in values), 0) for pid in pops}
-            for pid, value, n in con.execute(
-                f"SELECT m.pop, d.value, count(DISTINCT m.id) FROM bd_members m JOIN ({sql}) d USING (id) GROUP BY ALL"
-            ).fetchall():
-                counts[pid][value] = int(n)
+            query = (
+                f"SELECT d.value{sums} FROM bd_patients JOIN ({sql}) d USING (id) GROUP BY ALL"
+                if multi
+                else f"SELECT v{k}{sums} FROM bd_patients WHERE v{k} IS NOT NULL GROUP BY ALL"
+            )
+            for value, *ns in con.execute(query).fetchall():
+                for pid, n in zip(pops, ns, strict=True):
+                    if n or value in counts[pid]:
+                        counts[pid][value] = int(n or 0)
             dimensions[dim_id] = {"label": label, "values": [{"id": v, "label": lab} for v, lab in values], "counts": counts}
     finally:
-        con.execute("DROP TABLE IF EXISTS bd_members")
+        con.execute("DROP TABLE IF EXISTS bd_patients")
     provider = con.execute(f"SELECT provider_code, provider_name FROM {t('provider')} LIMIT 1").fetchall()
     return {
         "schema": SCHEMA,
@@ -127,8 +140,9 @@ def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, pref
 
 def _dimension_queries(
     con: duckdb.DuckDBPyConnection, doc: dict[str, Any], t: Any, age_on: dt.date
-) -> Iterator[tuple[str, str, list[tuple[str, str]], str]]:
-    """(id, label, ordered (value, label) pairs, SQL giving (id, value) per patient) for each dimension."""
+) -> Iterator[tuple[str, str, list[tuple[str, str]], str, bool]]:
+    """(id, label, ordered (value, label) pairs, SQL giving distinct (id, value) rows, whether a patient can have
+    several values) for each dimension."""
     ltc = _first_leaf(doc, "ltc")
     if ltc is not None and _exists(con, t("ltc_matches")):
         cats = doc["ltc"]["categories"]
@@ -149,6 +163,7 @@ def _dimension_queries(
             "LTC category",
             [(c["id"], c["label"]) for c in cats if c["id"] in wanted],
             f"SELECT id, category AS value FROM ({per_patient})",
+            True,
         )
         top = LTC_COUNT_TOP
         counts = [(NONE, "no LTC")] + [(str(n), f"{n} LTC categor{'y' if n == 1 else 'ies'}") for n in range(1, top)]
@@ -159,6 +174,7 @@ def _dimension_queries(
             counts,
             f"""SELECT u.id, CASE WHEN n.k IS NULL THEN '{NONE}' WHEN n.k >= {top} THEN '{top}+' ELSE CAST(n.k AS VARCHAR) END AS value
                 FROM {t("patient_ids")} u LEFT JOIN (SELECT id, count(*) AS k FROM ({per_patient}) GROUP BY id) n USING (id)""",
+            False,
         )
     mid = _first_leaf(doc, "low_activation") or next(iter(doc.get("measurements") or {}), None)
     if mid is not None and _exists(con, t(f"m_{mid}")):
@@ -180,6 +196,7 @@ def _dimension_queries(
                        ELSE m.instrument || ':' || CASE WHEN m.instrument = 'pam' THEN CAST(CAST(m.value AS INTEGER) AS VARCHAR)
                                                         ELSE regexp_replace(CAST(CAST(m.value AS DOUBLE) AS VARCHAR), '\\.0$', '') END END AS value
                 FROM {t("patient_ids")} u LEFT JOIN {t(f"m_{mid}")} m USING (id)""",
+            False,
         )
     age = f"""(year(DATE '{age_on}') - year(dob) - CASE WHEN (month(dob), day(dob)) > ({age_on.month}, {age_on.day}) THEN 1 ELSE 0 END)"""
     bands = [
@@ -196,6 +213,7 @@ def _dimension_queries(
         bands + [(UNKNOWN, "not known")],
         f"""SELECT id, CASE {whens} ELSE '{UNKNOWN}' END AS value
             FROM (SELECT patient_id AS id, min(date_of_birth) AS dob FROM {t("patients")} GROUP BY patient_id)""",
+        False,
     )
     sexes = [c for c in table("patients").columns if c.name == "sex"][0].values
     yield (
@@ -204,6 +222,7 @@ def _dimension_queries(
         [(s, s) for s in sexes] + [(NOT_RECORDED, "not recorded")],
         f"""SELECT patient_id AS id, coalesce(nullif(any_value(sex), ''), '{NOT_RECORDED}') AS value
             FROM {t("patients")} GROUP BY patient_id""",
+        False,
     )
 
 
