@@ -201,6 +201,9 @@ class DatasetBuilder:
             raise DataError("no patients table: patients.csv (or the adapter's equivalent) is required")
         for name in TABLE_NAMES:
             self._check_rows(table(name))
+            # The raw text is not needed once checked: dropping it now keeps the load within memory at scale.
+            self.ledger.collect(f"raw_{name}")
+            self.con.execute(f"DROP TABLE raw_{name}")
         self._shared_rules()
         self.ledger.finish()
         ds = CanonicalDataset(self.con, self.ledger, set(self.present))
@@ -359,7 +362,7 @@ class DatasetBuilder:
                FROM chk_patients p JOIN conflicted USING (patient_id)"""
         )
         c.execute("DELETE FROM chk_patients WHERE patient_id IN (SELECT patient_id FROM conflicted)")
-        c.execute("CREATE TABLE patients AS SELECT * FROM chk_patients")
+        c.execute("ALTER TABLE chk_patients RENAME TO patients")
         # Staff: one staff id, one set of details.
         c.execute(
             """CREATE TEMP TABLE staff_conflicted AS SELECT staff_id FROM chk_staff GROUP BY staff_id
@@ -426,7 +429,7 @@ class DatasetBuilder:
             )
             c.execute("DELETE FROM chk_provider")
         for name in ("conditions", "conversations", "training", "provider"):
-            c.execute(f"CREATE TABLE {name} AS SELECT * FROM chk_{name}")
+            c.execute(f"ALTER TABLE chk_{name} RENAME TO {name}")
         for tmp in ("conflicted", "staff_conflicted", "clash", "ov_clash"):
             c.execute(f"DROP TABLE {tmp}")
 

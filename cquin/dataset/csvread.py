@@ -228,21 +228,28 @@ def _duckdb_read(
         elif ledger is not None:
             ledger.note(f"{shown}: has blank lines; the line numbers given for its rows may be a few lines early")
     src_sql = "'" + source.replace("'", "''") + "'"
-    # A NUL byte is never text: its row is rejected whole rather than passed on (only looked for when the file has one).
-    nul = " OR ".join(f"contains(coalesce(c{i}, ''), chr(0))" for i in range(len(header))) if has_nul else "false"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE numbered AS SELECT {src_sql} AS _file,
-              {line_sql} AS _line,
-              NULL AS _ref, ({nul}) AS _nul, {mapped} FROM (SELECT rowid, * FROM staged) s"""
-    )
-    con.execute(f"INSERT INTO {raw_table} SELECT * EXCLUDE (_nul) FROM numbered WHERE NOT _nul")
-    if has_nul:
+    if ledger is not None:
+        # Every record of the file is now either a staged row or a rejected line: the ledger need not count them again.
+        ledger.records_read(source, int(scalar(con, "SELECT count(*) FROM staged")) + len(rejects))  # type: ignore[index]
+    if not (rejects or has_newlines or has_nul or starts is not None):
+        # The common case: each row is the line after the one before, so its line is its position + 2 (the header is 1).
+        con.execute(f"INSERT INTO {raw_table} SELECT {src_sql}, rowid + 2, NULL, {mapped} FROM staged")
+    else:
+        # A NUL byte is never text: its row is rejected whole rather than passed on (only looked for when the file has one).
+        nul = " OR ".join(f"contains(coalesce(c{i}, ''), chr(0))" for i in range(len(header))) if has_nul else "false"
         con.execute(
-            """INSERT INTO rejections SELECT _file, _line, NULL, NULL, NULL,
-                  'the row contains a NUL byte (character 0), which is never part of text; is the file damaged?'
-                FROM numbered WHERE _nul"""
+            f"""CREATE OR REPLACE TEMP TABLE numbered AS SELECT {src_sql} AS _file,
+                  {line_sql} AS _line,
+                  NULL AS _ref, ({nul}) AS _nul, {mapped} FROM (SELECT rowid, * FROM staged) s"""
         )
-    con.execute("DROP TABLE numbered")
+        con.execute(f"INSERT INTO {raw_table} SELECT * EXCLUDE (_nul) FROM numbered WHERE NOT _nul")
+        if has_nul:
+            con.execute(
+                """INSERT INTO rejections SELECT _file, _line, NULL, NULL, NULL,
+                      'the row contains a NUL byte (character 0), which is never part of text; is the file damaged?'
+                    FROM numbered WHERE _nul"""
+            )
+        con.execute("DROP TABLE numbered")
     if starts is not None:
         with contextlib.suppress(duckdb.Error):
             con.unregister("line_map")

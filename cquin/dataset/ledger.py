@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from cquin.dataset.checks import sql_str
 from cquin.dataset.duck import scalar
 
 
@@ -52,6 +53,8 @@ class Ledger:
             "CREATE TABLE rejections (file VARCHAR, line BIGINT, ref VARCHAR, column_name VARCHAR, value VARCHAR, reason VARCHAR)"
         )
         con.execute("CREATE TABLE consumed (file VARCHAR, line BIGINT)")
+        con.execute("CREATE TABLE seen (file VARCHAR, line BIGINT)")
+        self._known: dict[str, int] = {}  # file -> records counted by its reader
         self._extra_rejects: list[tuple] = []
         self._consumed: list[tuple[str, int]] = []
 
@@ -98,23 +101,46 @@ class Ledger:
             self.con.unregister("consumed_batch")
             self._consumed.clear()
 
+    def records_read(self, file: str, count: int) -> None:
+        """Record how many records a reader found in ``file`` (each a staged row or a rejection), so they are not recounted."""
+        self._known[file] = self._known.get(file, 0) + count
+
+    def collect(self, raw_table: str) -> None:
+        """Note the records behind ``raw_table``'s rows before the table is dropped (only for files not counted at reading).
+
+        An adapter may turn one record into several rows (a FHIR Patient into one row per episode), so such
+        files are counted by their distinct (file, line) pairs.
+        """
+        self.con.execute(f"INSERT INTO seen SELECT DISTINCT _file, _line FROM {raw_table} WHERE NOT {self._known_sql('_file')}")
+
+    def _known_sql(self, column: str) -> str:
+        """SQL testing whether ``column`` names a file whose records its reader counted."""
+        if not self._known:
+            return "false"
+        return f"{column} IN ({', '.join(sql_str(f) for f in self._known)})"
+
     def finish(self) -> None:
         """Count each file's records: every staged row and adapter-level record, once."""
         self._flush()
-        raw_tables = [
-            r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'raw_%'").fetchall()
-        ]
-        parts = [f"SELECT _file AS file, _line AS line FROM {t}" for t in raw_tables]
-        parts += ["SELECT file, line FROM rejections", "SELECT file, line FROM consumed"]
-        self.con.execute(f"CREATE TEMP TABLE records AS SELECT DISTINCT file, line FROM ({' UNION ALL '.join(parts)})")
+        self.con.execute(
+            f"""CREATE TEMP TABLE records AS SELECT DISTINCT file, line FROM
+                  (SELECT file, line FROM seen UNION ALL SELECT file, line FROM consumed
+                   UNION ALL SELECT file, line FROM rejections WHERE NOT {self._known_sql('file')})"""
+        )
         rows = self.con.execute(
             """SELECT r.file, count(*) AS read, count(*) FILTER (WHERE x.file IS NOT NULL) AS rejected
                FROM records r LEFT JOIN (SELECT DISTINCT file, line FROM rejections) x
                  ON r.file = x.file AND r.line IS NOT DISTINCT FROM x.line
                GROUP BY r.file"""
         ).fetchall()
+        # Files counted by their reader: every rejected line is one of the records read.
+        rows += self.con.execute(
+            f"SELECT file, NULL, count(DISTINCT coalesce(line, -1)) FROM rejections WHERE {self._known_sql('file')} GROUP BY file"
+        ).fetchall()
+        rows += [(f, None, 0) for f in self._known if f not in {r[0] for r in rows}]
         for file, read, rejected in rows:
             stats = self.files.setdefault(file, FileStats(file, None, None, None))
+            read = self._known[file] if read is None else read
             stats.read, stats.rejected, stats.accepted = int(read), int(rejected), int(read) - int(rejected)
         self.con.execute("DROP TABLE records")
 
