@@ -125,7 +125,7 @@ class Ledger:
         self.con.execute(
             f"""CREATE TEMP TABLE records AS SELECT DISTINCT file, line FROM
                   (SELECT file, line FROM seen UNION ALL SELECT file, line FROM consumed
-                   UNION ALL SELECT file, line FROM rejections WHERE NOT {self._known_sql('file')})"""
+                   UNION ALL SELECT file, line FROM rejections WHERE NOT {self._known_sql("file")})"""
         )
         rows = self.con.execute(
             """SELECT r.file, count(*) AS read, count(*) FILTER (WHERE x.file IS NOT NULL) AS rejected
