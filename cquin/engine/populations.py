@@ -233,24 +233,45 @@ class PopulationCompiler:
         ok = " OR ".join(windows) or "false"
         wanted_sql = ", ".join(q(w) for w in wanted)
         m = self.ltc_matches()
-        # Facts are carried as structs and turned into text once per patient; ties are broken by
-        # source position so the chosen fact (and so the stored trace) is deterministic.
-        fact = "struct_pack(s := code_system, c := code, g := category, d := recorded_on, f := _file, l := _line)"
-        first = "CASE WHEN ok THEN struct_pack(d := recorded_on, f := _file, l := _line) END"
-        text = "h.{0}.s || ' ' || h.{0}.c || ' (' || h.{0}.g || ') recorded ' || CAST(h.{0}.d AS VARCHAR)"
+        cat_rank = " ".join(f"WHEN {q(c)} THEN {i}" for i, c in enumerate(wanted))
+        # Each match gets one 128-bit position (date, source file, line, category): the patient's first match
+        # in its window and latest match are the minimum and maximum position, so ties are broken by where the
+        # record is (a deterministic trace) and every aggregate has a fixed-size state, which DuckDB can spill
+        # to disk at scale.  The facts are then read back by position: rows at one position differ at most in
+        # the code list that matched, so they carry the same fact.
+        pos = (
+            "((CAST(recorded_on - DATE '1800-01-01' AS HUGEINT) << 80) + (CAST(f.rank AS HUGEINT) << 64)"
+            f" + (CAST(_line AS HUGEINT) << 8) + CASE category {cat_rank} END)"
+        )
+        fact = "{0}.code_system || ' ' || {0}.code || ' (' || {0}.category || ') recorded ' || CAST({0}.recorded_on AS VARCHAR)"
+        if not self.reasons:  # who is in, without reading the facts back
+            return f"""
+            WITH placed AS (SELECT patient_id, ({ok}) AS ok FROM {m} WHERE category IN ({wanted_sql})),
+            hits AS (SELECT patient_id AS id, bool_or(ok) AS inside FROM placed GROUP BY patient_id)
+            SELECT u.id, coalesce(h.inside, false) AS inside, CAST(NULL AS VARCHAR) AS reason FROM {u} u LEFT JOIN hits h USING (id)"""
         return f"""
-            WITH hits AS (
-              SELECT patient_id AS id, bool_or(ok) AS inside,
-                arg_min({fact}, {first}) AS hit,
-                count(DISTINCT CASE WHEN ok THEN category END) AS n_categories,
-                arg_max({fact}, struct_pack(d := recorded_on, f := _file, l := _line)) AS latest
-              FROM (SELECT *, ({ok}) AS ok FROM {m} WHERE category IN ({wanted_sql})) GROUP BY patient_id)
+            WITH files AS (SELECT _file, row_number() OVER (ORDER BY _file) AS rank FROM (SELECT DISTINCT _file FROM {m})),
+            placed AS (
+              SELECT m.patient_id, m.category, ({ok}) AS ok, {pos} AS pos, m.code_system, m.code, m.recorded_on, m._file, m._line
+              FROM {m} m JOIN files f USING (_file) WHERE category IN ({wanted_sql})),
+            per_category AS (
+              SELECT patient_id, bool_or(ok) AS ok, min(pos) FILTER (WHERE ok) AS first, max(pos) AS latest
+              FROM placed GROUP BY patient_id, category),
+            hits AS (
+              SELECT patient_id AS id, bool_or(ok) AS inside, min(first) AS first, max(latest) AS latest,
+                     count(*) FILTER (WHERE ok) AS n_categories
+              FROM per_category GROUP BY patient_id),
+            facts AS (SELECT DISTINCT patient_id, pos, code_system, code, category, recorded_on, _file, _line FROM placed
+                      SEMI JOIN (SELECT id, first AS pos FROM hits UNION ALL SELECT id, latest FROM hits) w
+                        ON w.id = placed.patient_id AND w.pos = placed.pos)
             SELECT u.id, coalesce(h.inside, false) AS inside,
-              CASE WHEN h.inside THEN {text.format("hit")} || ' (' || h.hit.f || ' line ' || CAST(h.hit.l AS VARCHAR) || ')'
+              CASE WHEN h.inside THEN {fact.format("a")} || ' (' || a._file || ' line ' || CAST(a._line AS VARCHAR) || ')'
                         || CASE WHEN h.n_categories > 1 THEN ' (+' || CAST(h.n_categories - 1 AS VARCHAR) || ' more LTC categories)' ELSE '' END
-                   WHEN h.id IS NOT NULL THEN 'no LTC code in its time window by {by.isoformat()} (latest LTC code: ' || {text.format("latest")} || ')'
+                   WHEN h.id IS NOT NULL THEN 'no LTC code in its time window by {by.isoformat()} (latest LTC code: ' || {fact.format("z")} || ')'
                    ELSE 'no condition in the LTC categories recorded by {by.isoformat()}' END AS reason
-            FROM {u} u LEFT JOIN hits h USING (id)"""
+            FROM {u} u LEFT JOIN hits h USING (id)
+              LEFT JOIN facts a ON a.patient_id = h.id AND a.pos = h.first
+              LEFT JOIN facts z ON z.patient_id = h.id AND z.pos = h.latest AND NOT h.inside"""
 
     def measurement(self, mid: str) -> str:
         """The chosen assessment per patient for measurement ``mid`` (table with id, instrument, value, low, result, ...)."""
