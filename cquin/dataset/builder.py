@@ -24,7 +24,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from cquin.dataset.checks import column_sql, nhs_number_ok_sql, nhs_number_sql, sql_str
+from cquin.dataset.checks import (
+    PLAUSIBLE_FROM,
+    PLAUSIBLE_TO,
+    cell_ok_sql,
+    column_sql,
+    nhs_number_ok_sql,
+    nhs_number_sql,
+    sql_str,
+)
 from cquin.dataset.csvread import read_csv_into
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
@@ -238,42 +246,57 @@ class DatasetBuilder:
             return
         uk_files = [f for f, style in self.date_styles.items() if style == "uk"]
         in_uk = f"_file IN ({', '.join(sql_str(f) for f in uk_files)})" if uk_files else "false"
-        selects, errors, oks = [], [], []
+        # Three layers, so each cell is trimmed once and each date parsed once: (1) every cell trimmed, empty
+        # for missing; (2) NHS numbers normalised and dates parsed; (3) typed values and the validity flag.
+        trimmed = [f'coalesce(trim("{c.name}"), \'\') AS "{c.name}"' for c in t.columns]
+        parsed = ["*"]
+        selects, oks = [], []
+        for col in t.columns:
+            name = f'"{col.name}"'
+            iso = column_sql(col, name, vocab_sql=vocab, trimmed=True)
+            if col.kind == "date":
+                uk = column_sql(col, name, date_style="uk", vocab_sql=vocab, trimmed=True)
+                # ISO: YYYY-MM-DD by shape, then a real date (the detailed pass says which it failed).
+                iso_value = (
+                    f"CASE WHEN length({name}) = 10 AND substr({name}, 5, 1) = '-' AND substr({name}, 8, 1) = '-' "
+                    f"THEN CAST(try_strptime({name}, '%Y-%m-%d') AS DATE) END"
+                )
+                value = f"CASE WHEN {in_uk} THEN {uk.value} ELSE {iso_value} END" if uk_files else iso_value
+                parsed.append(f'{value} AS "_date_{col.name}"')
+                value = f'"_date_{col.name}"'
+                ok = cell_ok_sql(col, f"({name} <> '')", f"{value} BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}'")
+            elif col.kind == "nhs_number":
+                # Normalised once into the middle layer, then tested by integer arithmetic.
+                norm, _ = nhs_number_sql(name)
+                parsed += [
+                    f"CASE WHEN {name} <> '' THEN {norm} END AS \"_norm_{col.name}\"",
+                    f'TRY_CAST({norm} AS BIGINT) AS "_int_{col.name}"',
+                ]
+                value = f'"_norm_{col.name}"'
+                ok = f"coalesce(({name} <> '') AND {nhs_number_ok_sql(value, f'_int_{col.name}')}, false)"
+            else:
+                value, ok = iso.value, iso.ok
+            selects.append(f"{value} AS {name}")
+            oks.append(f"({ok})")
+        errors = []
         for col in t.columns:
             raw = f'"{col.name}"'
             iso = column_sql(col, raw, vocab_sql=vocab)
+            error = iso.error
             if col.kind == "date" and uk_files:
                 uk = column_sql(col, raw, date_style="uk", vocab_sql=vocab)
-                value = f"CASE WHEN {in_uk} THEN {uk.value} ELSE {iso.value} END"
                 error = f"CASE WHEN {in_uk} THEN {uk.error} ELSE {iso.error} END"
-                ok = f"CASE WHEN {in_uk} THEN {uk.ok} ELSE {iso.ok} END"
-            elif col.kind == "nhs_number":
-                # Normalised once into the pre-stage columns, then tested by integer arithmetic.
-                value, error = f'"_norm_{col.name}"', iso.error
-                present = f"(trim(coalesce({raw}, '')) <> '')"
-                ok = f"coalesce({present} AND {nhs_number_ok_sql(value, f'_int_{col.name}')}, false)"
-            else:
-                value, error, ok = iso.value, iso.error, iso.ok
-            selects.append(f"{value} AS {col.name}")
-            oks.append(f"({ok})")
             errors.append(
                 f"CASE WHEN ({error}) IS NOT NULL THEN struct_pack(col := {sql_str(col.name)}, val := {raw}, msg := ({error})) END"
             )
         for ok_sql, err_sql in self._row_rules(t):
             oks.append(f"({ok_sql})")
             errors.append(err_sql)
-        pre = ["*"]
-        for col in t.columns:
-            if col.kind == "nhs_number":
-                norm, _ = nhs_number_sql(f'"{col.name}"')
-                pre += [
-                    f"CASE WHEN trim(coalesce(\"{col.name}\", '')) <> '' THEN {norm} END AS \"_norm_{col.name}\"",
-                    f'TRY_CAST({norm} AS BIGINT) AS "_int_{col.name}"',
-                ]
         # One pass computes the typed values and the cheap validity flag ...
         self.con.execute(
             f"""CREATE TABLE chk_{t.name} AS SELECT _file, _line, _ref, {", ".join(selects)}, {" AND ".join(oks)} AS _ok, _rid
-                FROM (SELECT rowid AS _rid, {", ".join(pre)} FROM raw_{t.name})"""
+                FROM (SELECT {", ".join(parsed)} FROM
+                      (SELECT rowid AS _rid, _file, _line, _ref, {", ".join(trimmed)} FROM raw_{t.name}))"""
         )
         # ... and only the failing rows get their detailed reasons, from the raw text.
         err_list = f"list_filter([{', '.join(errors)}], lambda x: x IS NOT NULL)"

@@ -58,13 +58,19 @@ def nhs_number_ok_sql(norm: str, as_int: str | None = None) -> str:
     return f"({n} IS NOT NULL AND regexp_full_match({norm}, '[0-9]{{10}}') AND ({total}) % 11 = 0)"
 
 
-def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dict[str, str] | None = None) -> ColumnSQL:
-    """SQL for one column: ``raw`` is the quoted column reference in the staging table."""
+def column_sql(
+    col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dict[str, str] | None = None, trimmed: bool = False
+) -> ColumnSQL:
+    """SQL for one column: ``raw`` is the quoted column reference in the staging table.
+
+    With ``trimmed``, ``raw`` already holds the trimmed text with empty for missing (never NULL), so the
+    SQL does not trim it again: the bulk check trims each cell once.
+    """
     vocab_sql = vocab_sql or {}
-    present = f"(trim(coalesce({raw}, '')) <> '')"
+    present = f"({raw} <> '')" if trimmed else f"(trim(coalesce({raw}, '')) <> '')"
     missing_msg = sql_str(f"{col.name} is missing (required)")
     req = f"WHEN NOT {present} THEN {missing_msg}" if col.required else f"WHEN NOT {present} THEN NULL"
-    val = f"trim({raw})"
+    val = raw if trimmed else f"trim({raw})"
     if col.kind == "nhs_number":
         norm, ok = nhs_number_sql(raw)
         err = (
@@ -73,7 +79,7 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             f"WHEN NOT {ok} THEN 'NHS number ' || quote_text(trim({raw})) || ' fails the Modulus 11 check digit' END"
         )
         value = f"CASE WHEN {present} THEN {norm} END"
-        return ColumnSQL(value, err, "VARCHAR", _ok(col, present, nhs_number_ok_sql(norm)))
+        return ColumnSQL(value, err, "VARCHAR", cell_ok_sql(col, present, nhs_number_ok_sql(norm)))
     if col.kind == "date":
         if date_style == "uk":
             shape, fmt, expected = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", "%d/%m/%Y", "DD/MM/YYYY"
@@ -103,14 +109,14 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
                 f"AND {cheap} BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}')"
             )
             value = f"CASE WHEN {present} AND length({val}) = 10 THEN {cheap} END"
-        return ColumnSQL(value, err, "DATE", _ok(col, present, ok))
+        return ColumnSQL(value, err, "DATE", cell_ok_sql(col, present, ok))
     if col.kind in ("enum", "boolean"):
         values = col.values or ("true", "false")
         options = ", ".join(sql_str(v) for v in values)
         lowered = f"lower({val})"
         err = f"CASE {req} WHEN {lowered} NOT IN ({options}) THEN quote_text({val}) || ' is not one of: {', '.join(values)}' END"
         value = f"CASE WHEN {present} THEN {lowered} END"
-        ok = _ok(col, present, f"{lowered} IN ({options})")
+        ok = cell_ok_sql(col, present, f"{lowered} IN ({options})")
         if col.kind == "boolean":
             value = f"CASE WHEN {present} THEN {lowered} = 'true' END"
             return ColumnSQL(value, err, "BOOLEAN", ok)
@@ -123,7 +129,9 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             f"'PAM score ' || quote_text({val}) || ' is not a number' "
             f"WHEN {num} < {lo} OR {num} > {hi} THEN 'PAM score ' || {val} || ' is outside {lo}-{hi}' END"
         )
-        ok = _ok(col, present, f"regexp_full_match({val}, '[0-9]{{1,3}}(\\.[0-9]{{1,6}})?') AND {num} BETWEEN {lo} AND {hi}")
+        ok = cell_ok_sql(
+            col, present, f"regexp_full_match({val}, '[0-9]{{1,3}}(\\.[0-9]{{1,6}})?') AND {num} BETWEEN {lo} AND {hi}"
+        )
         return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "DECIMAL(18,6)", ok)
     if col.kind == "pam_level":
         lo, hi = vocab_sql.get("pam_level_min", "1"), vocab_sql.get("pam_level_max", "4")
@@ -133,7 +141,7 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
             f"'PAM level ' || quote_text({val}) || ' is not a whole number' "
             f"WHEN {num} < {lo} OR {num} > {hi} THEN 'PAM level ' || {val} || ' is outside {lo}-{hi}' END"
         )
-        ok = _ok(col, present, f"regexp_full_match({val}, '[0-9]+') AND {num} BETWEEN {lo} AND {hi}")
+        ok = cell_ok_sql(col, present, f"regexp_full_match({val}, '[0-9]+') AND {num} BETWEEN {lo} AND {hi}")
         return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "INTEGER", ok)
     if col.kind == "gpps_answer":
         options = vocab_sql.get(f"options_{col.name}")
@@ -143,17 +151,17 @@ def column_sql(col: Column, raw: str, *, date_style: str = "iso", vocab_sql: dic
                 f"CASE {req} WHEN {norm} NOT IN ({options}) THEN "
                 f"{sql_str(col.name + ' answer ')} || quote_text({val}) || ' is not one of the questionnaire options' END"
             )
-            ok = _ok(col, present, f"{norm} IN ({options})")
+            ok = cell_ok_sql(col, present, f"{norm} IN ({options})")
         else:
             err = f"CASE {req} END"
-            ok = _ok(col, present, "true")
+            ok = cell_ok_sql(col, present, "true")
         return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR", ok)
     # text and code: any non-empty text; codes are checked against their system below.
     err = f"CASE {req} END"
-    return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR", _ok(col, present, "true"))
+    return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR", cell_ok_sql(col, present, "true"))
 
 
-def _ok(col: Column, present: str, valid: str) -> str:
+def cell_ok_sql(col: Column, present: str, valid: str) -> str:
     """A cell is fine when it is empty and optional, or present and valid."""
     if col.required:
         return f"coalesce({present} AND ({valid}), false)"
