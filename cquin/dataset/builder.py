@@ -107,15 +107,28 @@ def _plain(v: Any) -> str:
 class DatasetBuilder:
     """Collects raw rows from an adapter and turns them into a :class:`CanonicalDataset`."""
 
-    def __init__(self, vocabulary: Vocabulary, *, memory_limit: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        *,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        on_disk: bool = False,
+    ) -> None:
         self.vocabulary = vocabulary
         # DuckDB keeps to this much memory and spills the rest to a private temporary folder.
         limit = memory_limit or os.environ.get("CQUIN_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
         self.spill_dir = tempfile.mkdtemp(prefix="cquin-spill-")
         atexit.register(shutil.rmtree, self.spill_dir, True)
+        # Large sources are worked on in a database file in the same private folder, so every table (not
+        # just an operator's overflow) lives on disk and is paged in as needed: memory stays within the limit
+        # whatever the number of patients.  Smaller ones stay in memory, which is faster.
+        self.on_disk = on_disk
+        database = os.path.join(self.spill_dir, "work.duckdb") if on_disk else ":memory:"
         try:
             self.con = duckdb.connect(
-                config={"memory_limit": limit, "preserve_insertion_order": True, "temp_directory": self.spill_dir}
+                database,
+                config={"memory_limit": limit, "preserve_insertion_order": True, "temp_directory": self.spill_dir},
             )
         except duckdb.Error as exc:
             raise UserError(f"cannot start the data engine with memory limit {limit!r}: {str(exc).splitlines()[0]}") from None
@@ -348,10 +361,13 @@ class DatasetBuilder:
         # compared in full.
         for name in TABLE_NAMES:
             cols = ", ".join(table(name).column_names)
-            c.execute(f"CREATE TEMP TABLE duph AS SELECT hash({cols}) AS h FROM chk_{name} GROUP BY 1 HAVING count(*) > 1")
+            c.execute(f"CREATE TABLE duph AS SELECT hash({cols}) AS h FROM chk_{name} GROUP BY 1 HAVING count(*) > 1")
             if scalar(c, "SELECT count(*) FROM duph"):
+                # Row ids are only stable within a transaction when the work is on disk (a checkpoint may
+                # compact a table with deletions), so finding and deleting the repeats is one transaction.
+                c.execute("BEGIN TRANSACTION")
                 c.execute(
-                    f"""CREATE TEMP TABLE dup AS SELECT r, _file, _line, _ref,
+                    f"""CREATE TABLE dup AS SELECT r, _file, _line, _ref,
                           first_value(struct_pack(f := _file, l := _line)) OVER w AS first, row_number() OVER w AS n
                         FROM (SELECT rowid AS r, * FROM chk_{name} WHERE hash({cols}) IN (SELECT h FROM duph))
                         WINDOW w AS (PARTITION BY {cols} ORDER BY _file, _line, r)"""
@@ -362,6 +378,7 @@ class DatasetBuilder:
                 )
                 c.execute(f"DELETE FROM chk_{name} WHERE rowid IN (SELECT r FROM dup WHERE n > 1)")
                 c.execute("DROP TABLE dup")
+                c.execute("COMMIT")
             c.execute("DROP TABLE duph")
         # Patients: an episode cannot end before it starts, nor start before the patient was born.
         c.execute(
@@ -376,7 +393,7 @@ class DatasetBuilder:
         c.execute("DELETE FROM chk_patients WHERE served_to < served_from OR date_of_birth > served_from")
         # Patients: rows for one NHS number that disagree on date of birth or sex are all rejected.
         c.execute(
-            """CREATE TEMP TABLE conflicted AS SELECT patient_id FROM chk_patients GROUP BY patient_id
+            """CREATE TABLE conflicted AS SELECT patient_id FROM chk_patients GROUP BY patient_id
                HAVING count(DISTINCT coalesce(CAST(date_of_birth AS VARCHAR), '?')) > 1 OR count(DISTINCT coalesce(sex, '?')) > 1"""
         )
         c.execute(
@@ -388,7 +405,7 @@ class DatasetBuilder:
         c.execute("ALTER TABLE chk_patients RENAME TO patients")
         # Staff: one staff id, one set of details.
         c.execute(
-            """CREATE TEMP TABLE staff_conflicted AS SELECT staff_id FROM chk_staff GROUP BY staff_id
+            """CREATE TABLE staff_conflicted AS SELECT staff_id FROM chk_staff GROUP BY staff_id
                HAVING count(*) > 1"""
         )
         c.execute(
@@ -418,7 +435,7 @@ class DatasetBuilder:
             c.execute(f"DELETE FROM chk_{name} WHERE staff_id IS NOT NULL AND staff_id NOT IN (SELECT staff_id FROM staff)")
         # Assessments: same patient, respondent, instrument and day with different results: all rejected.
         c.execute(
-            """CREATE TEMP TABLE clash AS SELECT patient_id, respondent, instrument, assessed_on FROM chk_assessments
+            """CREATE TABLE clash AS SELECT patient_id, respondent, instrument, assessed_on FROM chk_assessments
                GROUP BY ALL HAVING count(*) > 1"""
         )
         c.execute(
@@ -433,7 +450,7 @@ class DatasetBuilder:
         )
         # Overrides: an include and an exclude of one patient for one cohort are both rejected.
         c.execute(
-            """CREATE TEMP TABLE ov_clash AS SELECT patient_id, cohort FROM chk_overrides GROUP BY ALL
+            """CREATE TABLE ov_clash AS SELECT patient_id, cohort FROM chk_overrides GROUP BY ALL
                HAVING count(DISTINCT action) > 1"""
         )
         c.execute(

@@ -190,7 +190,7 @@ def _duckdb_read(
     path_sql = "'" + str(path).replace("'", "''") + "'"
     try:
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM read_csv({path_sql},
+            f"""CREATE OR REPLACE TABLE staged AS SELECT * FROM read_csv({path_sql},
                   columns = {columns}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"',
                   store_rejects = true, rejects_table = '{rej_table}', rejects_scan = '{rej_scan}',
                   max_line_size = 4000000, strict_mode = true)"""
@@ -203,7 +203,7 @@ def _duckdb_read(
     rejects = con.execute(
         f"SELECT line, min(csv_line), string_agg(DISTINCT error_type, ', ') FROM {rej_table} GROUP BY line ORDER BY line"
     ).fetchall()
-    con.execute("CREATE OR REPLACE TEMP TABLE rej_lines (adj BIGINT)")
+    con.execute("CREATE OR REPLACE TABLE rej_lines (adj BIGINT)")
     if rejects:
         con.executemany("INSERT INTO rej_lines VALUES (?)", [(line - 2 - i,) for i, (line, _, _) in enumerate(rejects)])
     mapped = ", ".join(f"c{header.index(c)}" if c in header else "NULL" for c in t.column_names)
@@ -238,7 +238,7 @@ def _duckdb_read(
         # A NUL byte is never text: its row is rejected whole rather than passed on (only looked for when the file has one).
         nul = " OR ".join(f"contains(coalesce(c{i}, ''), chr(0))" for i in range(len(header))) if has_nul else "false"
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE numbered AS SELECT {src_sql} AS _file,
+            f"""CREATE OR REPLACE TABLE numbered AS SELECT {src_sql} AS _file,
                   {line_sql} AS _line,
                   NULL AS _ref, ({nul}) AS _nul, {mapped} FROM (SELECT rowid, * FROM staged) s"""
         )

@@ -123,7 +123,7 @@ class Ledger:
         """Count each file's records: every staged row and adapter-level record, once."""
         self._flush()
         self.con.execute(
-            f"""CREATE TEMP TABLE records AS SELECT DISTINCT file, line FROM
+            f"""CREATE TABLE records AS SELECT DISTINCT file, line FROM
                   (SELECT file, line FROM seen UNION ALL SELECT file, line FROM consumed
                    UNION ALL SELECT file, line FROM rejections WHERE NOT {self._known_sql("file")})"""
         )

@@ -103,13 +103,20 @@ def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, pref
         # One row per patient: a membership flag for each population and the value of each single-valued
         # dimension side by side, so every count is one grouped pass over a million rows, not a join per count.
         single = [(k, sql) for k, (_, _, _, sql, multi) in enumerate(queries) if not multi]
+        # Membership as one bit per population (60 to a word), gathered in a single aggregate rather than
+        # a join per population.
+        words = range((len(pops) + 59) // 60)
+        members = " UNION ALL ".join(
+            f"SELECT id, {i // 60} AS word, {1 << (i % 60)}::BIGINT AS bit FROM {t('pop_' + pid)} WHERE inside"
+            for i, pid in enumerate(pops)
+        )
+        masks = "".join(f", bit_or(bit) FILTER (WHERE word = {w}) AS mask{w}" for w in words)
+        mask_join = f"LEFT JOIN (SELECT id{masks} FROM ({members}) GROUP BY id) m USING (id)" if pops else ""
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE bd_patients AS SELECT u.id"
-            + "".join(f", coalesce(p{i}.inside, false)::INT AS p{i}" for i in range(len(pops)))
+            "CREATE OR REPLACE TABLE bd_patients AS SELECT u.id"
+            + "".join(f", ((coalesce(m.mask{i // 60}, 0) >> {i % 60}) & 1)::INT AS p{i}" for i in range(len(pops)))
             + "".join(f", d{k}.value AS v{k}" for k, _ in single)
-            + f" FROM {t('patient_ids')} u "
-            + " ".join(f"LEFT JOIN {t('pop_' + pid)} p{i} USING (id)" for i, pid in enumerate(pops))
-            + " "
+            + f" FROM {t('patient_ids')} u {mask_join} "
             + " ".join(f"LEFT JOIN ({sql}) d{k} USING (id)" for k, sql in single)
         )
         sums = "".join(f", sum(p{i})" for i in range(len(pops)))

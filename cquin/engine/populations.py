@@ -65,7 +65,7 @@ class PopulationCompiler:
         cut = f"DATE '{a.isoformat()}'" if a else None
 
         def view(name: str, sql: str) -> None:
-            c.execute(f"CREATE OR REPLACE TEMP VIEW {self.t(name)} AS {sql}")
+            c.execute(f"CREATE OR REPLACE VIEW {self.t(name)} AS {sql}")
 
         if cut:
             view(
@@ -92,12 +92,12 @@ class PopulationCompiler:
             view("scored", f"SELECT * FROM {self.base.t('scored')} WHERE assessed_on <= {cut}")
         else:
             c.execute(
-                f"CREATE OR REPLACE TEMP TABLE {self.t('scored')} AS {scored_assessments_sql(self.r, self.t('assessments_raw'))}"
+                f"CREATE OR REPLACE TABLE {self.t('scored')} AS {scored_assessments_sql(self.r, self.t('assessments_raw'))}"
             )
         c.execute(
-            f"CREATE OR REPLACE TEMP TABLE {self.t('patient_ids')} AS SELECT DISTINCT patient_id AS id FROM {self.t('patients')}"
+            f"CREATE OR REPLACE TABLE {self.t('patient_ids')} AS SELECT DISTINCT patient_id AS id FROM {self.t('patients')}"
         )
-        c.execute(f"CREATE OR REPLACE TEMP TABLE {self.t('staff_ids')} AS SELECT DISTINCT staff_id AS id FROM {self.t('staff')}")
+        c.execute(f"CREATE OR REPLACE TABLE {self.t('staff_ids')} AS SELECT DISTINCT staff_id AS id FROM {self.t('staff')}")
 
     def universe(self, entity: str) -> str:
         return self.t("patient_ids" if entity == "patient" else "staff_ids")
@@ -109,13 +109,13 @@ class PopulationCompiler:
         if pid not in self._pop_tables:
             pop = self.r.doc["populations"][pid]
             node = self.node(pop["rule"], pop["entity"], pid)
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {self.t('pop_' + pid)} AS SELECT * FROM {node}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {self.t('pop_' + pid)} AS SELECT * FROM {node}")
             self._pop_tables[pid] = node
         return self._pop_tables[pid]
 
     def _new(self, sql: str) -> str:
         name = self.t(f"n{next(self._ids)}")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
         return name
 
     def node(self, rule: dict[str, Any], entity: str, owner: str) -> str:
@@ -190,13 +190,13 @@ class PopulationCompiler:
             return name
         if self.base is not None and self.as_of is not None:
             self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {self.base.ltc_matches()} WHERE recorded_on <= DATE '{self.as_of}'"
+                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {self.base.ltc_matches()} WHERE recorded_on <= DATE '{self.as_of}'"
             )
             self._measurements[name] = name
             return name
         direct = self.r.doc["ltc"]["direct_recording_code_system"]
         self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {name} AS
+            f"""CREATE OR REPLACE TABLE {name} AS
             WITH cond AS (
               SELECT patient_id, code_system, code, recorded_on, _file, _line,
                      CASE WHEN code_system = 'icd10' THEN upper(replace(code, '.', '')) ELSE code END AS norm
@@ -289,7 +289,7 @@ class PopulationCompiler:
             cond = "AND s.instrument = o.instrument"
         name = self.t(f"m_{mid}")
         self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {name} AS
+            f"""CREATE OR REPLACE TABLE {name} AS
             SELECT patient_id AS id, assessed_on, instrument, value, low, result, _file, _line FROM (
               SELECT s.*, row_number() OVER (PARTITION BY s.patient_id ORDER BY s.{order}, s.instrument_rank) AS rn
               FROM {self.t("scored")} s {join}
@@ -373,7 +373,7 @@ class PopulationCompiler:
         else:
             req_reason = "rq.reason" if requires else "''"
         self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {ov} AS
+            f"""CREATE OR REPLACE TABLE {ov} AS
             SELECT o.patient_id AS id, o.action, o.reason AS why, o.agreed_on, o._file, o._line,
                    m.inside AS member, {req_ok} AS allowed, {req_reason} AS refused_because
             FROM {self.t("overrides")} o JOIN {members} m ON m.id = o.patient_id {req_join}
