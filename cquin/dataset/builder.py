@@ -231,6 +231,9 @@ class DatasetBuilder:
         for name in TABLE_NAMES:
             self.con.execute(f"DROP TABLE IF EXISTS raw_{name}")
             self.con.execute(f"DROP TABLE IF EXISTS chk_{name}")
+        # Line numbers came from the order rows were read in; from here on every result is keyed and
+        # explicitly ordered, so DuckDB may build tables in parallel without keeping row order.
+        self.con.execute("SET preserve_insertion_order = false")
         return ds
 
     def _vocab_sql(self) -> dict[str, str]:
