@@ -208,7 +208,8 @@ def _duckdb_read(
         con.executemany("INSERT INTO rej_lines VALUES (?)", [(line - 2 - i,) for i, (line, _, _) in enumerate(rejects)])
     mapped = ", ".join(f"c{header.index(c)}" if c in header else "NULL" for c in t.column_names)
     newline_count = " + ".join(f"coalesce(length(c{i}) - length(replace(c{i}, chr(10), '')), 0)" for i in range(len(header)))
-    has_newlines = scalar(con, f"SELECT bool_or(({newline_count}) > 0) FROM staged")
+    any_newline = " OR ".join(f"contains(coalesce(c{i}, ''), chr(10))" for i in range(len(header)))
+    has_newlines = scalar(con, f"SELECT coalesce(bool_or({any_newline}), false) FROM staged")
     extra_lines = (
         f"coalesce(sum({newline_count}) OVER (ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)"
         if has_newlines
