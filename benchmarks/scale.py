@@ -37,17 +37,6 @@ from pathlib import Path
 CQUIN = Path(sys.executable).with_name("cquin")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 CONTRACT_VALUE = "10000000"  # £10m a year: only so the money columns are not all zero
-# With --memory-limit: `cquin evaluate` with DuckDB's memory limit raised from the builder's default (1GB).
-WITH_LIMIT = """
-import sys
-from cquin.dataset import builder
-init = builder.DatasetBuilder.__init__
-builder.DatasetBuilder.__init__ = lambda self, v, *, memory_limit=sys.argv[1], threads=None: init(
-    self, v, memory_limit=memory_limit, threads=threads)
-from cquin.cli import main
-sys.argv = ["cquin", *sys.argv[2:]]
-main()
-"""
 # With --phases: the same run in a child, timing each step through run_evaluation's progress callback.
 PHASES = """
 import sys, time, json
@@ -77,11 +66,11 @@ class Measurement:
     phases: str = ""
 
 
-def run(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float, int, str]:
+def run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
     """Run ``cmd``; its wall time, peak RSS in MB (this child alone), exit code and stdout (stderr goes to ``log``)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, log.open("wb") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -124,9 +113,9 @@ def measure(n: int, work: Path, keep: bool, phases: bool = False, memory_limit: 
     rows, mb = count_rows(data)
     print(f"{n:>10,} patients: {rows:,} rows ({mb:,.0f} MB) generated in {gen_s:.1f}s; evaluating ...", flush=True)
     cmd = [str(CQUIN), "evaluate", str(data), "--store", str(store), "--format", "json", "--contract-value", CONTRACT_VALUE]
-    if memory_limit:
-        cmd = [sys.executable, "-c", WITH_LIMIT, memory_limit, *cmd[1:]]
-    eval_s, rss, code, text = run(cmd, work, work / f"evaluate_{n}.log")
+    # --memory-limit raises DuckDB's budget from the default 1GB, as a user would: CQUIN_MEMORY_LIMIT.
+    env = {"CQUIN_MEMORY_LIMIT": memory_limit} if memory_limit else None
+    eval_s, rss, code, text = run(cmd, work, work / f"evaluate_{n}.log", env)
     y1, y2 = payments(text)
     m = Measurement(n, rows, round(mb, 1), round(gen_s, 2), round(eval_s, 2), round(rss, 1),
                     round(store.stat().st_size / 1e6, 1) if store.exists() else 0.0, code, y1, y2)  # fmt: skip
@@ -134,7 +123,7 @@ def measure(n: int, work: Path, keep: bool, phases: bool = False, memory_limit: 
     if phases:
         store.unlink(missing_ok=True)
         cmd = [sys.executable, "-c", PHASES, str(data), str(store), CONTRACT_VALUE]
-        _, _, _, text = run(cmd, work, work / f"phases_{n}.log")
+        _, _, _, text = run(cmd, work, work / f"phases_{n}.log", env)
         m.phases = text.strip()
         print(f"{n:>10,} patients: phases {m.phases}", flush=True)
     if not keep:

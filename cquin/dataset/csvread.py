@@ -10,7 +10,6 @@ cannot be read at all raises :class:`DataError` naming the file and the problem.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import io
 import os
@@ -60,7 +59,7 @@ def _inspect(path: Path) -> _Shape:
             crlf += last[-1:] == b"\r" and chunk[:1] == b"\n"
             has_nul = has_nul or b"\x00" in chunk
             edge = last + chunk[:2]  # a blank line split across two chunks
-            blank = blank or any(m in part for part in (chunk, edge) for m in (b"\n\n", b"\n\r\n", b"\r\r"))
+            blank = blank or any(m in part for part in (chunk, edge) for m in (b"\n\n", b"\n\r", b"\r\r"))
             last = chunk[-2:]
             if encoding == "utf-8":
                 try:
@@ -82,24 +81,24 @@ def _inspect(path: Path) -> _Shape:
     return _Shape(encoding, has_nul, cr > 0 and not (cr == crlf == lf), blank)
 
 
-def _record_lines(path: Path) -> list[int] | None:
-    """The line each record starts on (blank lines are not records), as Python's csv reader sees the file."""
-    starts: list[int] = []
-    limit = csv.field_size_limit(1 << 30)
-    try:
-        with path.open("r", encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
-            next(reader, None)
-            previous = reader.line_num
-            for row in reader:
-                if row:
-                    starts.append(previous + 1)
-                previous = reader.line_num
-    except csv.Error:
-        return None
-    finally:
-        csv.field_size_limit(limit)
-    return starts
+def _without_blank_lines(path: Path, encoding: str) -> tuple[Path, list[int]]:
+    """A copy of ``path`` without its blank lines, and the original line of each line of the copy.
+
+    DuckDB skips blank lines without counting them, so its line numbers would run early; reading a copy
+    without them and mapping each line back keeps every row's line exact.  A line is blank only outside
+    quotes (an empty line inside a quoted cell is part of the cell): quotes are counted, as RFC 4180
+    doubles a quote inside a quoted cell.
+    """
+    fd, name = tempfile.mkstemp(suffix=".csv", prefix="cquin-")
+    original: list[int] = []
+    in_quotes = False
+    with path.open("r", encoding=encoding, newline="") as src, os.fdopen(fd, "w", encoding=encoding, newline="") as dst:
+        for number, line in enumerate(src, start=1):  # newline="": lines end at LF, CR or CR LF, kept as they are
+            if in_quotes or number == 1 or line.strip("\r\n"):
+                dst.write(line)
+                original.append(number)
+            in_quotes ^= line.count('"') % 2 == 1
+    return Path(name), original
 
 
 def _read_header(path: Path, encoding: str) -> list[str]:
@@ -165,8 +164,13 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path
                 dst.write(chunk)
         read_path = tmp
     try:
-        starts = _record_lines(read_path) if shape.blank_lines else None
-        _duckdb_read(con, raw_table, t, read_path, header, source, path.name, shape.has_nul, starts, ledger)
+        original = None
+        if shape.blank_lines:
+            compact, original = _without_blank_lines(read_path, "utf-8")  # a cp1252 file was copied as UTF-8 above
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            read_path = tmp = compact
+        _duckdb_read(con, raw_table, t, read_path, header, source, path.name, shape.has_nul, original, ledger)
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -181,7 +185,7 @@ def _duckdb_read(
     source: str,
     shown: str,
     has_nul: bool = False,
-    starts: list[int] | None = None,
+    original: list[int] | None = None,
     ledger: Ledger | None = None,
 ) -> None:
     names = [f"c{i}" for i in range(len(header))]
@@ -216,23 +220,11 @@ def _duckdb_read(
         else "0"
     )
     line_sql = f"rowid + 2 + (SELECT count(*) FROM rej_lines WHERE adj <= s.rowid) + {extra_lines}"
-    if starts is not None:
-        # Blank lines are skipped by DuckDB and not counted above: take each accepted row's line from
-        # Python's reading of the file, when both readers agree on the records.
-        rejected = {int(line) for line, _, _ in rejects}
-        accepted = [line for line in starts if line not in rejected]
-        if len(accepted) == scalar(con, "SELECT count(*) FROM staged") and rejected <= set(starts):
-            con.register(
-                "line_map", pa.table({"ord": pa.array(range(len(accepted)), pa.int64()), "line": pa.array(accepted, pa.int64())})
-            )
-            line_sql = "(SELECT line FROM line_map WHERE ord = s.rowid)"
-        elif ledger is not None:
-            ledger.note(f"{shown}: has blank lines; the line numbers given for its rows may be a few lines early")
     src_sql = "'" + source.replace("'", "''") + "'"
     if ledger is not None:
         # Every record of the file is now either a staged row or a rejected line: the ledger need not count them again.
         ledger.records_read(source, int(scalar(con, "SELECT count(*) FROM staged")) + len(rejects))  # type: ignore[index]
-    if not (rejects or has_newlines or has_nul or starts is not None):
+    if not (rejects or has_newlines or has_nul):
         # The common case: each row is the line after the one before, so its line is its position + 2 (the header is 1).
         con.execute(f"INSERT INTO {raw_table} SELECT {src_sql}, rowid + 2, NULL, {mapped} FROM staged")
     else:
@@ -251,9 +243,6 @@ def _duckdb_read(
                     FROM numbered WHERE _nul"""
             )
         con.execute("DROP TABLE numbered")
-    if starts is not None:
-        with contextlib.suppress(duckdb.Error):
-            con.unregister("line_map")
     # DuckDB gives a rejected row's record number; quoted newlines in the accepted rows before it
     # move it down the file, just as they move the accepted rows (above).
     shift = [0] * len(rejects)
@@ -284,3 +273,14 @@ def _duckdb_read(
             [source, int(line), (csv_line or "")[:200], reason],
         )
     con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}; DROP TABLE staged; DROP TABLE rej_lines")
+    if original is not None:
+        # Read from a copy without blank lines: give every row and rejection its line in the original file.
+        con.register(
+            "line_map",
+            pa.table({"copy": pa.array(range(1, len(original) + 1), pa.int64()), "orig": pa.array(original, pa.int64())}),
+        )
+        try:
+            con.execute(f"UPDATE {raw_table} SET _line = m.orig FROM line_map m WHERE _file = {src_sql} AND _line = m.copy")
+            con.execute(f"UPDATE rejections SET line = m.orig FROM line_map m WHERE file = {src_sql} AND line = m.copy")
+        finally:
+            con.unregister("line_map")

@@ -50,6 +50,7 @@ class PopulationCompiler:
         self.p = prefix
         self._ids = itertools.count()
         self._pop_tables: dict[str, str] = {}
+        self._scratch_tables: list[str] = []
         self._measurements: dict[str, str] = {}
         self.override_notes: list[dict[str, Any]] = []
         self._make_sources()
@@ -116,6 +117,16 @@ class PopulationCompiler:
     def _new(self, sql: str) -> str:
         name = self.t(f"n{next(self._ids)}")
         self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+        for scratch in self._scratch_tables:  # a leaf's working tables are not needed once its node is built
+            self.con.execute(f"DROP TABLE IF EXISTS {scratch}")
+        self._scratch_tables.clear()
+        return name
+
+    def _scratch(self, sql: str) -> str:
+        """A working table for the leaf being built, dropped once the leaf's node table exists."""
+        name = self.t(f"w{next(self._ids)}")
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+        self._scratch_tables.append(name)
         return name
 
     def node(self, rule: dict[str, Any], entity: str, owner: str) -> str:
@@ -195,22 +206,23 @@ class PopulationCompiler:
             self._measurements[name] = name
             return name
         direct = self.r.doc["ltc"]["direct_recording_code_system"]
+        # The conditions are read once per kind of match (a subquery each, not a shared CTE, which DuckDB
+        # would hold in memory whole).
+        cond = f"""(SELECT patient_id, code_system, code, recorded_on, _file, _line,
+                    CASE WHEN code_system = 'icd10' THEN upper(replace(code, '.', '')) ELSE code END AS norm
+                  FROM {self.t("conditions")})"""
         self.con.execute(
             f"""CREATE OR REPLACE TABLE {name} AS
-            WITH cond AS (
-              SELECT patient_id, code_system, code, recorded_on, _file, _line,
-                     CASE WHEN code_system = 'icd10' THEN upper(replace(code, '.', '')) ELSE code END AS norm
-              FROM {self.t("conditions")})
-            SELECT c.patient_id, c.code_system, c.code, c.recorded_on, c._file, c._line, l.category, l.list_id FROM cond c
+            SELECT c.patient_id, c.code_system, c.code, c.recorded_on, c._file, c._line, l.category, l.list_id FROM {cond} c
               JOIN codelist l ON l.system = 'snomed' AND c.code_system = 'snomed' AND l.code = c.norm
             UNION ALL
             SELECT c.patient_id, c.code_system, c.code, c.recorded_on, c._file, c._line, l.category, l.list_id FROM
-              (SELECT *, left(norm, CAST(k AS INTEGER)) AS prefix FROM cond, range(3, 8) AS r(k)
+              (SELECT *, left(norm, CAST(k AS INTEGER)) AS prefix FROM {cond}, range(3, 8) AS r(k)
                WHERE code_system = 'icd10' AND k <= length(norm)) c
               JOIN codelist l ON l.system = 'icd10' AND l.code = c.prefix
             UNION ALL
             SELECT c.patient_id, c.code_system, c.code, c.recorded_on, c._file, c._line, lower(c.code) AS category,
-                   'direct recording' AS list_id FROM cond c WHERE c.code_system = {q(direct)}"""
+                   'direct recording' AS list_id FROM {cond} c WHERE c.code_system = {q(direct)}"""
         )
         self._measurements[name] = name
         return name
@@ -249,29 +261,38 @@ class PopulationCompiler:
             WITH placed AS (SELECT patient_id, ({ok}) AS ok FROM {m} WHERE category IN ({wanted_sql})),
             hits AS (SELECT patient_id AS id, bool_or(ok) AS inside FROM placed GROUP BY patient_id)
             SELECT u.id, coalesce(h.inside, false) AS inside, CAST(NULL AS VARCHAR) AS reason FROM {u} u LEFT JOIN hits h USING (id)"""
+        # Built in steps, each a table: at scale every step then lives on disk rather than being held in
+        # memory as a shared intermediate result.
+        placed = self._scratch(
+            f"""SELECT m.patient_id, m.category, ({ok}) AS ok, {pos} AS pos, m.code_system, m.code, m.recorded_on, m._file, m._line
+                FROM {m} m JOIN (SELECT _file, row_number() OVER (ORDER BY _file) AS rank FROM (SELECT DISTINCT _file FROM {m})) f
+                  USING (_file)
+                WHERE category IN ({wanted_sql})"""
+        )
+        hits = self._scratch(
+            f"""SELECT patient_id AS id, bool_or(ok) AS inside, min(first) AS first, max(latest) AS latest,
+                       count(*) FILTER (WHERE ok) AS n_categories
+                FROM (SELECT patient_id, bool_or(ok) AS ok, min(pos) FILTER (WHERE ok) AS first, max(pos) AS latest
+                      FROM {placed} GROUP BY patient_id, category)
+                GROUP BY patient_id"""
+        )
+        # The one fact each patient's reason needs: the first match in the window when inside, else the latest.
+        facts = self._scratch(
+            f"""SELECT DISTINCT patient_id, pos, code_system, code, category, recorded_on, _file, _line FROM {placed} p
+                SEMI JOIN (SELECT id, CASE WHEN inside THEN first ELSE latest END AS pos FROM {hits}) w
+                  ON w.id = p.patient_id AND w.pos = p.pos"""
+        )
+        described = self._scratch(
+            f"""SELECT h.id, h.inside,
+                  CASE WHEN h.inside THEN {fact.format("f")} || ' (' || f._file || ' line ' || CAST(f._line AS VARCHAR) || ')'
+                            || CASE WHEN h.n_categories > 1 THEN ' (+' || CAST(h.n_categories - 1 AS VARCHAR) || ' more LTC categories)' ELSE '' END
+                       ELSE 'no LTC code in its time window by {by.isoformat()} (latest LTC code: ' || {fact.format("f")} || ')' END AS reason
+                FROM {hits} h JOIN {facts} f ON f.patient_id = h.id AND f.pos = CASE WHEN h.inside THEN h.first ELSE h.latest END"""
+        )
         return f"""
-            WITH files AS (SELECT _file, row_number() OVER (ORDER BY _file) AS rank FROM (SELECT DISTINCT _file FROM {m})),
-            placed AS (
-              SELECT m.patient_id, m.category, ({ok}) AS ok, {pos} AS pos, m.code_system, m.code, m.recorded_on, m._file, m._line
-              FROM {m} m JOIN files f USING (_file) WHERE category IN ({wanted_sql})),
-            per_category AS (
-              SELECT patient_id, bool_or(ok) AS ok, min(pos) FILTER (WHERE ok) AS first, max(pos) AS latest
-              FROM placed GROUP BY patient_id, category),
-            hits AS (
-              SELECT patient_id AS id, bool_or(ok) AS inside, min(first) AS first, max(latest) AS latest,
-                     count(*) FILTER (WHERE ok) AS n_categories
-              FROM per_category GROUP BY patient_id),
-            facts AS (SELECT DISTINCT patient_id, pos, code_system, code, category, recorded_on, _file, _line FROM placed
-                      SEMI JOIN (SELECT id, first AS pos FROM hits UNION ALL SELECT id, latest FROM hits) w
-                        ON w.id = placed.patient_id AND w.pos = placed.pos)
-            SELECT u.id, coalesce(h.inside, false) AS inside,
-              CASE WHEN h.inside THEN {fact.format("a")} || ' (' || a._file || ' line ' || CAST(a._line AS VARCHAR) || ')'
-                        || CASE WHEN h.n_categories > 1 THEN ' (+' || CAST(h.n_categories - 1 AS VARCHAR) || ' more LTC categories)' ELSE '' END
-                   WHEN h.id IS NOT NULL THEN 'no LTC code in its time window by {by.isoformat()} (latest LTC code: ' || {fact.format("z")} || ')'
-                   ELSE 'no condition in the LTC categories recorded by {by.isoformat()}' END AS reason
-            FROM {u} u LEFT JOIN hits h USING (id)
-              LEFT JOIN facts a ON a.patient_id = h.id AND a.pos = h.first
-              LEFT JOIN facts z ON z.patient_id = h.id AND z.pos = h.latest AND NOT h.inside"""
+            SELECT u.id, coalesce(d.inside, false) AS inside,
+              coalesce(d.reason, 'no condition in the LTC categories recorded by {by.isoformat()}') AS reason
+            FROM {u} u LEFT JOIN {described} d USING (id)"""
 
     def measurement(self, mid: str) -> str:
         """The chosen assessment per patient for measurement ``mid`` (table with id, instrument, value, low, result, ...)."""
