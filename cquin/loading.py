@@ -84,5 +84,6 @@ def out_of_memory(while_doing: str) -> ResourceError:
     limit = os.environ.get("CQUIN_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
     return ResourceError(
         f"ran out of memory while {while_doing} (limit {limit}); this dataset needs more: "
-        "set CQUIN_MEMORY_LIMIT (e.g. CQUIN_MEMORY_LIMIT=4GB) and run again"
+        "set CQUIN_WORK_STORAGE=disk to work in a file on disk, or raise CQUIN_MEMORY_LIMIT (e.g. CQUIN_MEMORY_LIMIT=4GB), "
+        "and run again"
     )

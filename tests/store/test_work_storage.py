@@ -57,3 +57,19 @@ def test_work_on_disk_gives_exactly_the_results_of_work_in_memory(monkeypatch):
     on_disk = _run(DEMO_DIR)
     assert on_disk == in_memory
     assert in_memory[2] > 0  # the demo's deliberate bad rows were rejected both ways
+
+
+def test_running_out_of_memory_says_how_to_go_on(monkeypatch):
+    import duckdb
+
+    import cquin.runner
+
+    def exhausted(*args, **kwargs):
+        raise duckdb.OutOfMemoryException("could not allocate block")
+
+    monkeypatch.setattr(cquin.runner, "evaluate", exhausted)
+    with pytest.raises(ResourceError) as raised:
+        cquin.runner.run_evaluation(DEMO_DIR)
+    message = str(raised.value)
+    assert "ran out of memory while evaluating" in message
+    assert "CQUIN_WORK_STORAGE=disk" in message and "CQUIN_MEMORY_LIMIT" in message
