@@ -127,10 +127,11 @@ def _run_case(doc: SourceDocument, i: int, case: dict[str, Any], defaults: dict[
         if got is None or got != Decimal(str(want)):
             result.failures.append(f"totals.{k}: expected £{want}, got £{got}")
     for k, want in (expect.get("milestones") or {}).items():
-        got = next((m for m in run.milestones if m.id == k), None)
-        if got is None or got.status != want:
+        milestone = next((m for m in run.milestones if m.id == k), None)
+        if milestone is None or milestone.status != want:
             result.failures.append(
-                f"milestones.{k}: expected {want}, got {got.status if got else 'no such milestone'} ({got.detail if got else ''})"
+                f"milestones.{k}: expected {want}, got {milestone.status if milestone else 'no such milestone'} "
+                f"({milestone.detail if milestone else ''})"
             )
     for entity in ("patients", "staff"):
         for subject, want in (expect.get(entity) or {}).items():

@@ -144,7 +144,7 @@ def column_sql(
         ok = cell_ok_sql(col, present, f"regexp_full_match({val}, '[0-9]+') AND {num} BETWEEN {lo} AND {hi}")
         return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "INTEGER", ok)
     if col.kind == "gpps_answer":
-        options = vocab_sql.get(f"options_{col.name}")
+        options = vocab_sql.get(f"options_{col.name}", "")
         norm = f"lower(regexp_replace(trim({raw}), '\\s+', ' ', 'g'))"
         if options:
             err = (

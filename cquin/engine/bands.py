@@ -74,6 +74,7 @@ def band_from_spec(spec: dict[str, Any], *, upper_limit: Fraction | None) -> Ban
         lower, lower_inc = to_fraction(spec["above"]), False
     else:
         lower, lower_inc = Fraction(0), True
+    upper: Fraction | None
     if "at_most" in spec:
         upper, upper_inc = to_fraction(spec["at_most"]), True
     elif "below" in spec:

@@ -259,7 +259,8 @@ def _load_and_check(path: Path) -> tuple[Ruleset | None, list[Problem]]:
     try:
         resolved = resolve_document(path)
     except RulesetError as exc:
-        return None, [Problem(exc.location or Location(str(path), 1, 1), exc.bare_message)]
+        where = exc.location if isinstance(exc.location, Location) else Location(str(path), 1, 1)
+        return None, [Problem(where, exc.bare_message)]
     source = resolved.source
     checker = _Checker(source, path)
     checker.problems.extend(Problem(where, message) for where, message in resolved.problems)
@@ -876,5 +877,5 @@ def _a(t: Any) -> str:
         "boolean": "true or false",
     }
     if isinstance(t, list):
-        return " or ".join(names.get(x, x) for x in t)
+        return " or ".join(names.get(x) or str(x) for x in t)
     return names.get(t, str(t))

@@ -110,6 +110,7 @@ class _Builder:
             if node.tag != _SEQ:
                 raise self.fail(node, f"the tag {node.tag!r} is not allowed in a ruleset")
             return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)  # the composer makes only mappings, sequences and scalars
         return self.scalar(node)
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
