@@ -232,12 +232,18 @@ def explain(
     run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
     nhs_number: Annotated[str, typer.Argument(help="The patient's NHS number (or a staff id).")],
     store: StoreOpt = DEFAULT_STORE,
+    pseudonymise: Annotated[
+        Path | None,
+        typer.Option("--pseudonymise", help="Key file of a pseudonymised run: look the NHS number up by its pseudonym."),
+    ] = None,
 ) -> None:
     """Show one patient's path through every rule of a run, with the ruleset's citations."""
+    from cquin.pseudonymise import load_key
     from cquin.render.explain import render_explanation
     from cquin.runner import explain_subject, require_store
 
-    render_explanation(out, explain_subject(require_store(store), run_id, nhs_number))
+    key = load_key(pseudonymise) if pseudonymise is not None else None
+    render_explanation(out, explain_subject(require_store(store), run_id, nhs_number, pseudonymise_key=key))
 
 
 @runs_app.command("list")

@@ -157,15 +157,36 @@ class Explanation:
     ruleset: dict[str, Any]
 
 
-def explain_subject(store: Path, run_id: str, subject: str) -> Explanation:
-    """A patient's (or staff member's) decisions in a run, with the run's own copy of the ruleset for citations."""
+def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key: bytes | None = None) -> Explanation:
+    """A patient's (or staff member's) decisions in a run, with the run's own copy of the ruleset for citations.
+
+    A run written with ``--pseudonymise`` keeps pseudonyms, not NHS numbers: give the pseudonym itself, or the
+    NHS number with the key the run was written with, which is turned into the pseudonym to look up.
+    """
     import json
 
+    from cquin.pseudonymise import key_fingerprint, pseudonym
     from cquin.store import decisions_for
 
     db = open_store(store)
     run = load_run(db, run_id).run
     subject_id = subject.replace(" ", "").replace("-", "") if subject.replace(" ", "").replace("-", "").isdigit() else subject
+    written_with = json.loads(run["parameters"] or "{}").get("pseudonymised")
+    if pseudonymise_key is not None:
+        if not written_with:
+            raise StoreError(f"run {run['run_id']} was not pseudonymised; explain it without --pseudonymise")
+        if key_fingerprint(pseudonymise_key) != written_with:
+            raise StoreError(
+                f"run {run['run_id']} was pseudonymised with another key (fingerprint {written_with}, "
+                f"this key's is {key_fingerprint(pseudonymise_key)})"
+            )
+        if subject_id.isdigit():
+            subject_id = pseudonym(pseudonymise_key, subject_id)
+    elif written_with and subject_id.isdigit() and len(subject_id) == 10:
+        raise StoreError(
+            f"run {run['run_id']} keeps pseudonyms, not NHS numbers: give the pseudonym, or the NHS number with "
+            "--pseudonymise KEYFILE (the key the run was written with)"
+        )
     decisions = decisions_for(db, run["run_id"], subject_id)
     if not decisions:
         raise StoreError(f"run {run['run_id']} has no decisions about {subject!r} (not in the accepted records?)")

@@ -80,3 +80,49 @@ def test_the_store_helper_pseudonymises_only_with_a_key() -> None:
     sql = f"SELECT {on.id_sql(number)}, {on.text_sql(text)}"
     assert con.execute(sql).fetchone() == (on.id("9434765919"), on.text("seen 9434765919"))
     assert on.id("9434765919") == pseudonym(KEY, "9434765919") and on.fingerprint == key_fingerprint(KEY)
+
+
+@pytest.fixture(scope="module")
+def pseudonymised_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The demo evaluated into a store written with a key; (store, run id, an NHS number in the year 1 cohort)."""
+    from cquin.demo import DEMO_DIR
+    from cquin.runner import run_evaluation
+
+    store = tmp_path_factory.mktemp("pseudo") / "audit.sqlite"
+    plain = run_evaluation(DEMO_DIR, store=None)
+    member = plain.dataset.con.execute("SELECT min(id) FROM cohort_members WHERE cohort = 'year1'").fetchone()[0]
+    ev = run_evaluation(DEMO_DIR, store=store, pseudonymise_key=KEY)
+    return store, str(ev.run_id), str(member)
+
+
+def test_a_pseudonymised_store_keeps_no_nhs_number_of_a_patient(pseudonymised_run) -> None:
+    import sqlite3
+
+    store, run_id, member = pseudonymised_run
+    con = sqlite3.connect(store)
+    subjects = [
+        r[0] for r in con.execute("SELECT subject_id FROM run_subjects WHERE run_id = ? AND entity = 'patient'", [run_id])
+    ]
+    assert subjects and all(s.startswith(pseudonym(KEY, member)[:2]) for s in subjects)
+    assert not con.execute("SELECT count(*) FROM run_subjects WHERE decisions LIKE ?", [f"%{member}%"]).fetchone()[0]
+
+
+def test_explain_finds_a_patient_of_a_pseudonymised_run_by_nhs_number_with_the_key(pseudonymised_run) -> None:
+    from cquin.runner import explain_subject
+
+    store, run_id, member = pseudonymised_run
+    explanation = explain_subject(store, run_id, member, pseudonymise_key=KEY)
+    assert explanation.subject_id == pseudonym(KEY, member)
+    assert any(d["component"] == "y1.ltc_identification" and d["in_numerator"] for d in explanation.decisions)
+    assert explain_subject(store, run_id, pseudonym(KEY, member)).decisions == explanation.decisions  # or by pseudonym
+
+
+def test_explain_of_a_pseudonymised_run_by_nhs_number_without_the_key_says_what_to_give(pseudonymised_run) -> None:
+    from cquin.exceptions import StoreError
+    from cquin.runner import explain_subject
+
+    store, run_id, member = pseudonymised_run
+    with pytest.raises(StoreError, match="keeps pseudonyms, not NHS numbers.*--pseudonymise KEYFILE"):
+        explain_subject(store, run_id, member)
+    with pytest.raises(StoreError, match="pseudonymised with another key"):
+        explain_subject(store, run_id, member, pseudonymise_key=OTHER_KEY)
