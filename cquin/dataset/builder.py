@@ -123,7 +123,6 @@ class DatasetBuilder:
         # Large sources are worked on in a database file in the same private folder, so every table (not
         # just an operator's overflow) lives on disk and is paged in as needed: memory stays within the limit
         # whatever the number of patients.  Smaller ones stay in memory, which is faster.
-        self.on_disk = on_disk
         database = os.path.join(self.spill_dir, "work.duckdb") if on_disk else ":memory:"
         try:
             self.con = duckdb.connect(
@@ -269,15 +268,15 @@ class DatasetBuilder:
         selects, oks = [], []
         for col in t.columns:
             name = f'"{col.name}"'
-            iso = column_sql(col, name, vocab_sql=vocab, trimmed=True)
             if col.kind == "date":
-                uk = column_sql(col, name, date_style="uk", vocab_sql=vocab, trimmed=True)
                 # ISO: YYYY-MM-DD by shape, then a real date (the detailed pass says which it failed).
-                iso_value = (
+                value = (
                     f"CASE WHEN length({name}) = 10 AND substr({name}, 5, 1) = '-' AND substr({name}, 8, 1) = '-' "
                     f"THEN CAST(try_strptime({name}, '%Y-%m-%d') AS DATE) END"
                 )
-                value = f"CASE WHEN {in_uk} THEN {uk.value} ELSE {iso_value} END" if uk_files else iso_value
+                if uk_files:
+                    uk = column_sql(col, name, date_style="uk", vocab_sql=vocab, trimmed=True)
+                    value = f"CASE WHEN {in_uk} THEN {uk.value} ELSE {value} END"
                 parsed.append(f'{value} AS "_date_{col.name}"')
                 value = f'"_date_{col.name}"'
                 ok = cell_ok_sql(col, f"({name} <> '')", f"{value} BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}'")
@@ -291,7 +290,8 @@ class DatasetBuilder:
                 value = f'"_norm_{col.name}"'
                 ok = f"coalesce(({name} <> '') AND {nhs_number_ok_sql(value, f'_int_{col.name}')}, false)"
             else:
-                value, ok = iso.value, iso.ok
+                cell = column_sql(col, name, vocab_sql=vocab, trimmed=True)
+                value, ok = cell.value, cell.ok
             selects.append(f"{value} AS {name}")
             oks.append(f"({ok})")
         errors = []

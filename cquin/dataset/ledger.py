@@ -137,7 +137,8 @@ class Ledger:
         rows += self.con.execute(
             f"SELECT file, NULL, count(DISTINCT coalesce(line, -1)) FROM rejections WHERE {self._known_sql('file')} GROUP BY file"
         ).fetchall()
-        rows += [(f, None, 0) for f in self._known if f not in {r[0] for r in rows}]
+        counted = {r[0] for r in rows}
+        rows += [(f, None, 0) for f in self._known if f not in counted]
         for file, read, rejected in rows:
             stats = self.files.setdefault(file, FileStats(file, None, None, None))
             read = self._known[file] if read is None else read

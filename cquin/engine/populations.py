@@ -245,6 +245,11 @@ class PopulationCompiler:
         ok = " OR ".join(windows) or "false"
         wanted_sql = ", ".join(q(w) for w in wanted)
         m = self.ltc_matches()
+        if not self.reasons:  # who is in, without reading the facts back
+            return f"""
+            WITH placed AS (SELECT patient_id, ({ok}) AS ok FROM {m} WHERE category IN ({wanted_sql})),
+            hits AS (SELECT patient_id AS id, bool_or(ok) AS inside FROM placed GROUP BY patient_id)
+            SELECT u.id, coalesce(h.inside, false) AS inside, CAST(NULL AS VARCHAR) AS reason FROM {u} u LEFT JOIN hits h USING (id)"""
         cat_rank = " ".join(f"WHEN {q(c)} THEN {i}" for i, c in enumerate(wanted))
         # Each match gets one 128-bit position (date, source file, line, category): the patient's first match
         # in its window and latest match are the minimum and maximum position, so ties are broken by where the
@@ -256,11 +261,6 @@ class PopulationCompiler:
             f" + (CAST(_line AS HUGEINT) << 8) + CASE category {cat_rank} END)"
         )
         fact = "{0}.code_system || ' ' || {0}.code || ' (' || {0}.category || ') recorded ' || CAST({0}.recorded_on AS VARCHAR)"
-        if not self.reasons:  # who is in, without reading the facts back
-            return f"""
-            WITH placed AS (SELECT patient_id, ({ok}) AS ok FROM {m} WHERE category IN ({wanted_sql})),
-            hits AS (SELECT patient_id AS id, bool_or(ok) AS inside FROM placed GROUP BY patient_id)
-            SELECT u.id, coalesce(h.inside, false) AS inside, CAST(NULL AS VARCHAR) AS reason FROM {u} u LEFT JOIN hits h USING (id)"""
         # Built in steps, each a table: at scale every step then lives on disk rather than being held in
         # memory as a shared intermediate result.
         placed = self._scratch(
