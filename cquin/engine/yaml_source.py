@@ -20,7 +20,10 @@ from cquin.exceptions import RulesetError
 MAX_FILE_BYTES = 5_000_000
 MAX_NODES = 250_000
 MAX_DEPTH = 60
-UNREADABLE_DEPTH = 1_000  # refused before a tree is built; MAX_DEPTH is checked, with its place, on the tree
+# Refused from the parser's events before a tree is built; MAX_DEPTH is checked, with its place, on the tree.
+# Kept well below libyaml's own nesting limit (1,000 in libyaml 0.2.6), so cquin's message, not the parser's, is what a user sees.
+UNREADABLE_DEPTH = 200
+_TOO_DEEP = f"nested too deeply to read (more than {UNREADABLE_DEPTH} levels; a ruleset needs at most {MAX_DEPTH}); refused"
 # libyaml's parser when PyYAML has it (the same YAML, read many times faster); the pure-Python one otherwise.
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -197,7 +200,7 @@ def _prescan(text: str, file: str) -> None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > UNREADABLE_DEPTH:
-                    raise _refusal(file, event.start_mark, "nested too deeply to read; refused")
+                    raise _refusal(file, event.start_mark, _TOO_DEEP)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     finally:
@@ -218,12 +221,14 @@ def load_yaml_text(text: str, file: str) -> SourceDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
-        text = f"not valid YAML: {exc.problem or exc}"
+        problem = str(exc.problem or exc)
+        # Some parsers (libyaml >= 0.2.6) stop deep nesting themselves; the user still gets cquin's words.
+        text = _TOO_DEEP if "nesting depth" in problem else f"not valid YAML: {problem}"
         raise RulesetError(f"{where}: {text}", location=where, bare_message=text) from None
     except yaml.YAMLError as exc:
         raise RulesetError(f"{file}: not valid YAML: {exc}") from None
     except RecursionError:
-        raise RulesetError(f"{file}: nested too deeply to read; refused") from None
+        raise RulesetError(f"{file}: {_TOO_DEEP}") from None
     if node is None:
         raise RulesetError(f"{file}: the file is empty")
     _check_expanded_size(node, file)
@@ -231,7 +236,7 @@ def load_yaml_text(text: str, file: str) -> SourceDocument:
     try:
         data = builder.build(node, (), 0)
     except RecursionError:
-        raise RulesetError(f"{file}: nested too deeply to read; refused") from None
+        raise RulesetError(f"{file}: {_TOO_DEEP}") from None
     return SourceDocument(data=data, file=file, locations=builder.locations)
 
 

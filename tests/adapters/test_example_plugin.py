@@ -1,15 +1,19 @@
 """The example adapter plugin installs as a separate package and cquin finds it through its entry point.
 
-The package is installed editable into the running interpreter's environment
-(as an IT team would: ``pip install -e examples/cquin-adapter-example``), then
-checked in a fresh Python process, because entry points and the plugin
-registry are read once per process.
+The package is installed with pip, as an IT team would (``pip install
+examples/cquin-adapter-example``), but into a throwaway folder of the test's own
+(``pip install --target``), never into the environment running the tests: after
+``pytest`` the user's ``cquin adapters list`` is as it was.  It is checked in a
+fresh Python process with that folder on its path, because entry points and the
+plugin registry are read once per process.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version
@@ -56,17 +60,35 @@ def _can_build_without_isolation() -> bool:
 
 
 @pytest.fixture(scope="module")
-def probe() -> dict:
+def probe(tmp_path_factory: pytest.TempPathFactory) -> dict:
     if not _pip_available():
         pytest.skip("pip is not available in this environment")
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps"]
+    target = tmp_path_factory.mktemp("plugin-site")
+    build = tmp_path_factory.mktemp("plugin-build")
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(target)]
     if _can_build_without_isolation():
         cmd.append("--no-build-isolation")  # else pip fetches a build backend from the package index
-    done = subprocess.run([*cmd, "-e", str(EXAMPLE)], capture_output=True, text=True)
-    assert done.returncode == 0, f"pip install -e {EXAMPLE} failed:\n{done.stderr[-2000:]}"
-    run = subprocess.run([sys.executable, "-c", PROBE, str(SAMPLE)], capture_output=True, text=True, cwd=ROOT)
+    # Build from a copy, so the build leaves nothing (build/, *.egg-info) in the repository either.
+    source = build / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    done = subprocess.run([*cmd, str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, f"pip install --target {target} {EXAMPLE} failed:\n{done.stderr[-2000:]}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", PROBE, str(SAMPLE)], capture_output=True, text=True, cwd=ROOT, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_the_plugin_is_not_installed_into_the_environment_running_the_tests(probe):
+    here = subprocess.run(
+        [sys.executable, "-c", "from cquin import plugins; print(sorted(plugins.adapters()))"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert here.returncode == 0, here.stderr[-2000:]
+    assert "example-epr" not in here.stdout
 
 
 def test_the_installed_plugin_is_discovered_through_the_entry_point_group(probe):

@@ -16,8 +16,8 @@ from cquin.loading import load_dataset
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "fhir"
 UK_BUNDLE = FIXTURES / "uk-bundle.json"
 UK_BULK = FIXTURES / "uk-bulk"
-# The genuine Synthea bulk export lives in the shared folder beside the repository.
-SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "synthea-bulk-10-patients"
+# A genuine Synthea bulk export (Apache-2.0; see its README and LICENSE), copied into the repository.
+SYNTHEA = Path(__file__).parent.parent / "fixtures" / "synthea-bulk-10-patients"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SCT = "http://snomed.info/sct"
 P1, P2, P3 = "9990000018", "9990000026", "9990000034"
