@@ -250,20 +250,18 @@ def explain(
 def runs_list(store: StoreOpt = DEFAULT_STORE) -> None:
     """List the runs in the audit store."""
     from cquin.render.runs import render_run_list
-    from cquin.runner import require_store
     from cquin.store import list_runs, open_store
 
-    render_run_list(out, list_runs(open_store(require_store(store))))
+    render_run_list(out, list_runs(open_store(store, read_only=True)))
 
 
 @runs_app.command("show")
 def runs_show(run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE) -> None:
     """Show one stored run: inputs, parameters, results and milestones."""
     from cquin.render.runs import render_run
-    from cquin.runner import require_store
     from cquin.store import load_run, open_store
 
-    render_run(out, load_run(open_store(require_store(store)), run_id))
+    render_run(out, load_run(open_store(store, read_only=True), run_id))
 
 
 @runs_app.command("verify")

@@ -102,7 +102,7 @@ def verify_run(store: Path, run_id: str) -> Verification:
     """Re-evaluate a stored run from its inputs; say whether the results are identical, or why not."""
     import json
 
-    db = open_store(store)
+    db = open_store(store, read_only=True)
     stored = load_run(db, run_id)
     run = stored.run
     problems = []
@@ -168,7 +168,7 @@ def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key:
     from cquin.pseudonymise import key_fingerprint, pseudonym
     from cquin.store import decisions_for
 
-    db = open_store(store)
+    db = open_store(store, read_only=True)
     run = load_run(db, run_id).run
     subject_id = subject.replace(" ", "").replace("-", "") if subject.replace(" ", "").replace("-", "").isdigit() else subject
     written_with = json.loads(run["parameters"] or "{}").get("pseudonymised")
@@ -207,7 +207,7 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     from cquin.render.results import safe_cell
     from cquin.store import cohort_members
 
-    db = open_store(store)
+    db = open_store(store, read_only=True)
     run = load_run(db, run_id).run
     name = f"year{year}"
     n = 0
@@ -235,7 +235,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
     from cquin.disclosure import RULE_TEXT, publish, published_percent
     from cquin.render.results import safe_cell
 
-    db = open_store(store)
+    db = open_store(store, read_only=True)
     stored = load_run(db, run_id)
     run = stored.run
     control = disclosure_control

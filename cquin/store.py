@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import os
 import queue
 import secrets
 import sqlite3
@@ -24,17 +23,17 @@ from typing import Any
 
 from sqlite_utils.db import Database
 
-from cquin import __version__
+from cquin import __version__, storefile
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.checks import sql_str
 from cquin.dataset.duck import first_row
 from cquin.engine.evaluation import RunResult
-from cquin.exceptions import StoreError
+from cquin.exceptions import CquinError, StoreError
 from cquin.pseudonymise import Pseudonymiser
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 600_000  # a second writer waits for the first rather than failing
+SCHEMA_VERSION = 2
+READABLE_FROM = 1  # the oldest format the reading commands read as it is (older: `cquin store migrate` first)
 
 _TABLES: dict[str, dict[str, Any]] = {
     "runs": {
@@ -128,47 +127,149 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def open_store(path: Path) -> Database:
-    """Open (creating, owner-only, and migrating) the audit store at ``path``."""
+def open_store(path: Path, *, read_only: bool = False) -> Database:
+    """Open the audit store at ``path``: for writing (creating it owner-only, migrating an older format) or read-only.
+
+    Anything at ``path`` that is neither absent, an empty file, nor a cquin store is refused before a byte
+    is written (:func:`cquin.storefile.identify`).  ``read_only`` opens never write, migrate or wait behind a
+    writer; they need the store to exist.  Both check the store's integrity first (``PRAGMA quick_check``),
+    so a damaged store is named as such instead of giving numbers from what could still be read.
+    """
     path = Path(path)
+    identity = storefile.identify(path)
+    if read_only and identity.kind is storefile.Kind.NEW:
+        what = "is empty" if path.exists() else "does not exist"
+        raise StoreError(f"{path}: no audit store here (the file {what}); run `cquin evaluate` first, or pass --store")
+    conn = storefile.connect_read(path) if read_only else storefile.connect_write(path, identity)
+    db = Database(conn)
     try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        # Larger pages suit a store of long JSON rows written in bulk (about a third faster than 4 KB pages);
-        # it takes effect only when the file is new.
-        conn.execute("PRAGMA page_size = 16384")
-        conn.execute("PRAGMA journal_mode = WAL")
-        db = Database(conn)
-        _migrate(db)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: cannot open the audit store ({exc})") from None
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot create the audit store ({exc.strerror})") from None
+        if identity.kind is storefile.Kind.CQUIN:
+            # The version in the file's header may be older than the one in its write-ahead log: ask SQLite.
+            _check_version(path, conn.execute("PRAGMA user_version").fetchone()[0], reading=read_only)
+            quick_check(db, path)
+        if not read_only:
+            _migrate(db)
+    except BaseException:
+        conn.close()
+        raise
     return db
 
 
-def _migrate(db: Database) -> None:
-    """Create missing tables and indexes; the store records its schema version."""
-    with _write(db):
-        for name, spec in _TABLES.items():
-            if not db.table(name).exists():
-                db.table(name).create(spec["columns"], pk=spec.get("pk"))
-        db.execute("CREATE INDEX IF NOT EXISTS idx_subjects_subject ON run_subjects (run_id, subject_id)")
-        db.execute(
-            """CREATE VIEW IF NOT EXISTS run_decisions AS
-               SELECT s.run_id, j.key AS component, s.entity, s.subject_id,
-                      json_extract(j.value, '$[0]') AS in_denominator, json_extract(j.value, '$[1]') AS in_numerator,
-                      json_extract(j.value, '$[2]') AS rule, json_extract(j.value, '$[3]') AS reason
-               FROM run_subjects s, json_each(s.decisions) j"""
+def quick_check(db: Database, path: Path) -> None:
+    """Refuse a store whose pages SQLite finds damaged (``PRAGMA quick_check``: every page and row is read)."""
+    problems = [r[0] for r in db.conn.execute("PRAGMA quick_check(5)").fetchall()]
+    if problems != ["ok"]:
+        raise StoreError(
+            f"{path}: the audit store is damaged ({'; '.join(problems)[:300]}); nothing can be trusted from it. "
+            "Restore it from a backup (cquin leaves the damaged file as it is)"
         )
-        for name in _TABLES:
-            if name not in ("runs", "run_subjects"):
-                db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    schema_version: int
+    runs: int
+    problems: list[str]
+
+
+def check_store(path: Path) -> StoreCheck:
+    """Read every page and index of the store (``PRAGMA integrity_check``), changing nothing; list what is damaged."""
+    path = Path(path)
+    identity = storefile.identify(path)
+    if identity.kind is storefile.Kind.NEW:
+        raise StoreError(f"{path}: no audit store here")
+    conn = storefile.connect_read(path)
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA integrity_check(50)").fetchall()]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if problems == ["ok"]:
+            return StoreCheck(version, conn.execute("SELECT count(*) FROM runs").fetchone()[0], [])
+        return StoreCheck(version, 0, problems)
+    except StoreError as exc:
+        return StoreCheck(identity.schema_version, 0, [f"SQLite cannot read it: {getattr(exc, 'sqlite_detail', exc)}"])
+    finally:
+        conn.close()
+
+
+def migrate_store(path: Path) -> tuple[int, int]:
+    """Migrate an existing store to this cquin's format; returns (format before, format after)."""
+    path = Path(path)
+    identity = storefile.identify(path)
+    if identity.kind is storefile.Kind.NEW:
+        raise StoreError(f"{path}: no audit store here (nothing to migrate)")
+    conn = storefile.connect_read(path)
+    try:
+        before = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    db = open_store(path)
+    try:
+        return before, db.conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.conn.close()
+
+
+def _check_version(path: Path, version: int, *, reading: bool) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: the audit store is format {version}, written by a newer cquin (this one, {__version__}, knows "
+            f"formats up to {SCHEMA_VERSION}); upgrade cquin to use it"
+        )
+    if reading and version < READABLE_FROM:
+        raise StoreError(
+            f"{path}: the audit store is format {version}; this cquin reads formats {READABLE_FROM}-{SCHEMA_VERSION}. "
+            f"Upgrade it with `cquin store migrate --store {path}` (reading commands never change a store)"
+        )
+
+
+def _migrate(db: Database) -> None:
+    """Bring the store to SCHEMA_VERSION, one numbered step at a time, in one write transaction.
+
+    Each step takes the store from version N-1 to N; a step, once released, is never edited (add a new
+    one).  Stores older than the identity step (format 1) are recognised by their tables.
+    """
+    if db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return
+    with _write(db):
+        version = db.conn.execute("PRAGMA user_version").fetchone()[0]  # again, now that the write lock is held
+        for step, migrate in enumerate(_STEPS, start=1):
+            if version < step:
+                migrate(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _step1_tables(db: Database) -> None:
+    """Format 1: the run tables, their indexes and the run_decisions view."""
+    for name, spec in _TABLES.items():
+        if not db.table(name).exists():
+            db.table(name).create(spec["columns"], pk=spec.get("pk"))
+    db.execute("CREATE INDEX IF NOT EXISTS idx_subjects_subject ON run_subjects (run_id, subject_id)")
+    db.execute(
+        """CREATE VIEW IF NOT EXISTS run_decisions AS
+           SELECT s.run_id, j.key AS component, s.entity, s.subject_id,
+                  json_extract(j.value, '$[0]') AS in_denominator, json_extract(j.value, '$[1]') AS in_numerator,
+                  json_extract(j.value, '$[2]') AS rule, json_extract(j.value, '$[3]') AS reason
+           FROM run_subjects s, json_each(s.decisions) j"""
+    )
+    for name in _TABLES:
+        if name not in ("runs", "run_subjects"):
+            db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
+
+
+def _step2_identity(db: Database) -> None:
+    """Format 2: the store says it is cquin's (application id in the header, marker table with the format)."""
+    db.execute(f"PRAGMA application_id = {storefile.APPLICATION_ID}")
+    db.execute("CREATE TABLE IF NOT EXISTS cquin_store (key TEXT PRIMARY KEY, value TEXT)")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    db.execute(
+        "INSERT OR IGNORE INTO cquin_store (key, value) VALUES ('format', 'cquin audit store'), ('created', ?), ('created_by', ?)",
+        [now, f"cquin {__version__}"],
+    )
+
+
+# Migration steps in order: _STEPS[N-1] takes a store from format N-1 to N.
+_STEPS = (_step1_tables, _step2_identity)
+assert len(_STEPS) == SCHEMA_VERSION
 
 
 @contextmanager
@@ -178,10 +279,23 @@ def _write(db: Database) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        db.conn.execute("ROLLBACK")
+        _rollback(db)
         raise
-    else:
+    try:
         db.conn.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def _rollback(db: Database) -> None:
+    """Roll back an open transaction; SQLite may already have (a full disk does), and a failing rollback
+    must never hide the error that caused it."""
+    if db.conn.in_transaction:
+        try:
+            db.conn.execute("ROLLBACK")
+        except (sqlite3.Error, CquinError):
+            pass
 
 
 def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
@@ -333,8 +447,8 @@ def record_run(
                 subjects = f"""SELECT entity, CASE WHEN entity = 'patient' THEN {ps.id_sql("id")} ELSE id END,
                                       {ps.text_sql("decisions")} FROM ({subjects})"""
             _copy(db, dataset, subjects, "run_subjects", ("entity", "subject_id", "decisions"), run_id)
-    except sqlite3.OperationalError as exc:
-        raise StoreError(f"cannot write the run to the audit store: {exc} (nothing was written)") from None
+    except sqlite3.Error as exc:  # errors on the store's own connection are already explained
+        raise storefile.store_error(getattr(db.conn, "store_path", Path("audit store")), exc) from None
     return run_id
 
 

@@ -63,7 +63,7 @@ def stored_breakdowns(db: Database, run_id: str) -> dict[str, Any] | None:
 
 def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[str, Any] | None = None) -> ReportData:
     """Read run ``run_id`` (or a unique prefix) for a report; ``breakdowns`` overrides what the store kept."""
-    db = store if isinstance(store, Database) else open_store(store)
+    db = store if isinstance(store, Database) else open_store(store, read_only=True)
     stored = load_run(db, run_id)
     run = stored.run
     counts: dict[tuple[str, str], int] = {}
