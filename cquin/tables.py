@@ -173,7 +173,7 @@ def _csv_safe(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 def write_tables(store: Path, run_id: str, out_dir: Path) -> list[Written]:
     """Write run ``run_id``'s long-format tables into ``out_dir`` as Parquet and CSV; returns what was written."""
-    db = open_store(store)
+    db = open_store(store, read_only=True)
     run = load_run(db, run_id).run  # resolves a prefix; a clear error for an unknown run
     run_id = run["run_id"]
     import json

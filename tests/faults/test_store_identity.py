@@ -71,6 +71,7 @@ def _commands(tmp: Path) -> list[list[str]]:
         ["cohort", RUN, "--out", str(tmp / "cohort.csv")],
         ["submission", RUN, "--out", str(tmp / "submission.csv")],
         ["export", RUN, "--fhir-measure-report", str(tmp / "measure.json")],
+        ["export", RUN, "--tables", str(tmp / "tables")],
         ["explain", RUN, "9990000018"],
         ["store", "check"],
         ["store", "migrate"],
@@ -178,6 +179,7 @@ def test_reading_commands_do_not_write_a_cquin_store(stored_demo, tmp_path, caps
         ["cohort", run_id, "--out", str(tmp_path / "c.csv")],
         ["submission", run_id, "--out", str(tmp_path / "s.csv")],
         ["export", run_id, "--fhir-measure-report", str(tmp_path / "m.json")],
+        ["export", run_id, "--tables", str(tmp_path / "tables")],
         ["explain", run_id, patient],
         ["store", "check"],
     ):
