@@ -393,7 +393,15 @@ _register_extra_commands()
 
 
 def main() -> None:
-    """Console entry point: run the app, turning our own errors into one-line messages."""
+    """Console entry point: run the app, turning our own errors into one-line messages.
+
+    Ctrl-C and SIGTERM at any moment end with "interrupted" (exit 130) or "terminated" (143): the store's
+    open transaction has rolled back by then, and the temporary workspace goes as the process exits.
+    """
+    from cquin import signals, workspace
+
+    signals.install()
+    workspace.sweep_stale()  # what a killed cquin could not remove (its temporary copies of patient data)
     try:
         code = app(standalone_mode=False)
     except CquinError as exc:
@@ -401,12 +409,12 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt, signals.Terminated) as exc:
+        _stopped(exc)
+    except Exception as exc:
+        if signals.is_interrupt(exc):  # the data engine's own report of Ctrl-C
+            _stopped(exc)
+        raise
     except typer.exceptions.TyperException as exc:  # usage errors: show the usage line and the problem
         show = getattr(exc, "show", None)
         if show is not None:
@@ -414,9 +422,26 @@ def main() -> None:
         else:
             err.print(f"error: {escape(str(exc))}")
         sys.exit(getattr(exc, "exit_code", 2))
-    # In standalone_mode=False, click returns a command's exit code instead of exiting.
+    # In standalone_mode=False, click returns a command's exit code instead of exiting (and typer turns
+    # Ctrl-C into a silent 130).
+    if code == 130 and signals.interrupted():
+        _stopped(KeyboardInterrupt())
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _stopped(exc: BaseException) -> None:
+    """End after Ctrl-C or a termination signal, saying which (a second signal cannot interrupt this)."""
+    from cquin import signals, workspace
+
+    signals.shutting_down()
+    stop = signals.as_interrupt(exc.__context__ if isinstance(exc, typer.Abort) and exc.__context__ else exc)
+    workspace.cleanup()
+    if isinstance(stop, signals.Terminated):
+        err.print("terminated")
+        sys.exit(stop.exit_code)
+    err.print("interrupted")
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from cquin import plugins
 from cquin.dataset import CanonicalDataset, DatasetBuilder, Vocabulary
 from cquin.dataset.builder import DEFAULT_MEMORY_LIMIT
 from cquin.exceptions import AdapterError, CquinError, ResourceError
+from cquin.faults import reraise_fault
 
 
 def load_dataset(
@@ -33,14 +34,21 @@ def load_dataset(
         chosen.load(source, builder, values)
     except CquinError:
         raise
-    except duckdb.OutOfMemoryException:
+    except duckdb.OutOfMemoryException as exc:
+        reraise_fault(exc, "the data engine's temporary work files (reading the records)")
         raise out_of_memory("reading") from None
     except Exception as exc:  # a plugin's bug: report it by name, never a half-built dataset
+        # ... unless it is Ctrl-C, a termination or a full temporary folder, which are said as such.
+        reraise_fault(exc, "the data engine's temporary work files (reading the records)")
         raise AdapterError(f"adapter {chosen.name!r} failed while reading {source}: {type(exc).__name__}: {exc}") from None
     try:
         return builder.build(), chosen.name
-    except duckdb.OutOfMemoryException:
+    except duckdb.OutOfMemoryException as exc:
+        reraise_fault(exc, "the data engine's temporary work files (checking the records)")
         raise out_of_memory("checking the records") from None
+    except duckdb.Error as exc:
+        reraise_fault(exc, "the data engine's temporary work files (checking the records)")
+        raise
 
 
 # Work on disk when the source is larger than this share of the memory limit: the checked tables and the

@@ -67,9 +67,12 @@ def mount_point(path: Path) -> Path:
 
 def no_space(path: Path, needed_for: str) -> ResourceError:
     """The message for a full disk: which file system, where, and what needed the space."""
+    import tempfile
+
+    in_temp = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(tempfile.gettempdir()))
     return ResourceError(
-        f"no space left on {mount_point(path)} (writing {path}, {needed_for}); free some space there"
-        + (" or point TMPDIR at a larger folder" if "temporary" in needed_for else "")
+        f"no space left on {mount_point(path)} ({needed_for} needed more room in {path}); free some space there"
+        + (", or set TMPDIR to a folder on a larger disk," if in_temp else "")
         + " and run again"
     )
 

@@ -20,6 +20,7 @@ from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
 from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
 from cquin.exceptions import RulesetError, StoreError
+from cquin.faults import explained, reraise_fault
 from cquin.loading import load_dataset, out_of_memory
 from cquin.store import load_run, new_run_id, open_store, record_run, results_digest
 
@@ -63,31 +64,36 @@ def run_evaluation(
     say("evaluating")
     try:
         result = evaluate(rs, dataset, contract_value=contract_value, contract_value_year2=contract_value_year2, as_of=as_of)
-    except duckdb.OutOfMemoryException:
+    except duckdb.OutOfMemoryException as exc:
+        reraise_fault(exc, "the data engine's temporary work files (evaluating)")
         raise out_of_memory("evaluating") from None
+    except duckdb.Error as exc:
+        reraise_fault(exc, "the data engine's temporary work files (evaluating)")
+        raise
     run_id = None
     if db is not None:
         say("writing the audit store")
-        run_id = record_run(
-            db,
-            result,
-            dataset,
-            run_id=new_run_id(started),
-            started_at=started,
-            adapter=adapter_name,
-            source=str(Path(source).resolve()),
-            ruleset_source=str(rs.path.resolve()),
-            parameters={
-                "contract_value": None if contract_value is None else str(contract_value),
-                "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
-                "as_of": as_of.isoformat() if as_of else None,
-                "adapter_options": dict(adapter_options or {}),
-                "years": rs.years(),
-            },
-            ruleset_json=canonical_json(rs.doc),
-            breakdowns=compute_breakdowns(dataset.con, rs),
-            pseudonymise_key=pseudonymise_key,
-        )
+        with explained("the data engine's temporary work files (writing the audit store)"):
+            run_id = record_run(
+                db,
+                result,
+                dataset,
+                run_id=new_run_id(started),
+                started_at=started,
+                adapter=adapter_name,
+                source=str(Path(source).resolve()),
+                ruleset_source=str(rs.path.resolve()),
+                parameters={
+                    "contract_value": None if contract_value is None else str(contract_value),
+                    "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
+                    "as_of": as_of.isoformat() if as_of else None,
+                    "adapter_options": dict(adapter_options or {}),
+                    "years": rs.years(),
+                },
+                ruleset_json=canonical_json(rs.doc),
+                breakdowns=compute_breakdowns(dataset.con, rs),
+                pseudonymise_key=pseudonymise_key,
+            )
     return Evaluation(run_id, result, dataset, rs, adapter_name)
 
 

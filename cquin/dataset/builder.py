@@ -14,7 +14,6 @@ import csv
 import datetime as dt
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,6 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from cquin import signals, workspace
 from cquin.dataset.checks import (
     PLAUSIBLE_FROM,
     PLAUSIBLE_TO,
@@ -38,6 +38,7 @@ from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
 from cquin.dataset.tables import TABLE_NAMES, Table, table
 from cquin.exceptions import DataError, UserError
+from cquin.faults import reraise_fault
 
 META = ("_file", "_line", "_ref")
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -116,9 +117,10 @@ class DatasetBuilder:
         on_disk: bool = False,
     ) -> None:
         self.vocabulary = vocabulary
-        # DuckDB keeps to this much memory and spills the rest to a private temporary folder.
+        # DuckDB keeps to this much memory and spills the rest to a private folder in cquin's workspace,
+        # which is removed at exit, on an error or a signal, and swept by the next cquin after a kill.
         limit = memory_limit or os.environ.get("CQUIN_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-        self.spill_dir = tempfile.mkdtemp(prefix="cquin-spill-")
+        self.spill_dir = str(workspace.new_dir("engine-"))
         atexit.register(shutil.rmtree, self.spill_dir, True)
         # Large sources are worked on in a database file in the same private folder, so every table (not
         # just an operator's overflow) lives on disk and is paged in as needed: memory stays within the limit
@@ -130,7 +132,9 @@ class DatasetBuilder:
                 config={"memory_limit": limit, "preserve_insertion_order": True, "temp_directory": self.spill_dir},
             )
         except duckdb.Error as exc:
+            reraise_fault(exc, "the data engine's temporary work files (starting)")
             raise UserError(f"cannot start the data engine with memory limit {limit!r}: {str(exc).splitlines()[0]}") from None
+        signals.watch_engine(self.con)
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute(

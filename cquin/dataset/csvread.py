@@ -13,17 +13,18 @@ import codecs
 import csv
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from cquin import workspace
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import Ledger
 from cquin.dataset.tables import Table
 from cquin.exceptions import DataError
+from cquin.faults import reraise_fault
 
 _CHUNK = 1 << 22
 
@@ -89,16 +90,20 @@ def _without_blank_lines(path: Path, encoding: str) -> tuple[Path, list[int]]:
     quotes (an empty line inside a quoted cell is part of the cell): quotes are counted, as RFC 4180
     doubles a quote inside a quoted cell.
     """
-    fd, name = tempfile.mkstemp(suffix=".csv", prefix="cquin-")
+    fd, name = workspace.new_file("copy-", ".csv")
     original: list[int] = []
     in_quotes = False
-    with path.open("r", encoding=encoding, newline="") as src, os.fdopen(fd, "w", encoding=encoding, newline="") as dst:
-        for number, line in enumerate(src, start=1):  # newline="": lines end at LF, CR or CR LF, kept as they are
-            if in_quotes or number == 1 or line.strip("\r\n"):
-                dst.write(line)
-                original.append(number)
-            in_quotes ^= line.count('"') % 2 == 1
-    return Path(name), original
+    try:
+        with path.open("r", encoding=encoding, newline="") as src, os.fdopen(fd, "w", encoding=encoding, newline="") as dst:
+            for number, line in enumerate(src, start=1):  # newline="": lines end at LF, CR or CR LF, kept as they are
+                if in_quotes or number == 1 or line.strip("\r\n"):
+                    dst.write(line)
+                    original.append(number)
+                in_quotes ^= line.count('"') % 2 == 1
+    except BaseException:
+        name.unlink(missing_ok=True)
+        raise
+    return name, original
 
 
 def _read_header(path: Path, encoding: str) -> list[str]:
@@ -150,20 +155,19 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path
         ledger.note(f"{path.name}: read as Windows-1252 (not UTF-8)")
     if shape.mixed_newlines:
         ledger.note(f"{path.name}: mixed line endings (CR, LF, CR LF) were read as plain line ends")
-    if encoding == "cp1252" or shape.mixed_newlines:
-        # A UTF-8 copy with every line end as LF (newline=None translates CR and CR LF on reading).
-        fd, tmp_name = tempfile.mkstemp(suffix=".csv", prefix="cquin-")
-        tmp = Path(tmp_name)
-        source_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
-        translate = None if shape.mixed_newlines else ""
-        with (
-            path.open("r", encoding=source_encoding, newline=translate) as src,
-            os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
-        ):
-            for chunk in iter(lambda: src.read(_CHUNK), ""):
-                dst.write(chunk)
-        read_path = tmp
     try:
+        if encoding == "cp1252" or shape.mixed_newlines:
+            # A UTF-8 copy with every line end as LF (newline=None translates CR and CR LF on reading).
+            fd, tmp = workspace.new_file("copy-", ".csv")
+            source_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
+            translate = None if shape.mixed_newlines else ""
+            with (
+                path.open("r", encoding=source_encoding, newline=translate) as src,
+                os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
+            ):
+                for chunk in iter(lambda: src.read(_CHUNK), ""):
+                    dst.write(chunk)
+            read_path = tmp
         original = None
         if shape.blank_lines:
             compact, original = _without_blank_lines(read_path, "utf-8")  # a cp1252 file was copied as UTF-8 above
@@ -171,6 +175,9 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path
                 tmp.unlink(missing_ok=True)
             read_path = tmp = compact
         _duckdb_read(con, raw_table, t, read_path, header, source, path.name, shape.has_nul, original, ledger)
+    except OSError as exc:  # a copy could not be written (a full temporary folder)
+        reraise_fault(exc, f"a temporary copy of {path.name}")
+        raise
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -200,6 +207,7 @@ def _duckdb_read(
                   max_line_size = 4000000, strict_mode = true)"""
         )
     except duckdb.Error as exc:
+        reraise_fault(exc, f"the data engine's temporary work files (reading {shown})")
         first = str(exc).strip().splitlines()[0]
         raise DataError(f"{shown}: cannot be read as CSV ({first})") from None
     # DuckDB numbers records (header = 1) and skips rows it rejects; recover each
