@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from cquin.dataset import CanonicalDataset
+from cquin.dataset import TABLE_NAMES, CanonicalDataset
 from cquin.dataset.ledger import file_sha256
 from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
@@ -22,6 +22,7 @@ from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
 from cquin.exceptions import RulesetError, StoreError
 from cquin.faults import explained, reraise_fault
 from cquin.loading import load_dataset, out_of_memory
+from cquin.privacy import open_private
 from cquin.store import load_run, new_run_id, open_store, record_run, results_digest
 
 DEFAULT_RULESET = "cquin_2017_19"
@@ -217,7 +218,7 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     run = load_run(db, run_id).run
     name = f"year{year}"
     n = 0
-    with out.open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out) as fh:  # NHS numbers: owner-only, even if the file existed with wider access
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["nhs_number", "cohort", "why"])
         for row in cohort_members(db, run["run_id"], name):
@@ -296,31 +297,49 @@ def load_to_folder(
 ) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]]]:
     """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``.
 
-    Also returns the condition codes no LTC code list knows, counted by system and code.
+    The folder is written whole or not at all: everything goes into a new folder beside it, which then
+    takes its place, so nothing from an earlier load survives (a table this source lacks is not left over
+    from the last one).  A folder holding anything ``cquin load`` does not write is refused untouched.
+    Files are owner-only and every cell is formula-safe.  Also returns the condition codes no LTC code
+    list knows, counted by system and code.
     """
+    from cquin import loadout
+
+    loadout.check_out_dir(out_dir, source)
+    rs = load_ruleset(ruleset)
+    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    with loadout.replacing(out_dir) as staging:
+        report, unmatched = _write_load(staging, source, dataset, name, rs)
+    return dataset, out_dir / report.name, unmatched
+
+
+def _write_load(
+    out_dir: Path, source: Path, dataset: CanonicalDataset, name: str, rs: Ruleset
+) -> tuple[Path, list[tuple[str, str, int]]]:
     import csv
     import json
 
     from cquin.engine.evaluation import unmatched_codes
+    from cquin.privacy import write_private_text
     from cquin.render.results import safe_cell
 
-    rs = load_ruleset(ruleset)
-    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
-    dataset.write_csv(out_dir)
-    with (out_dir / "rejections.csv").open("w", newline="", encoding="utf-8") as fh:
+    dataset.write_csv(out_dir, cell=safe_cell)
+    with open_private(out_dir / "rejections.csv") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["file", "line", "ref", "column", "value", "reason"])
         for row in dataset.ledger.rejection_rows():
             w.writerow([safe_cell(x) for x in row])
     unmatched = unmatched_codes(rs, dataset)
     report = out_dir / "load-report.json"
-    report.write_text(
+    write_private_text(
+        report,
         json.dumps(
             {
                 "source": str(source),
                 "adapter": name,
                 "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
                 "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},
+                "tables_not_supplied": [t for t in TABLE_NAMES if t not in dataset.present],
                 "notes": dataset.ledger.notes,
                 "rejections": dataset.ledger.rejection_count(),
                 "unmatched_codes": [{"code_system": s, "code": c, "count": n} for s, c, n in unmatched],
@@ -328,6 +347,5 @@ def load_to_folder(
             indent=2,
         )
         + "\n",
-        encoding="utf-8",
     )
-    return dataset, report, unmatched
+    return report, unmatched

@@ -31,6 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from cquin.exceptions import UserError
+from cquin.privacy import make_private_dir
 from cquin.report.data import rejection_kind
 from cquin.store import load_run, open_store
 
@@ -181,7 +182,7 @@ def write_tables(store: Path, run_id: str, out_dir: Path) -> list[Written]:
     pseudonymised = bool(json.loads(run["parameters"] or "{}").get("pseudonymised"))
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--tables {out_dir}: this is a file; give a folder to write the tables into")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(out_dir)  # 0700 whatever the umask: the decisions name patients
     written = []
     for name, schema in _SCHEMAS.items():
         identifiers = name == "decisions" and not pseudonymised

@@ -14,7 +14,7 @@ import csv
 import datetime as dt
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +39,7 @@ from cquin.dataset.ledger import FileStats, Ledger
 from cquin.dataset.tables import TABLE_NAMES, Table, table
 from cquin.exceptions import DataError, UserError
 from cquin.faults import reraise_fault
+from cquin.privacy import make_private_dir, open_private
 
 META = ("_file", "_line", "_ref")
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -69,9 +70,13 @@ class CanonicalDataset:
     def count(self, name: str) -> int:
         return int(scalar(self.con, f"SELECT count(*) FROM {name}"))  # type: ignore[index]
 
-    def write_csv(self, out_dir: Path) -> list[Path]:
-        """Write the accepted rows as a canonical folder (the ``canonical`` adapter reads it back)."""
-        out_dir.mkdir(parents=True, exist_ok=True)
+    def write_csv(self, out_dir: Path, cell: Callable[[str], str] = str) -> list[Path]:
+        """Write the accepted rows as a canonical folder (the ``canonical`` adapter reads it back).
+
+        Every table that had a source is written, even with no accepted rows (its header alone); files are
+        owner-only (they hold NHS numbers). ``cell`` renders each non-empty value (e.g. formula-safe).
+        """
+        make_private_dir(out_dir)
         written = []
         for name in TABLE_NAMES:
             if name not in self.present:
@@ -89,11 +94,11 @@ class CanonicalDataset:
                 else:
                     cols.append(f"CAST({c.name} AS VARCHAR) AS {c.name}")
             rows = self.con.execute(f"SELECT {', '.join(cols)} FROM {name} ORDER BY _file, _line").fetchall()
-            with path.open("w", newline="", encoding="utf-8") as fh:
+            with open_private(path) as fh:
                 w = csv.writer(fh, lineterminator="\n")
                 w.writerow(t.column_names)
                 for row in rows:
-                    w.writerow(["" if v is None else _plain(v) for v in row])
+                    w.writerow(["" if v is None else cell(_plain(v)) for v in row])
             written.append(path)
         return written
 
