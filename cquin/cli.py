@@ -10,7 +10,7 @@ import datetime as dt
 import functools
 import json
 import sys
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -113,15 +113,14 @@ def _options(values: list[str] | None) -> dict[str, str]:
 
 
 def _money(text: str | None, flag: str) -> Decimal | None:
+    from cquin.money import parse_pounds
+
     if text is None:
         return None
     try:
-        value = Decimal(text.replace(",", "").replace("£", "").strip())
-    except InvalidOperation:
-        raise UserError(f"{flag} {text!r}: expected an amount in pounds, e.g. 12000000 or 12,000,000.00") from None
-    if not value.is_finite() or value < 0:
-        raise UserError(f"{flag} {text!r}: expected a positive amount in pounds")
-    return value
+        return parse_pounds(text)
+    except ValueError as exc:
+        raise UserError(f"{flag} {text!r}: {exc}") from None
 
 
 def _date(text: str | None, flag: str) -> dt.date | None:

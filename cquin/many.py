@@ -22,11 +22,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from cquin.exceptions import RulesetError, UserError
+from cquin.money import parse_pounds
 
 _KEYS = {"name", "source", "adapter", "contract_value", "contract_value_year2", "options"}
 
@@ -102,11 +103,9 @@ def read_manifest(path: Path) -> Manifest:
         for key in ("contract_value", "contract_value_year2"):
             raw = item.get(key)
             try:
-                v = None if raw is None else Decimal(str(raw).replace(",", "").replace("£", ""))
-                if v is not None and (not v.is_finite() or v < 0):
-                    raise InvalidOperation
-            except InvalidOperation:
-                problems.append(f"{where('providers', i, key)}: {key} {raw!r} is not an amount in pounds")
+                v = None if raw is None else parse_pounds(str(raw))
+            except ValueError as exc:
+                problems.append(f"{where('providers', i, key)}: {key} {raw!r} is not an amount in pounds ({exc})")
                 v = None
             values.append(v)
         options = item.get("options") or {}

@@ -30,15 +30,15 @@ from cquin.exceptions import UserError
 PREFIX = "p-"
 HEX_DIGITS = 20
 MIN_KEY_BYTES = 16
+MAX_KEY_FILE_BYTES = 4096  # a key is a few dozen bytes; anything larger is the wrong file (or /dev/zero)
 _TEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}(?![0-9])")
 
 
 def load_key(path: Path) -> bytes:
     """Read a key file (its bytes, surrounding white space removed); refuse one too short to be secret."""
-    try:
-        key = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the pseudonymisation key ({exc.strerror})") from None
+    from cquin.files import read_capped
+
+    key = read_capped(Path(path), limit=MAX_KEY_FILE_BYTES, what="pseudonymisation key").strip()
     if len(key) < MIN_KEY_BYTES:
         raise UserError(
             f"{path}: the pseudonymisation key is {len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes "

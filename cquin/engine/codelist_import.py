@@ -52,10 +52,12 @@ def read_download(path: Path, system: str, code_column: str | None = None, term_
     """Read an OpenCodelists CSV download; find its code and term columns by name."""
     if system not in ("snomed", "icd10", "local"):
         raise UserError(f"--system {system!r}: expected snomed, icd10 or local")
+    from cquin.engine.ruleset import MAX_CODE_LIST_BYTES
+    from cquin.files import read_capped
+
+    data = read_capped(path, limit=4 * MAX_CODE_LIST_BYTES, what="code list download")  # downloads carry extra columns
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the file ({exc.strerror})") from None
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text") from None
     reader = csv.DictReader(io.StringIO(text))
@@ -65,8 +67,15 @@ def read_download(path: Path, system: str, code_column: str | None = None, term_
     term_col = _pick(by_lower, term_column, TERM_COLUMNS, path, "term", required=False)
     out = Imported([], code_col, term_col)
     seen: dict[str, int] = {}
+    from cquin.engine.ruleset import MAX_CODES_PER_LIST
+
     for row in reader:
         line = reader.line_num
+        if len(out.rows) >= MAX_CODES_PER_LIST:
+            raise UserError(
+                f"{path}: more than {MAX_CODES_PER_LIST:,} codes (line {line}); a ruleset's code list may hold at most "
+                "that many (each evaluation matches every record against it): is it the right download?"
+            )
         raw = (row.get(code_col) or "").strip()
         if not raw and not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue  # a blank line

@@ -28,9 +28,13 @@ from cquin.dataset import Vocabulary
 from cquin.engine import codes
 from cquin.engine.bands import HUNDRED, Band, band_from_spec, coverage_problems, to_fraction
 from cquin.engine.yaml_source import Location, SourceDocument
-from cquin.exceptions import RulesetError
+from cquin.exceptions import RulesetError, UserError
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "rulesets"
+# A code list is matched against every condition record in every evaluation: the largest real lists (whole
+# SNOMED CT reference sets for a condition group) hold thousands of codes; far more is the wrong file.
+MAX_CODES_PER_LIST = 100_000
+MAX_CODE_LIST_BYTES = 16_000_000
 _DATE_REF = re.compile(r"^(?P<period>[a-z][a-z0-9_]*)(\.(?P<quarter>[A-Za-z][A-Za-z0-9_]*))?\.(?P<edge>start|end)$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -403,10 +407,15 @@ class _Checker:
                 self.code_lists[cid] = loaded
 
     def load_code_list(self, cid: str, system: str, file: Path, ypath: tuple[str | int, ...]) -> CodeList | None:
+        from cquin.files import read_capped
+
         try:
-            raw = file.read_bytes()
-        except OSError:
-            self.error(ypath, f"code list {cid}: the file {file.name} cannot be read (looked for {file})")
+            raw = read_capped(file, limit=MAX_CODE_LIST_BYTES, what=f"code list {cid}")
+        except UserError as exc:
+            if not file.exists():
+                self.error(ypath, f"code list {cid}: the file {file.name} cannot be read (looked for {file})")
+            else:
+                self.error(ypath, str(exc))
             return None
         try:
             text = raw.decode("utf-8-sig")
@@ -421,6 +430,13 @@ class _Checker:
         terms: dict[str, str] = {}
         for row in reader:
             line = reader.line_num
+            if len(found) >= MAX_CODES_PER_LIST:
+                self.error(
+                    ypath,
+                    f"code list {cid}: {file.name} has more than {MAX_CODES_PER_LIST:,} codes (line {line}); "
+                    "cquin refuses larger lists (each evaluation matches every record against them): is it the right file?",
+                )
+                return None
             code = (row.get("code") or "").strip()
             problem = codes.check_code(system, code)
             here = f"code list {cid}: {file.name}:{line}: "

@@ -242,16 +242,12 @@ def load_yaml_text(text: str, file: str) -> SourceDocument:
 
 def load_yaml_file(path: Path) -> SourceDocument:
     """Read and parse a YAML file safely; errors name the file."""
+    from cquin.files import read_capped
+
+    # A regular file of bounded size (never a device or a pipe: /dev/zero would fill the memory, a FIFO hang).
+    raw = read_capped(Path(path), limit=MAX_FILE_BYTES, what="YAML file", error=RulesetError)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise RulesetError(f"{path}: cannot read the file ({exc.strerror})") from None
-    if size > MAX_FILE_BYTES:
-        raise RulesetError(f"{path}: larger than {MAX_FILE_BYTES // 1_000_000} MB; refused")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise RulesetError(f"{path}: not UTF-8 text; save the ruleset as UTF-8") from None
-    except OSError as exc:
-        raise RulesetError(f"{path}: cannot read the file ({exc.strerror})") from None
     return load_yaml_text(text, str(path))
