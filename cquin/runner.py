@@ -146,6 +146,13 @@ def verify_run(store: Path, run_id: str) -> Verification:
             if (c.numerator, c.denominator, f"{c.payment:.2f}") != (s["numerator"], s["denominator"], s["payment"])
         ]
         return Verification(run["run_id"], False, ["the re-evaluated results differ from the stored ones"] + changed)
+    # The digest agrees; now read back every row the store holds for the run and compare it with what the
+    # re-evaluation gives, so "identical" is never said about stored data that was not read, or that changed.
+    from cquin.verify import compare_stored_rows
+
+    problems = compare_stored_rows(db, run, stored, result, dataset)
+    if problems:
+        return Verification(run["run_id"], False, problems)
     return Verification(run["run_id"], True, [])
 
 

@@ -1,0 +1,89 @@
+"""``runs verify``'s read-back: every stored row of a run is read and compared with a fresh evaluation.
+
+The stored digest (``results_sha256``) agreeing is not enough to say a run is
+intact: it is one value in one row.  Here the per-subject decisions, the cohort
+lists and the component results are read back from the store in full and
+compared, as order-independent digests, with what the re-evaluation gives.  A
+row that cannot be read (a damaged page) is a problem in its own right.  For a
+pseudonymised run the store keeps pseudonyms, which cannot be recomputed
+without the key, so its subjects and cohorts are compared by count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlite_utils.db import Database
+
+from cquin.dataset import CanonicalDataset
+from cquin.engine.evaluation import RunResult
+from cquin.exceptions import StoreError
+from cquin.store import StoredRun, subject_decisions_sql
+
+_MASK = (1 << 64) - 1
+
+
+def _digest(rows: Iterable[tuple[Any, ...]]) -> tuple[int, int]:
+    """(row count, sum of 64-bit row hashes): equal for equal multisets of rows, whatever their order."""
+    n = total = 0
+    for row in rows:
+        h = hashlib.blake2b("\x1f".join("" if v is None else str(v) for v in row).encode(), digest_size=8)
+        total = (total + int.from_bytes(h.digest(), "big")) & _MASK
+        n += 1
+    return n, total
+
+
+def _duck_rows(dataset: CanonicalDataset, sql: str) -> Iterable[tuple[Any, ...]]:
+    reader = dataset.con.sql(sql).to_arrow_reader(50_000)
+    for batch in reader:
+        yield from zip(*(batch.column(i).to_pylist() for i in range(batch.num_columns)), strict=True)
+
+
+def compare_stored_rows(
+    db: Database, run: dict[str, Any], stored: StoredRun, result: RunResult, dataset: CanonicalDataset
+) -> list[str]:
+    """What differs between the run's stored rows and the re-evaluation (empty: everything was read and agrees)."""
+    run_id = run["run_id"]
+    pseudonymised = bool(json.loads(run["parameters"] or "{}").get("pseudonymised"))
+    problems: list[str] = []
+    try:
+        for c, s in zip(result.components, stored.components, strict=False):
+            now = (c.id, c.numerator, c.denominator, f"{c.payment:.2f}", c.band)
+            then = (s["component"], s["numerator"], s["denominator"], s["payment"], s["band"])
+            if now != then:
+                problems.append(f"{c.id}: stored {then[1]}/{then[2]} £{then[3]}, now {now[1]}/{now[2]} £{now[3]}")
+        if len(result.components) != len(stored.components):
+            problems.append(f"the store holds {len(stored.components)} component results; the ruleset has {len(result.components)}")
+        subjects_sql = "SELECT entity, subject_id, decisions FROM run_subjects WHERE run_id = ?"
+        cohorts_sql = "SELECT cohort, patient_id, reason FROM run_cohorts WHERE run_id = ?"
+        if pseudonymised:
+            stored_subjects = _digest((r[0],) for r in db.execute(subjects_sql, [run_id]).fetchall())
+            fresh_subjects = _digest((r[0],) for r in _duck_rows(dataset, subject_decisions_sql(result)))
+            stored_cohorts = _digest((r[0],) for r in db.execute(cohorts_sql, [run_id]).fetchall())
+            fresh_cohorts = _digest((r[0],) for r in _duck_rows(dataset, "SELECT cohort FROM cohort_members"))
+        else:
+            stored_subjects = _digest(db.execute(subjects_sql, [run_id]))
+            fresh_subjects = _digest(_duck_rows(dataset, subject_decisions_sql(result)))
+            stored_cohorts = _digest(db.execute(cohorts_sql, [run_id]))
+            fresh_cohorts = _digest(_duck_rows(dataset, "SELECT cohort, id, reason FROM cohort_members"))
+        for what, then_d, now_d in (
+            ("per-patient decisions", stored_subjects, fresh_subjects),
+            ("cohort lists", stored_cohorts, fresh_cohorts),
+        ):
+            if then_d != now_d:
+                problems.append(
+                    f"the stored {what} differ from the re-evaluation ({then_d[0]:,} rows stored, {now_d[0]:,} now"
+                    + (", and their contents differ" if then_d[0] == now_d[0] else "")
+                    + ")"
+                )
+        # Every other row of the run must at least be readable.
+        for table in ("run_inputs", "run_rejections", "run_milestones", "run_overrides", "run_unmatched_codes", "run_breakdowns"):
+            if db[table].exists():
+                for _ in db.execute(f"SELECT * FROM {table} WHERE run_id = ?", [run_id]):
+                    pass
+    except StoreError as exc:
+        problems.append(f"the stored run cannot be read back in full: {exc}")
+    return problems
