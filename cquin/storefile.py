@@ -129,7 +129,11 @@ def _uri(path: Path, flags: str) -> str:
 
 
 def connect_read(path: Path) -> sqlite3.Connection:
-    """A read-only connection to an identified store: it never writes, creates or migrates anything."""
+    """A read-only connection to an identified store: it never writes, creates or migrates anything.
+
+    A store others could read is still made owner-only (its mode, not its bytes; where allowed).
+    """
+    private(path)
     wal = Path(str(path) + "-wal")
     try:
         con = sqlite3.connect(

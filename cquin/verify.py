@@ -56,7 +56,9 @@ def compare_stored_rows(
             if now != then:
                 problems.append(f"{c.id}: stored {then[1]}/{then[2]} £{then[3]}, now {now[1]}/{now[2]} £{now[3]}")
         if len(result.components) != len(stored.components):
-            problems.append(f"the store holds {len(stored.components)} component results; the ruleset has {len(result.components)}")
+            problems.append(
+                f"the store holds {len(stored.components)} component results; the ruleset has {len(result.components)}"
+            )
         subjects_sql = "SELECT entity, subject_id, decisions FROM run_subjects WHERE run_id = ?"
         cohorts_sql = "SELECT cohort, patient_id, reason FROM run_cohorts WHERE run_id = ?"
         if pseudonymised:

@@ -294,3 +294,14 @@ def test_a_store_in_a_new_folder_is_made_owner_only_at_any_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o700
+
+
+def test_an_existing_store_readable_by_others_is_made_owner_only_when_read(stored_demo, tmp_path, capsys):
+    source, _ = stored_demo
+    store = tmp_path / "audit.sqlite"
+    shutil.copy(source, store)
+    os.chmod(store, 0o644)
+    before = sha256(store)
+    assert run_main(capsys, "runs", "list", "--store", str(store)).code == 0
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert sha256(store) == before
