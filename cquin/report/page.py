@@ -423,7 +423,11 @@ def breakdowns(d: ReportData, control: bool, figs: _Figures) -> str:
         f"the counts. A group with no one in a component's denominator has no bar. Ages are on {e(b.get('age_reference_date'))}.</p>"
     ]
     for dim in b["dimensions"].values():
-        parts.append(f"<div class='chart'><h3>{e(dim['label'])}</h3>" + figs.html(charts.rates_figure(dim, comps, control=control)) + "</div>")
+        parts.append(
+            f"<div class='chart'><h3>{e(dim['label'])}</h3>"
+            + figs.html(charts.rates_figure(dim, comps, control=control))
+            + "</div>"
+        )
         rows = []
         for v in dim["values"]:
             cells = [e(v["label"])]
