@@ -124,34 +124,57 @@ def test_reading_commands_refuse_an_absent_or_empty_store_without_creating_it(tm
     assert empty.stat().st_size == 0
 
 
-def _legacy_store(path: Path) -> None:
-    """A store as cquin wrote it before stores identified themselves: format 1, application id 0."""
-    from cquin.store import _step1_tables
+def _unmarked_store(path: Path, version: int) -> None:
+    """A store as cquin wrote it before stores identified themselves: application id 0, tables without keys."""
+    from sqlite_utils.db import Database
+
+    from cquin.store import _TABLES
 
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode = WAL")
-    from sqlite_utils.db import Database
-
-    _step1_tables(Database(con))
-    con.execute("PRAGMA user_version = 1")
+    db = Database(con)
+    old_columns = {"reason_group", "available_pence", "payment_pence", "payment_fraction_numerator"}
+    old_columns |= {"payment_fraction_denominator", "share_numerator", "share_denominator"}
+    for name, spec in _TABLES.items():
+        if version == 1 and name == "run_totals":
+            continue
+        columns = {c: t for c, t in spec["columns"].items() if version > 1 or c not in old_columns}
+        db.table(name).create(columns, pk=spec.get("pk"))
+    con.execute(f"PRAGMA user_version = {version}")
     con.close()
 
 
-def test_reading_commands_read_an_older_store_as_it_is_and_only_a_writer_migrates_it(tmp_path, capsys):
+def test_reading_commands_ask_for_a_migration_of_a_store_too_old_to_read_and_change_nothing(tmp_path, capsys):
     store = tmp_path / "old.sqlite"
-    _legacy_store(store)
+    _unmarked_store(store, 1)
     before = sha256(store)
-    for args in (["runs", "list"], ["runs", "show", RUN], ["store", "check"]):
+    for args in (["runs", "list"], ["runs", "show", RUN], ["report", RUN]):
         ran = run_main(capsys, *args, "--store", str(store))
         no_traceback(ran)
-        assert "not a cquin audit store" not in ran.err
-    assert run_main(capsys, "runs", "list", "--store", str(store)).code == 0
+        assert ran.code == 6 and "cquin store migrate" in ran.err, ran.err
+    assert run_main(capsys, "store", "check", "--store", str(store)).code == 0
     assert sha256(store) == before
     migrated = run_main(capsys, "store", "migrate", "--store", str(store))
-    assert migrated.code == 0 and f"from format 1 to {SCHEMA_VERSION}" in migrated.out
+    assert migrated.code == 0 and f"from format 1 to {SCHEMA_VERSION}" in migrated.out, migrated.err
+    assert run_main(capsys, "runs", "list", "--store", str(store)).code == 0
     con = sqlite3.connect(store)
     assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert con.execute("PRAGMA foreign_key_list(run_subjects)").fetchall()  # format 2's keys, added on the way
+    con.close()
+
+
+def test_a_store_of_the_format_before_the_marker_is_read_as_it_is(tmp_path, capsys):
+    store = tmp_path / "format2.sqlite"
+    _unmarked_store(store, 2)
+    before = sha256(store)
+    ran = run_main(capsys, "runs", "list", "--store", str(store))
+    assert ran.code == 0, ran.err
+    assert sha256(store) == before
+    assert run_main(capsys, "evaluate", "--demo", "--store", str(store), "--format", "json").code == 0
+    con = sqlite3.connect(store)
+    assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
     con.close()
 
 
