@@ -26,7 +26,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from cquin.store import open_store
 
         require_store(store)
-        open_store(store).conn.close()  # carry an older store forward to the current schema first
+        # Identify and check the store read-only (a file not cquin's is refused, an older one asks for
+        # `cquin store migrate`): serving it never writes it.
+        open_store(store, read_only=True).conn.close()
         ds = datasette_app(store, show_identifiers=show_identifiers)
         out.print(f"serving the audit store {store} on http://{HOST}:{port}/ (Ctrl+C to stop)")
         if show_identifiers:
