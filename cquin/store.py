@@ -25,6 +25,7 @@ from typing import Any
 from sqlite_utils.db import Database
 
 from cquin import __version__
+from cquin.cycle.schema import create_signoff_tables
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.checks import sql_str
 from cquin.dataset.duck import first_row
@@ -33,7 +34,7 @@ from cquin.exceptions import StoreError
 from cquin.pseudonymise import Pseudonymiser
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sign-offs (cquin.cycle.schema), signed-off runs frozen by triggers
 BUSY_TIMEOUT_MS = 600_000  # a second writer waits for the first rather than failing
 
 _TABLES: dict[str, dict[str, Any]] = {
@@ -168,6 +169,8 @@ def _migrate(db: Database) -> None:
         for name in _TABLES:
             if name not in ("runs", "run_subjects"):
                 db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
+        # Format 2: the append-only sign-off table; every run table refuses changes to a signed-off run.
+        create_signoff_tables(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils.db import Database
 
+from cquin.cycle.signoff import signoff_state
 from cquin.store import load_run, open_store
 
 # A rejection's kind: its reason with quoted values and NHS numbers taken out (as the load report groups them).
@@ -38,6 +39,7 @@ class ReportData:
     available: dict[str, str]
     rejections: list[tuple[str, str, int]]  # (file, kind, count)
     breakdowns: dict[str, Any] | None
+    signoff: list[str] = field(default_factory=list)  # the run's sign-off state, in lines (cquin.cycle.signoff)
 
     @property
     def run_id(self) -> str:
@@ -83,4 +85,5 @@ def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[st
         available=json.loads(run["available"]),
         rejections=rejections,
         breakdowns=breakdowns if breakdowns is not None else stored_breakdowns(db, run["run_id"]),
+        signoff=signoff_state(db, run["run_id"]).lines(),
     )

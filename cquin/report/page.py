@@ -323,6 +323,7 @@ def render_report(d: ReportData, *, control: bool = True) -> str:
         f"run {d.run_id} · ruleset {d.run['ruleset_id']} {d.run['ruleset_version']} · "
         + (f"as of {d.run['as_of']}" if d.run["as_of"] else "all records")
         + f" · generated {dt.date.today().isoformat()}",
+        *d.signoff,
     ]
     return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), banner(control) + provider_sections(d, control))
 
