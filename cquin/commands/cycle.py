@@ -77,3 +77,87 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from cquin.runner import require_store
 
         out.print(f"deleted run {delete_run(require_store(store), run_id)}")
+
+    @app.command("compare")
+    def compare(
+        run_a: Annotated[str, typer.Argument(help="The earlier run (id or unique prefix).")],
+        run_b: Annotated[str, typer.Argument(help="The later run.")],
+        limit: Annotated[int, typer.Option("--limit", help="Patients listed per reason and figure.")] = 10,
+        out_file: Annotated[
+            Path | None, typer.Option("--out", help="Also write every move to this CSV file (contains NHS numbers).")
+        ] = None,
+        fmt: Annotated[str, typer.Option("--format", help="Output: table or json.")] = "table",
+        store: StoreOpt = DEFAULT_STORE,
+    ) -> None:
+        """Compare two runs: whether data, ruleset or both differ; who moved in or out of each figure, and why."""
+        import json
+        import sys
+
+        from cquin.cli import out
+        from cquin.cycle.compare import compare_runs
+        from cquin.exceptions import UserError
+        from cquin.render.cycle import moves_csv, render_comparison
+        from cquin.runner import require_store
+
+        if fmt not in ("table", "json"):
+            raise UserError(f"--format {fmt!r}: expected table or json")
+        cmp = compare_runs(require_store(store), run_a, run_b)
+        if out_file is not None:
+            from cquin.cycle.files import write_private
+
+            write_private(out_file, moves_csv(cmp))
+        if fmt == "json":
+            sys.stdout.write(json.dumps(cmp.as_dict(), indent=2) + "\n")
+        else:
+            render_comparison(out, cmp, limit=max(limit, 0))
+            if out_file is not None:
+                out.print(f"wrote every move to {out_file} (contains NHS numbers: keep it within the provider and commissioner)")
+
+    @app.command("progress")
+    def progress(
+        provider: Annotated[
+            str | None, typer.Option("--provider", help="The provider's ODS code (needed when the store holds several).")
+        ] = None,
+        store: StoreOpt = DEFAULT_STORE,
+    ) -> None:
+        """Quarter-on-quarter progress for one provider: each as-of date's figures, payments and sign-off state."""
+        from cquin.cli import out
+        from cquin.cycle.compare import provider_progress
+        from cquin.render.cycle import render_progress
+        from cquin.runner import require_store
+
+        code, points = provider_progress(require_store(store), provider)
+        render_progress(out, code, points)
+
+    @app.command("reconcile")
+    def reconcile(
+        run_id: RunArg,
+        return_file: Annotated[
+            Path,
+            typer.Option(
+                "--return", help="The provider's return: the CSV `cquin submission` writes, or their own figures in it."
+            ),
+        ],
+        limit: Annotated[int, typer.Option("--limit", help="Patients or staff listed per differing figure.")] = 10,
+        fmt: Annotated[str, typer.Option("--format", help="Output: table or json.")] = "table",
+        store: StoreOpt = DEFAULT_STORE,
+    ) -> None:
+        """Reconcile a provider's return with an evaluation, figure by figure (exit 1 when any figure differs)."""
+        import json
+        import sys
+
+        from cquin.cli import out
+        from cquin.cycle.reconcile import reconcile as run_reconcile
+        from cquin.exceptions import UserError
+        from cquin.render.cycle import render_reconciliation
+        from cquin.runner import require_store
+
+        if fmt not in ("table", "json"):
+            raise UserError(f"--format {fmt!r}: expected table or json")
+        rec = run_reconcile(require_store(store), run_id, return_file)
+        if fmt == "json":
+            sys.stdout.write(json.dumps(rec.as_dict(), indent=2) + "\n")
+        else:
+            render_reconciliation(out, rec, limit=max(limit, 0))
+        if rec.differences:
+            raise typer.Exit(1)

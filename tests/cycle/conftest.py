@@ -9,7 +9,7 @@ import pytest
 # Four patients of provider RYX (NHS numbers in the 999 test range, valid check digits).
 #   9990000018: arthritis since 2015, PAM level 2 in Jun 2017 (low), conversation Aug 2017, level 3 in Sep 2018.
 #   9990000026: diabetes since 2016, PAM level 1 in Oct 2017 (low), conversation May 2018, level 1 in Oct 2018.
-#   9990000034: hypertension recorded Nov 2017, PAM level 4 in Dec 2017 (not low).
+#   9990000034: hypertension recorded Nov 2017, PAM level 3 in Dec 2017 (not low under the published ruleset).
 #   9990000050: no long-term condition; discharged Feb 2018.
 RECORDS = {
     "patients.csv": """patient_id,date_of_birth,sex,served_from,served_to
@@ -24,7 +24,7 @@ RECORDS = {
     "assessments.csv": """patient_id,assessed_on,respondent,instrument,pam_score,pam_level,gpps_q32,gpps_q33
 9990000018,2017-06-01,patient,pam,,2,,
 9990000026,2017-10-10,patient,pam,,1,,
-9990000034,2017-12-01,patient,pam,,4,,
+9990000034,2017-12-01,patient,pam,,3,,
 9990000018,2018-09-01,patient,pam,,3,,
 9990000026,2018-10-01,patient,pam,,1,,""",
     "conversations.csv": """patient_id,held_on,staff_id
