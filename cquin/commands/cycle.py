@@ -161,3 +161,37 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             render_reconciliation(out, rec, limit=max(limit, 0))
         if rec.differences:
             raise typer.Exit(1)
+
+    @app.command("sample")
+    def sample(
+        run_id: RunArg,
+        size: Annotated[int, typer.Option("--size", help="How many patients to draw.")],
+        seed: Annotated[int, typer.Option("--seed", help="The random seed: the same run, size and seed give the same sample.")],
+        out_file: Annotated[
+            Path | None, typer.Option("--out", help="Also write the sample as CSV (contains NHS numbers: for the case-note audit).")
+        ] = None,
+        fmt: Annotated[str, typer.Option("--format", help="Output: table or json.")] = "table",
+        store: StoreOpt = DEFAULT_STORE,
+    ) -> None:
+        """Draw a reproducible audit sample of patients, stratified by component outcome, each with their explanation."""
+        import json
+        import sys
+
+        from cquin.cli import out
+        from cquin.cycle.files import write_private
+        from cquin.cycle.sample import draw_sample, sample_csv
+        from cquin.exceptions import UserError
+        from cquin.render.cycle import render_sample
+        from cquin.runner import require_store
+
+        if fmt not in ("table", "json"):
+            raise UserError(f"--format {fmt!r}: expected table or json")
+        drawn = draw_sample(require_store(store), run_id, size=size, seed=seed)
+        if out_file is not None:
+            write_private(out_file, sample_csv(drawn))
+        if fmt == "json":
+            sys.stdout.write(json.dumps(drawn.as_dict(), indent=2) + "\n")
+            return
+        render_sample(out, drawn)
+        if out_file is not None:
+            out.print(f"wrote the sample to {out_file} (contains NHS numbers: share only for the case-note audit)")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cquin.cycle.compare import Move, ProgressPoint, RunComparison
 from cquin.cycle.reconcile import Reconciliation
+from cquin.cycle.sample import AuditSample
 from cquin.cycle.signoff import Signoff, SignoffState
 
 
@@ -178,3 +179,24 @@ def render_reconciliation(console: Console, rec: Reconciliation, limit: int = 10
             )
         if len(f.moves) > limit:
             console.print(f"    [dim]… and {len(f.moves) - limit:,} more (--limit, or --format json)[/]")
+
+
+def render_sample(console: Console, sample: AuditSample) -> None:
+    """The strata and the sampled patients, each with their path through every component."""
+    console.print(
+        f"audit sample of run [bold]{sample.run_id}[/]: {len(sample.patients):,} of {sample.population:,} patients, "
+        f"seed {sample.seed} (draw {sample.digest[:12]}: the same run, --size and --seed give the same patients)"
+    )
+    table = Table(title="Strata (outcome in each patient component)", title_justify="left")
+    for col in ("stratum", *sample.components, "patients", "drawn"):
+        table.add_column(col, justify="right" if col in ("stratum", "patients", "drawn") else "left")
+    for i, s in enumerate(sample.strata):
+        table.add_row(str(i + 1), *(escape(o) for o in s.key), f"{s.size:,}", f"{s.drawn:,}")
+    console.print(table)
+    for p in sample.patients:
+        console.print(f"[bold]{escape(p.subject_id)}[/] (stratum {p.stratum + 1})")
+        for d in p.decisions:
+            where = "numerator" if d["in_numerator"] else ("denominator only" if d["in_denominator"] else "outside")
+            console.print(f"  {escape(str(d['component']))}: {where} — {escape(str(d['rule']))}: {escape(str(d['reason']))}")
+        for c in p.cohorts:
+            console.print(f"  cohort {escape(str(c['cohort']))}: {escape(str(c['reason']))}")
