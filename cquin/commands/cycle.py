@@ -168,7 +168,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         size: Annotated[int, typer.Option("--size", help="How many patients to draw.")],
         seed: Annotated[int, typer.Option("--seed", help="The random seed: the same run, size and seed give the same sample.")],
         out_file: Annotated[
-            Path | None, typer.Option("--out", help="Also write the sample as CSV (contains NHS numbers: for the case-note audit).")
+            Path | None,
+            typer.Option("--out", help="Also write the sample as CSV (contains NHS numbers: for the case-note audit)."),
         ] = None,
         fmt: Annotated[str, typer.Option("--format", help="Output: table or json.")] = "table",
         store: StoreOpt = DEFAULT_STORE,

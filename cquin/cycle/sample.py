@@ -57,7 +57,9 @@ class AuditSample:
     @property
     def digest(self) -> str:
         """Identifies the draw: equal for the same run, size and seed."""
-        return hashlib.sha256(json.dumps([self.run_id, self.size, self.seed, [p.subject_id for p in self.patients]]).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps([self.run_id, self.size, self.seed, [p.subject_id for p in self.patients]]).encode()
+        ).hexdigest()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,7 +69,12 @@ class AuditSample:
             "population": self.population,
             "digest": self.digest,
             "strata": [
-                {"stratum": i + 1, "outcomes": dict(zip(self.components, s.key, strict=True)), "patients": s.size, "drawn": s.drawn}
+                {
+                    "stratum": i + 1,
+                    "outcomes": dict(zip(self.components, s.key, strict=True)),
+                    "patients": s.size,
+                    "drawn": s.drawn,
+                }
                 for i, s in enumerate(self.strata)
             ],
             "patients": [
@@ -110,7 +117,9 @@ def _outcomes(db: Database, run_id: str) -> tuple[list[str], dict[tuple[str, ...
         "SELECT subject_id, decisions FROM run_subjects WHERE run_id = ? AND entity = 'patient' ORDER BY subject_id", [run_id]
     ):
         decided = json.loads(text)
-        key = tuple(OUTCOMES.get((int(decided[c][0]), int(decided[c][1])), "outside") if c in decided else "outside" for c in components)
+        key = tuple(
+            OUTCOMES.get((int(decided[c][0]), int(decided[c][1])), "outside") if c in decided else "outside" for c in components
+        )
         groups.setdefault(key, []).append(sid)
     return components, groups
 
@@ -145,7 +154,9 @@ def sample_csv(sample: AuditSample) -> str:
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["run_id", "seed", "size", "stratum", "nhs_number", "component", "in_denominator", "in_numerator", "rule", "reason"])
+    w.writerow(
+        ["run_id", "seed", "size", "stratum", "nhs_number", "component", "in_denominator", "in_numerator", "rule", "reason"]
+    )
     for p in sample.patients:
         for d in p.decisions:
             if d["entity"] != "patient":

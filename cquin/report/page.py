@@ -29,6 +29,7 @@ SECTIONS = (
     ("funnel", "Cohort funnel"),
     ("breakdowns", "Breakdowns"),
     ("quarters", "Activity by quarter and milestones"),
+    ("progress", "Progress over the year"),
     ("data-quality", "Data quality"),
     ("trace", "Traceability"),
 )
@@ -235,6 +236,15 @@ def quarters(d: ReportData, control: bool, figs: _Figures) -> str:
     return out + table(head, rows) + note
 
 
+def progress(d: ReportData, control: bool, figs: _Figures) -> str:
+    """The provider's runs at each as-of date (quarter on quarter), from the audit store."""
+    from cquin.report.progress import progress_figure, progress_table
+
+    if len(d.progress) < 2:
+        return "<p>Only one as-of date has been evaluated for this provider: progress shows once there are more.</p>"
+    return figs.html(progress_figure(d.progress, control=control)) + progress_table(d.progress, d.run_id, control=control)
+
+
 def data_quality(d: ReportData, control: bool, figs: _Figures) -> str:
     rows = [
         [e(i["name"]), count(i["read"], control), count(i["accepted"], control), count(i["rejected"], control)] for i in d.inputs
@@ -291,6 +301,7 @@ def provider_sections(d: ReportData, control: bool, prefix: str = "") -> str:
         "funnel": funnel(d, control, figs),
         "breakdowns": breakdowns(d, control, figs),
         "quarters": quarters(d, control, figs),
+        "progress": progress(d, control, figs),
         "data-quality": data_quality(d, control, figs),
         "trace": trace(d, control),
     }

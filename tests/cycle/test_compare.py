@@ -183,3 +183,17 @@ def test_the_cli_table_lists_who_moved_and_why(quarters):
     assert "the runs differ in: as-of date" in got.output
     assert "y1.ltc_identification numerator: 2 -> 3 (+1); 1 moved in, 0 moved out" in got.output
     assert "in  9990000034" in got.output
+
+
+def test_the_report_shows_progress_over_the_year_as_a_chart_and_a_table(quarters, tmp_path: Path):
+    from cquin.report import write_report
+
+    store, q2, q4 = quarters
+    page = tmp_path / "report.html"
+    write_report(store, q4, page, disclosure_control=False)
+    html = page.read_text()
+    section = html[html.index('<section id="progress">') :]
+    section = section[: section.index("</section>")]
+    assert "plotly-graph-div" in section
+    assert "2017-09-30" in section and "2018-03-31 (this run)" in section
+    assert "2 / 4 (50.00%)" in section and "3 / 4 (75.00%)" in section  # LTC identified of served, Q2 then Q4

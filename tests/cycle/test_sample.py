@@ -84,7 +84,9 @@ def test_a_sample_of_nobody_is_refused(run):
 def test_the_cli_writes_the_sample_for_the_case_note_audit_to_an_owner_only_file(run, tmp_path: Path):
     store, rid = run
     out = tmp_path / "sample.csv"
-    got = CliRunner().invoke(app, ["sample", rid, "--size", "4", "--seed", "3", "--out", str(out), "--format", "json", "--store", str(store)])
+    got = CliRunner().invoke(
+        app, ["sample", rid, "--size", "4", "--seed", "3", "--out", str(out), "--format", "json", "--store", str(store)]
+    )
     assert got.exit_code == 0, got.output
     doc = json.loads(got.output)
     assert doc["size"] == 4 and len(doc["patients"]) == 4 and doc["population"] == 10
