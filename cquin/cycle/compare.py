@@ -280,10 +280,12 @@ def _cohort_moves(
         [a["run_id"], name, b["run_id"], name],
     ).fetchall()
     moves = []
+    counted_over = {r["run_id"]: _components_over(r, name) for r in (a, b)}
     for sid, ra, rb in rows:
         # The member's reason says why they are in; for the run they are not in, the store keeps no reason,
         # so the decisions of a component whose denominator is the cohort are looked up.
-        other = _outside_reason(db, b["run_id"] if ra else a["run_id"], sid, name)
+        outside = b["run_id"] if ra else a["run_id"]
+        other = _outside_reason(db, outside, sid, counted_over[outside])
         before = ra if ra is not None else other
         after = rb if rb is not None else other
         override = sid in overridden
@@ -298,12 +300,15 @@ def _has_subject(db: Database, run_id: str, sid: str) -> bool:
     return bool(db.execute("SELECT 1 FROM run_subjects WHERE run_id = ? AND subject_id = ? LIMIT 1", [run_id, sid]).fetchall())
 
 
-def _outside_reason(db: Database, run_id: str, sid: str, cohort: str) -> str:
-    """Why a patient is not in a run's cohort: the deciding fact of a component counted over that cohort."""
-    run = load_run(db, run_id).run
+def _components_over(run: dict[str, Any], cohort: str) -> list[str]:
+    """The run's components whose denominator is the cohort ``cohort``."""
     ruleset = json.loads(run["ruleset_json"])
     pops = [pid for pid, p in ruleset["populations"].items() if (p["rule"].get("cohort") or {}).get("overrides") == cohort]
-    comps = [c["id"] for c in ruleset["components"] if c.get("denominator") in pops]
+    return [c["id"] for c in ruleset["components"] if c.get("denominator") in pops]
+
+
+def _outside_reason(db: Database, run_id: str, sid: str, comps: list[str]) -> str:
+    """Why a patient is not in a run's cohort: the deciding fact of a component counted over that cohort."""
     row = db.execute("SELECT decisions FROM run_subjects WHERE run_id = ? AND subject_id = ?", [run_id, sid]).fetchall()
     if not row:
         return "not in this run's records"
