@@ -60,3 +60,12 @@ def freeze_signed_off_runs(db: Any) -> None:
                     WHEN EXISTS (SELECT 1 FROM {SIGNOFF_TABLE} s WHERE s.run_id = {row}.run_id)
                     BEGIN SELECT RAISE(ABORT, '{FROZEN_MESSAGE}'); END"""
             )
+
+
+def thaw_for_migration(db: Any) -> None:
+    """Drop the guards on signed-off runs while the store's format changes (a migration may rebuild or fill run
+    tables without changing what a run says); :func:`create_signoff_tables` puts them back in the same transaction."""
+    for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'frozen\\_%' ESCAPE '\\'"
+    ).fetchall():
+        db.execute(f'DROP TRIGGER IF EXISTS "{name}"')
