@@ -252,6 +252,9 @@ def _migrate_2(db: Database) -> None:
         if not db.execute("SELECT 1 FROM run_totals WHERE run_id = ?", [run["run_id"]]).fetchone():
             db.table("run_totals").insert_all(_total_rows(run["run_id"], json.loads(run["totals"]), json.loads(run["available"])))
     # Declared foreign keys (sqlite-utils rebuilds each table with its key; the rows are copied unchanged).
+    # The run_decisions view is dropped first (a table rebuilt under a view fails on older SQLite tooling);
+    # _migrate creates it again.
+    db.execute("DROP VIEW IF EXISTS run_decisions")
     db.add_foreign_keys([(t, "run_id", "runs", "run_id") for t in _TABLES if t != "runs" and not db.table(t).foreign_keys])
 
 
