@@ -27,6 +27,7 @@ from typing import Any
 from sqlite_utils.db import Database
 
 from cquin import __version__, storefile
+from cquin.cycle.schema import create_signoff_tables, thaw_for_migration
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.checks import sql_str
 from cquin.dataset.duck import first_row
@@ -35,8 +36,8 @@ from cquin.exceptions import CquinError, StoreError
 from cquin.pseudonymise import Pseudonymiser
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
-SCHEMA_VERSION = 3
-READABLE_FROM = 2  # the oldest format the reading commands read as it is (older: `cquin store migrate` first)
+SCHEMA_VERSION = 4  # 2: numeric columns and foreign keys; 3: sign-offs (cquin.cycle.schema); 4: marked as cquin's
+READABLE_FROM = 3  # the oldest format the reading commands read as it is (older: `cquin store migrate` first)
 
 _TABLES: dict[str, dict[str, Any]] = {
     "runs": {
@@ -253,10 +254,23 @@ def _migrate(db: Database) -> None:
         return
     with _write(db):
         version = db.conn.execute("PRAGMA user_version").fetchone()[0]  # again, now that the write lock is held
+        thaw_for_migration(db)  # a format change may rewrite run rows; the guards are put back below
         for step, migrate in enumerate(_STEPS, start=1):
             if version < step:
                 migrate(db)
+        _create_view_and_indexes(db)  # idempotent: whatever a step rebuilt, the view and indexes are there
+        create_signoff_tables(db)  # the guards on signed-off runs, over every table (idempotent)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _create_view(db: Database) -> None:
+    db.execute(
+        """CREATE VIEW IF NOT EXISTS run_decisions AS
+           SELECT s.run_id, j.key AS component, s.entity, s.subject_id,
+                  json_extract(j.value, '$[0]') AS in_denominator, json_extract(j.value, '$[1]') AS in_numerator,
+                  json_extract(j.value, '$[2]') AS rule, json_extract(j.value, '$[3]') AS reason
+           FROM run_subjects s, json_each(s.decisions) j"""
+    )
 
 
 def _create_missing_tables(db: Database) -> None:
@@ -269,21 +283,19 @@ def _create_missing_tables(db: Database) -> None:
 def _step1_tables(db: Database) -> None:
     """Format 1: the run tables (as they are now, each keyed to ``runs``), their indexes and the run_decisions view."""
     _create_missing_tables(db)
+    _create_view_and_indexes(db)
+
+
+def _create_view_and_indexes(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS idx_subjects_subject ON run_subjects (run_id, subject_id)")
-    db.execute(
-        """CREATE VIEW IF NOT EXISTS run_decisions AS
-           SELECT s.run_id, j.key AS component, s.entity, s.subject_id,
-                  json_extract(j.value, '$[0]') AS in_denominator, json_extract(j.value, '$[1]') AS in_numerator,
-                  json_extract(j.value, '$[2]') AS rule, json_extract(j.value, '$[3]') AS reason
-           FROM run_subjects s, json_each(s.decisions) j"""
-    )
+    _create_view(db)
     for name in _TABLES:
         if name not in ("runs", "run_subjects"):
             db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
 
 
-def _step3_identity(db: Database) -> None:
-    """Format 3: the store says it is cquin's (application id in the header, marker table with the format)."""
+def _step4_identity(db: Database) -> None:
+    """Format 4: the store says it is cquin's (application id in the header, marker table with the format)."""
     db.execute(f"PRAGMA application_id = {storefile.APPLICATION_ID}")
     db.execute("CREATE TABLE IF NOT EXISTS cquin_store (key TEXT PRIMARY KEY, value TEXT)")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -345,7 +357,11 @@ def _migrate_2(db: Database) -> None:
         if not db.execute("SELECT 1 FROM run_totals WHERE run_id = ?", [run["run_id"]]).fetchone():
             db.table("run_totals").insert_all(_total_rows(run["run_id"], json.loads(run["totals"]), json.loads(run["available"])))
     # Declared foreign keys (sqlite-utils rebuilds each table with its key; the rows are copied unchanged).
+    # The run_decisions view is dropped first (a table rebuilt under a view fails on older SQLite tooling);
+    # it is made again at once.
+    db.execute("DROP VIEW IF EXISTS run_decisions")
     db.add_foreign_keys([(t, "run_id", "runs", "run_id") for t in _TABLES if t != "runs" and not db.table(t).foreign_keys])
+    _create_view(db)
 
 
 def _total_rows(run_id: str, totals: dict[str, str], available: dict[str, str]) -> list[dict[str, Any]]:
@@ -356,7 +372,7 @@ def _total_rows(run_id: str, totals: dict[str, str], available: dict[str, str]) 
 
 
 # Migration steps in order: _STEPS[N-1] takes a store from format N-1 to N.
-_STEPS = (_step1_tables, _migrate_2, _step3_identity)
+_STEPS = (_step1_tables, _migrate_2, create_signoff_tables, _step4_identity)
 assert len(_STEPS) == SCHEMA_VERSION
 
 

@@ -42,7 +42,7 @@ READ_BUSY_TIMEOUT_MS = 200
 # store identified itself in its header).
 LEGACY_TABLES = {"runs", "run_inputs", "run_components", "run_milestones", "run_cohorts", "run_subjects"}
 LEGACY_RUN_COLUMNS = {"run_id", "ruleset_sha256", "results_sha256", "ruleset_json"}
-UNMARKED_VERSIONS = (1, 2)  # the formats cquin wrote before format 3 marked the store as its own
+UNMARKED_VERSIONS = (1, 2, 3)  # the formats cquin wrote before format 4 marked the store as its own
 
 # SQLite primary result codes (https://www.sqlite.org/rescode.html).
 _PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 3, 5, 6, 8, 10, 11, 13, 14, 26

@@ -140,6 +140,10 @@ def _unmarked_store(path: Path, version: int) -> None:
             continue
         columns = {c: t for c, t in spec["columns"].items() if version > 1 or c not in old_columns}
         db.table(name).create(columns, pk=spec.get("pk"))
+    if version >= 3:
+        from cquin.cycle.schema import create_signoff_tables
+
+        create_signoff_tables(db)
     con.execute(f"PRAGMA user_version = {version}")
     con.close()
 
@@ -165,8 +169,8 @@ def test_reading_commands_ask_for_a_migration_of_a_store_too_old_to_read_and_cha
 
 
 def test_a_store_of_the_format_before_the_marker_is_read_as_it_is(tmp_path, capsys):
-    store = tmp_path / "format2.sqlite"
-    _unmarked_store(store, 2)
+    store = tmp_path / "format3.sqlite"
+    _unmarked_store(store, 3)
     before = sha256(store)
     ran = run_main(capsys, "runs", "list", "--store", str(store))
     assert ran.code == 0, ran.err
