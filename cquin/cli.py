@@ -247,7 +247,7 @@ def _signoff_state(store: Path, run_id: str | None) -> SignoffState | None:
     from cquin.cycle.signoff import signoff_state
     from cquin.store import open_store
 
-    return signoff_state(open_store(store), run_id)
+    return signoff_state(open_store(store, read_only=True), run_id)
 
 
 @app.command()

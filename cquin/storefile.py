@@ -208,36 +208,48 @@ class StoreCursor(sqlite3.Cursor):
     def execute(self, sql: str, parameters: Any = ()) -> StoreCursor:
         try:
             return super().execute(sql, parameters)  # type: ignore[return-value]
+        except sqlite3.IntegrityError:
+            raise  # a constraint or a sign-off guard refusing a change: the caller's to explain
         except sqlite3.DatabaseError as exc:
             raise store_error(self.connection.store_path, exc) from None
 
     def executemany(self, sql: str, seq: Any) -> StoreCursor:
         try:
             return super().executemany(sql, seq)  # type: ignore[return-value]
+        except sqlite3.IntegrityError:
+            raise  # a constraint or a sign-off guard refusing a change: the caller's to explain
         except sqlite3.DatabaseError as exc:
             raise store_error(self.connection.store_path, exc) from None
 
     def __next__(self) -> Any:
         try:
             return super().__next__()
+        except sqlite3.IntegrityError:
+            raise  # a constraint or a sign-off guard refusing a change: the caller's to explain
         except sqlite3.DatabaseError as exc:
             raise store_error(self.connection.store_path, exc) from None
 
     def fetchone(self) -> Any:
         try:
             return super().fetchone()
+        except sqlite3.IntegrityError:
+            raise  # a constraint or a sign-off guard refusing a change: the caller's to explain
         except sqlite3.DatabaseError as exc:
             raise store_error(self.connection.store_path, exc) from None
 
     def fetchmany(self, size: int | None = 1) -> list[Any]:
         try:
             return super().fetchmany(size or 1)
+        except sqlite3.IntegrityError:
+            raise  # a constraint or a sign-off guard refusing a change: the caller's to explain
         except sqlite3.DatabaseError as exc:
             raise store_error(self.connection.store_path, exc) from None
 
     def fetchall(self) -> list[Any]:
         try:
             return super().fetchall()
+        except sqlite3.IntegrityError:
+            raise  # a constraint or a sign-off guard refusing a change: the caller's to explain
         except sqlite3.DatabaseError as exc:
             raise store_error(self.connection.store_path, exc) from None
 

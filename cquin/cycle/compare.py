@@ -210,7 +210,7 @@ def _subject_pairs(db: Database, a: str, b: str) -> Iterator[tuple[str, str, dic
 
 def compare_runs(store: Path | Database, run_a: str, run_b: str) -> RunComparison:
     """Compare two stored runs figure by figure and subject by subject."""
-    db = store if isinstance(store, Database) else open_store(store)
+    db = store if isinstance(store, Database) else open_store(store, read_only=True)
     a, b = load_run(db, run_a).run, load_run(db, run_b).run
     if a["run_id"] == b["run_id"]:
         raise UserError(f"compare needs two different runs (both are {a['run_id']})")
@@ -335,7 +335,7 @@ class ProgressPoint:
 
 def provider_progress(store: Path | Database, provider: str | None = None) -> tuple[str | None, list[ProgressPoint]]:
     """One provider's runs in date order (the latest run for each as-of date, superseded runs left out)."""
-    db = store if isinstance(store, Database) else open_store(store)
+    db = store if isinstance(store, Database) else open_store(store, read_only=True)
     runs = list(db.query("SELECT run_id, as_of, started_at, parameters, totals, cohorts FROM runs ORDER BY started_at, run_id"))
     codes = {r["run_id"]: run_provider(db, r["run_id"]) for r in runs}
     if provider is None:

@@ -165,7 +165,7 @@ def _evaluated_rows(store: Path, run_id: str, control: bool) -> dict[tuple[str, 
 
 def reconcile(store: Path, run_id: str, return_file: Path) -> Reconciliation:
     """Compare the return with the evaluation of ``run_id`` figure by figure, naming who is behind each difference."""
-    db = open_store(store)
+    db = open_store(store, read_only=True)
     run = load_run(db, run_id).run
     rid = run["run_id"]
     returned, meta = read_return(return_file)

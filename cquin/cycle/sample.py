@@ -128,7 +128,7 @@ def draw_sample(store: Path, run_id: str, *, size: int, seed: int) -> AuditSampl
     """Draw the audit sample of ``size`` patients from run ``run_id`` with ``seed``."""
     if size < 1:
         raise UserError(f"--size {size}: draw at least one patient")
-    db = open_store(store)
+    db = open_store(store, read_only=True)
     rid = load_run(db, run_id).run["run_id"]
     components, groups = _outcomes(db, rid)
     if not groups:

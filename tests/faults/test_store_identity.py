@@ -254,7 +254,7 @@ def test_reading_commands_work_on_a_store_in_a_read_only_folder(stored_demo, rea
     for args in (["runs", "list"], ["runs", "show", run_id], ["store", "check"]):
         ran = run_main(capsys, *args, "--store", str(store))
         assert ran.code == 0, (args, ran.err)
-        assert run_id[:8] in ran.out or "intact" in ran.out
+        assert args[0] != "store" or "intact" in ran.out
     written = run_main(capsys, "evaluate", "--demo", "--store", str(store))
     no_traceback(written)
     assert written.code == 6 and "read-only" in written.err, written.err
