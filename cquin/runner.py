@@ -117,6 +117,9 @@ def run_evaluation(
                 breakdowns=compute_breakdowns(dataset.con, rs),
                 pseudonymise_key=pseudonymise_key,
             )
+        # Closing checkpoints the write-ahead log into the store file (when no reader holds it), so the file
+        # alone holds every committed run.
+        db.conn.close()
     return Evaluation(run_id, result, dataset, rs, adapter_name)
 
 
