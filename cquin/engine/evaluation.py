@@ -212,6 +212,11 @@ def evaluate(
     totals = {y: sum((r.payment for r in results if r.year == y), Decimal("0.00")) for y in years}
     available_totals = {y: sum((r.available for r in results if r.year == y), Decimal("0.00")) for y in years}
     milestones = _milestones(con, ruleset, as_of, comp)
+    # An include the ruleset refuses (not served in Year 1; a Year 2 include from outside the Year 1 cohort) is a
+    # rejected row of the overrides file: the ledger, and so the data quality figures and the store, say so.
+    for n in comp.override_notes:
+        if n["kind"] == "rejected":
+            dataset.ledger.reject_counted(n["file"], n["line"], "patient_id", n["patient_id"], n["message"])
     carers = int(scalar(con, "SELECT count(*) FROM e_scored WHERE respondent = 'carer'"))  # type: ignore[index]
     unmatched = _unmatched(con, comp)
     return RunResult(
