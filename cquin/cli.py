@@ -40,8 +40,10 @@ app.add_typer(demo_app, name="demo")
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Emoji codes off: a value such as ':x:' in a file name or a reason is printed as written, never as a picture
+# (values are also passed through rich's escape(), so their brackets are never markup).
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _version(value: bool) -> None:
