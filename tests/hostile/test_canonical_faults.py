@@ -182,3 +182,38 @@ def test_a_patients_other_rows_name_their_rejected_patients_row(tmp_path, vocab)
         "unknown patient 9990000034: their patients row was rejected "
         "(patients.csv line 4: the episode ends (2017-04-01) before it starts (2017-05-01))"
     )
+
+
+# ---------------------------------------------------------------------- item 13: no identifiers in the report
+
+
+def test_the_report_shows_rejection_reasons_without_any_patient_level_value(tmp_path):
+    from cquin.report.data import load_report_data
+    from cquin.report.page import render_report
+    from tests.adapters.test_canonical import condition, pam
+
+    identifiers = ["999-100-0011", "9991000011", "999 000 0018", "9990000018", "9990000026", "LP0012", "1950-13-01"]
+    identifiers += ["1931-02-03", "1930-01-01"]
+    folder = make_folder(
+        tmp_path,
+        patients=[
+            patient("999 000 0018", date_of_birth="1950-13-01"),  # rejected for its date of birth
+            patient(P2, date_of_birth="1931-02-03", served_from="1930-01-01"),  # born after the episode starts
+            patient(P3),
+        ],
+        conditions=[condition("999-100-0011"), condition(P1), condition("LP0012")],
+        assessments=[pam(P3, instrument="gpps", pam_score="", gpps_q32="maybe", gpps_q33="Very confident")],
+    )
+    store = tmp_path / "audit.sqlite"
+    ev = run_evaluation(folder, store=store)
+    reasons = " ".join(r[5] for r in ev.dataset.ledger.rejection_rows())
+    assert "9991000011" in reasons and "1950-13-01" in reasons  # the ledger, inside the store, keeps the detail
+    d = load_report_data(store, ev.run_id)
+    for control in (True, False):
+        html = render_report(d, control=control)
+        section = html[html.index('<section id="data-quality">') :]
+        section = section[: section.index("</section>")]
+        assert "Rejected rows by reason" in section and "is not a real date" in section
+        assert "maybe" not in section  # a value typed into a cell is shown as …, never as written
+        for value in identifiers:
+            assert value not in html, value
