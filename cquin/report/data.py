@@ -10,24 +10,14 @@ are passed in by a caller that still has the evaluation.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils.db import Database
 
-from cquin.store import load_run, open_store
-
-# A rejection's kind is its reason with every patient-level value taken out, so outputs that leave the store (the
-# report, the tables for BI tools) can group and show reasons without identifiers.  Taken out: the rejection's own
-# value and reference (its structured fields), anything quoted, and every word holding a digit (NHS numbers
-# however written, 999 000 0018 or 999-000-0018; local ids; dates; line numbers) except the few format and
-# field words below.  A reason's words without digits are cquin's own wording.
-_QUOTED = re.compile(r"'[^']*'")
-_WORD = re.compile(r"[^\s'(),;:\[\]{}]+")
-_KEEP = re.compile(r"(?i)(icd-10|gpps_q3[23]|q3[23]|cyp\d{3}[a-z]*|c19(haem)?can_cod|utf-8|utf-16|windows-1252|pam-13|r4)")
-_MASK = "…"
+from cquin.redact import reason_kind
+from cquin.store import load_run, open_store, reason_group
 
 
 @dataclass
@@ -57,13 +47,8 @@ class ReportData:
 
 
 def rejection_kind(reason: str, value: str | None = None, ref: str | None = None) -> str:
-    """The reason without patient-level values (see above): what kind of problem, never whose."""
-    text = reason or ""
-    for known in sorted({v for v in (value, ref) if v and len(v.strip()) > 1}, key=len, reverse=True):
-        text = text.replace(known, _MASK)
-    text = _QUOTED.sub(_MASK, text).replace("Modulus 11", "Modulus-eleven")
-    text = _WORD.sub(lambda m: m[0] if not any(ch.isdigit() for ch in m[0]) or _KEEP.fullmatch(m[0]) else _MASK, text)
-    return re.sub(f"{_MASK}(?:[\\s/.-]+{_MASK})+", _MASK, text).replace("Modulus-eleven", "Modulus 11")
+    """A rejection's kind: its reason with every patient-level value taken out (see :mod:`cquin.redact`)."""
+    return reason_kind(reason, value, ref) if (value or ref) else reason_group(reason)
 
 
 def stored_breakdowns(db: Database, run_id: str) -> dict[str, Any] | None:
@@ -79,11 +64,11 @@ def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[st
     db = store if isinstance(store, Database) else open_store(store)
     stored = load_run(db, run_id)
     run = stored.run
-    counts: dict[tuple[str, str], int] = {}
-    for row in db.query("SELECT file, value, ref, reason FROM run_rejections WHERE run_id = ?", [run["run_id"]]):
-        key = (row["file"], rejection_kind(row["reason"], row["value"], row["ref"]))
-        counts[key] = counts.get(key, 0) + 1
-    rejections = sorted(((f, k, n) for (f, k), n in counts.items()), key=lambda r: (r[0], -r[2], r[1]))
+    counts = db.query(
+        "SELECT file, reason_group, count(*) AS n FROM run_rejections WHERE run_id = ? GROUP BY file, reason_group",
+        [run["run_id"]],
+    )
+    rejections = sorted(((r["file"], r["reason_group"], r["n"]) for r in counts), key=lambda r: (r[0], -r[2], r[1]))
     return ReportData(
         run=run,
         ruleset=json.loads(run["ruleset_json"]),
