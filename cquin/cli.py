@@ -39,6 +39,14 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(demo_app, name="demo")
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
+OrgOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--org",
+        help="Folder of the organisation's own records (provider.csv, staff.csv, training.csv, overrides.csv); "
+        "default: beside the export.",
+    ),
+]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -172,6 +180,7 @@ def evaluate(
     no_disclosure_control: Annotated[
         bool, typer.Option("--no-disclosure-control", help="CSV output with exact small counts (internal use only).")
     ] = False,
+    org: OrgOpt = None,
 ) -> None:
     """Evaluate a provider's records against a ruleset, store the run, and show what was earned."""
     from cquin.render.results import render_table, result_csv, result_document, selected_years
@@ -210,6 +219,7 @@ def evaluate(
         store=None if no_store else store,
         pseudonymise_key=key,
         allow_draft=allow_draft,
+        org=org,
     )
     if fmt == "table":  # a progress display on the terminal; machine formats stay clean
         with err.status("working…") as status:
@@ -326,13 +336,14 @@ def load(
     ruleset: Annotated[
         str, typer.Option("--ruleset", help="Ruleset whose vocabulary (GPPS answers, categories) checks the data.")
     ] = DEFAULT_RULESET,
+    org: OrgOpt = None,
 ) -> None:
-    """Read a source through an adapter and write the canonical dataset plus a load report."""
+    """Read a source through an adapter and write the canonical dataset (organisational files included) plus a load report."""
     from cquin.render.results import render_data_quality, render_unmatched
     from cquin.runner import load_to_folder
 
     dataset, report, unmatched = load_to_folder(
-        source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset
+        source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset, org=org
     )
     render_data_quality(out, dataset)
     render_unmatched(out, unmatched)

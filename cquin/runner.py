@@ -50,8 +50,13 @@ def run_evaluation(
     progress: Callable[[str], None] | None = None,
     pseudonymise_key: bytes | None = None,
     allow_draft: bool = True,
+    org: Path | None = None,
 ) -> Evaluation:
-    """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store."""
+    """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store.
+
+    ``org`` is the folder of the organisation's own records (provider, staff, training, overrides) when they
+    are not beside the export.
+    """
     say = progress or (lambda _msg: None)
     started = dt.datetime.now(dt.UTC)
     rs = load_ruleset(ruleset)
@@ -59,7 +64,7 @@ def run_evaluation(
         raise RulesetError(f"{rs.id} {rs.version} is a draft; pass --allow-draft to evaluate it")
     db = open_store(store) if store is not None else None  # fail fast on an unusable store
     say("loading records")
-    dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options, org=org)
     say("evaluating")
     try:
         result = evaluate(rs, dataset, contract_value=contract_value, contract_value_year2=contract_value_year2, as_of=as_of)
@@ -82,6 +87,7 @@ def run_evaluation(
                 "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
                 "as_of": as_of.isoformat() if as_of else None,
                 "adapter_options": dict(adapter_options or {}),
+                "org": None if org is None else str(Path(org).resolve()),
                 "years": rs.years(),
             },
             ruleset_json=canonical_json(rs.doc),
@@ -123,7 +129,8 @@ def verify_run(store: Path, run_id: str) -> Verification:
         return Verification(stored.run["run_id"], False, problems)
     params = json.loads(run["parameters"])
     assert rs is not None
-    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {})
+    org = Path(params["org"]) if params.get("org") else None
+    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {}, org=org)
     result = evaluate(
         rs,
         dataset,
@@ -234,6 +241,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
 
     from cquin.disclosure import RULE_TEXT, publish, published_percent
     from cquin.render.results import safe_cell
+    from cquin.store import evidence_missing
 
     db = open_store(store)
     stored = load_run(db, run_id)
@@ -250,6 +258,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
         ("ruleset_sha256", "", run["ruleset_sha256"], ""),
         ("disclosure_control", "", "applied" if control else "not applied (internal use only)", RULE_TEXT if control else ""),
     ]
+    rows[:0] = [("evidence_missing", "", m, "") for m in evidence_missing(run)]
     for c in stored.components:
         num, den = c["numerator"], c["denominator"]
         rows.append(counted(c["component"], "numerator", num))
@@ -287,8 +296,12 @@ def load_to_folder(
     adapter: str | None = None,
     adapter_options: Mapping[str, str] | None = None,
     ruleset: str = DEFAULT_RULESET,
+    org: Path | None = None,
 ) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]]]:
     """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``.
+
+    The folder holds the organisational files too (from ``org`` or beside the export), so it is a complete
+    canonical dataset the ``canonical`` adapter reads back.
 
     Also returns the condition codes no LTC code list knows, counted by system and code.
     """
@@ -299,7 +312,7 @@ def load_to_folder(
     from cquin.render.results import safe_cell
 
     rs = load_ruleset(ruleset)
-    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options, org=org)
     dataset.write_csv(out_dir)
     with (out_dir / "rejections.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -312,6 +325,7 @@ def load_to_folder(
         json.dumps(
             {
                 "source": str(source),
+                "org": None if org is None else str(org),
                 "adapter": name,
                 "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
                 "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},

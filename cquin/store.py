@@ -29,6 +29,7 @@ from cquin.dataset import CanonicalDataset
 from cquin.dataset.checks import sql_str
 from cquin.dataset.duck import first_row
 from cquin.engine.evaluation import RunResult
+from cquin.engine.evidence import EVIDENCE_MARK
 from cquin.exceptions import StoreError
 from cquin.pseudonymise import Pseudonymiser
 
@@ -184,6 +185,12 @@ def _write(db: Database) -> Iterator[None]:
         db.conn.execute("COMMIT")
 
 
+def evidence_missing(run: dict[str, Any]) -> list[str]:
+    """A stored run's missing-evidence messages (they lead its notes)."""
+    notes = json.loads(run.get("notes") or "[]")
+    return [n for n in notes if isinstance(n, str) and n.startswith(EVIDENCE_MARK)]
+
+
 def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
     """A digest of the component results and every decision, to tell whether two runs agree exactly."""
     import hashlib
@@ -243,7 +250,8 @@ def record_run(
         "populations": json.dumps(result.populations),
         "results_sha256": results_digest(result, dataset),
         "carer_assessments": result.carer_assessments,
-        "notes": ps.text(json.dumps(ledger.notes)),
+        # Missing evidence leads the notes, so every output read from the store can show it first.
+        "notes": ps.text(json.dumps([g.message for g in result.evidence_gaps] + list(ledger.notes))),
         "ruleset_json": ruleset_json,
     }
     try:

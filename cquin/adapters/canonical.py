@@ -30,7 +30,9 @@ class CanonicalAdapter(Adapter):
         if not (path / "patients.csv").is_file():
             raise DataError(f"{path}: patients.csv is missing (it is the one required file)")
         style = options.get("dates", "iso")
-        for name in TABLE_NAMES:
+        # The organisational tables (provider, staff, training, overrides) are read for every adapter alike,
+        # from this folder or --org DIR: see cquin.adapters.organisation.
+        for name in (n for n in TABLE_NAMES if not table(n).organisational):
             file = path / table(name).file_name
             if file.is_file():
                 builder.add_csv(name, file, date_style=style)

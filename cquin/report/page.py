@@ -22,6 +22,7 @@ from cquin.disclosure import RULE_TEXT, publish, published_percent
 from cquin.engine.breakdowns import population_order
 from cquin.report import charts
 from cquin.report.data import ReportData
+from cquin.store import evidence_missing
 
 SECTIONS = (
     ("headline", "Headline"),
@@ -324,7 +325,8 @@ def render_report(d: ReportData, *, control: bool = True) -> str:
         + (f"as of {d.run['as_of']}" if d.run["as_of"] else "all records")
         + f" · generated {dt.date.today().isoformat()}",
     ]
-    return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), banner(control) + provider_sections(d, control))
+    missing = "".join(f'<div class="banner internal">{e(m)}</div>' for m in evidence_missing(d.run))
+    return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), missing + banner(control) + provider_sections(d, control))
 
 
 def render_combined(items: list[tuple[str, ReportData]], *, control: bool = True) -> str:
