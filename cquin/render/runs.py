@@ -38,8 +38,8 @@ def render_run(console: Console, stored: StoredRun) -> None:
     console.print(f"[bold]run {r['run_id']}[/]  {r['started_at']} → {r['finished_at']}  cquin {r['engine_version']}")
     console.print(f"ruleset {r['ruleset_id']} {r['ruleset_version']} sha256 {r['ruleset_sha256']}")
     console.print(f"source {escape(r['source'])} (adapter {r['adapter']}); parameters {escape(r['parameters'])}")
-    for m in evidence_missing(r):
-        console.print(f"[red]{escape(m)}[/]")
+    for notice in evidence_missing(r):
+        console.print(f"[red]{escape(notice)}[/]")
     inputs = Table(title="Inputs", title_justify="left")
     for col in ("file", "sha256", "read", "accepted", "rejected"):
         inputs.add_column(col)
