@@ -230,7 +230,9 @@ def evaluate(
     if fmt == "json":
         sys.stdout.write(json.dumps(result_document(ev.run_id, ev.result, ev.dataset, years), indent=2) + "\n")
     elif fmt == "csv":
-        sys.stdout.write(result_csv(ev.result, years, disclosure_control=not no_disclosure_control))
+        sys.stdout.write(
+            result_csv(ev.result, years, disclosure_control=not no_disclosure_control, pseudonymous=ev.dataset.pseudonymous)
+        )
     else:
         if contract_value is None:
             err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")

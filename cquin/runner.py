@@ -211,16 +211,18 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     """
     import csv
 
+    from cquin.engine.evidence import PSEUDONYMOUS_MARK
     from cquin.render.results import safe_cell
-    from cquin.store import cohort_members
+    from cquin.store import cohort_members, evidence_missing
 
     db = open_store(store)
     run = load_run(db, run_id).run
     name = f"year{year}"
     n = 0
+    pseudonymous = any(m.startswith(PSEUDONYMOUS_MARK) for m in evidence_missing(run))
     with out.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["nhs_number", "cohort", "why"])
+        w.writerow(["pseudonymous_patient_id" if pseudonymous else "nhs_number", "cohort", "why"])
         for row in cohort_members(db, run["run_id"], name):
             w.writerow([safe_cell(row["patient_id"]), name, safe_cell(row["reason"])])
             n += 1

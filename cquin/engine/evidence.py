@@ -21,6 +21,15 @@ from typing import Any
 from cquin.dataset import TABLE_NAMES, CanonicalDataset, table
 
 EVIDENCE_MARK = "EVIDENCE MISSING"  # how each message starts, so stored notes can be told apart
+PSEUDONYMOUS_MARK = "IDENTIFIERS ARE PSEUDONYMOUS"
+
+
+def pseudonymous_notice(statement: str | None) -> str | None:
+    """The notice every output of a run on pseudonymous ids starts with (None when patients are keyed by NHS number)."""
+    if not statement:
+        return None
+    return f"{PSEUDONYMOUS_MARK} — {statement}. Patient ids cannot be looked up as NHS numbers; cohort lists name PERSON IDs."
+
 
 # The canonical table each kind of rule leaf reads (the engine's vocabulary, not policy).
 LEAF_TABLES: dict[str, tuple[str, ...]] = {
@@ -54,9 +63,12 @@ class EvidenceGap:
         parts = []
         for name in self.tables:
             file_name = table(name).file_name
-            parts.append(
-                f"{file_name} was read but none of its rows could be used" if name in self.supplied else f"no {file_name}"
-            )
+            if not table(name).organisational:
+                parts.append(f"no {name} records were loaded from the export")
+            elif name in self.supplied:
+                parts.append(f"{file_name} was read but none of its rows could be used")
+            else:
+                parts.append(f"no {file_name}")
         pct = f"{float(self.share * 100):g}%"
         if self.year_value:
             stake = f"£{self.at_stake:,.2f} of the year's £{self.year_value:,.2f} ({pct}) is at stake"

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from cquin.dataset import CanonicalDataset
 from cquin.engine.evaluation import RunResult
+from cquin.engine.evidence import pseudonymous_notice
 from cquin.engine.evidence import summary as evidence_summary
 from cquin.engine.ruleset import Ruleset
 
@@ -31,6 +32,7 @@ def result_document(run_id: str | None, result: RunResult, dataset: CanonicalDat
     """The JSON document ``cquin evaluate --format json`` prints (missing evidence first)."""
     gaps = [g for g in result.evidence_gaps if g.year in years]
     return {
+        "identifiers": {"pseudonymous": dataset.pseudonymous is not None, "notice": pseudonymous_notice(dataset.pseudonymous)},
         "evidence_missing": {"summary": evidence_summary(gaps), "components": [g.as_dict() for g in gaps]},
         "run_id": run_id,
         "ruleset": {"id": result.ruleset_id, "version": result.ruleset_version, "sha256": result.ruleset_sha256},
@@ -54,7 +56,7 @@ def result_document(run_id: str | None, result: RunResult, dataset: CanonicalDat
     }
 
 
-def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool = True) -> str:
+def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool = True, pseudonymous: str | None = None) -> str:
     """One row per component, for spreadsheets (cells that could run as formulas are neutralised).
 
     With ``disclosure_control`` (the default: a CSV is made to be shared) counts are
@@ -80,8 +82,10 @@ def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool 
             "payment",
             "disclosure",
             "evidence_missing",
+            "identifiers",
         ]
     )
+    identifiers = "pseudonymous: " + pseudonymous if pseudonymous else "NHS number"
     missing = {g.component: g.message for g in result.evidence_gaps}
     for c in result.components:
         if c.year in years:
@@ -106,6 +110,7 @@ def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool 
                         d["payment"],
                         disclosure_marker({"numerator": num.marker, "denominator": den.marker}, disclosure_control),
                         missing.get(c.id, ""),
+                        identifiers,
                     )
                 ]
             )
@@ -163,6 +168,8 @@ def render_unmatched(console: Console, unmatched: list[tuple[str, str, int]], to
 def render_table(
     console: Console, run_id: str | None, result: RunResult, dataset: CanonicalDataset, years: list[str], ruleset: Ruleset
 ) -> None:
+    if (notice := pseudonymous_notice(dataset.pseudonymous)) is not None:
+        console.print(f"[bold yellow]{escape(notice)}[/]")
     render_evidence_missing(
         console,
         [g.message for g in result.evidence_gaps if g.year in years],
