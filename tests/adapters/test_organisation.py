@@ -186,3 +186,24 @@ def test_cquin_load_writes_the_org_files_into_the_canonical_folder(tmp_path: Pat
     for name in ORG_FILES:
         assert (out / name).is_file(), name
     assert payments(out) == payments(POPULATION / "csds", org=org)
+
+
+def test_a_commissioners_manifest_names_each_providers_org_folder(tmp_path: Path) -> None:
+    from cquin.many import evaluate_many, read_manifest
+
+    write_org(tmp_path / "north-org")
+    manifest = tmp_path / "providers.yaml"
+    manifest.write_text(
+        f"providers:\n  - name: North\n    source: {POPULATION / 'fhir'}\n    adapter: fhir\n"
+        "    contract_value: 1000000\n    org: north-org\n",
+        encoding="utf-8",
+    )
+    [run] = evaluate_many(read_manifest(manifest), store=tmp_path / "audit.sqlite")
+    components = {c["component"]: c for c in load_run_components(tmp_path / "audit.sqlite", run.run_id)}
+    assert components["y1.plan"]["payment"] == "625.00"
+
+
+def load_run_components(store: Path, run_id: str) -> list[dict]:
+    from cquin.store import load_run, open_store
+
+    return list(load_run(open_store(store), run_id).components)
