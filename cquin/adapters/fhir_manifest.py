@@ -32,9 +32,13 @@ class Manifest:
 
     listed: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # file name -> (type, count)
     unlisted: list[str] = field(default_factory=list)
+    problem: str | None = None  # why the manifest could not be used to check the export
 
     def report(self, builder: DatasetBuilder) -> None:
         """Notes for counts that differ from the manifest's, and files the manifest does not list."""
+        if self.problem is not None:
+            builder.note(f"{MANIFEST}: {self.problem}, so cquin could not check that the export is complete")
+            return
         for name, (rtype, count) in sorted(self.listed.items()):
             stats = builder.ledger.files.get(name)
             if count is not None and stats is not None and stats.read != count:
@@ -56,11 +60,11 @@ def check_manifest(path: Path, files: list[FhirFile]) -> Manifest | None:
         raise DataError(f"{manifest}: larger than {MAX_MANIFEST_BYTES // 2**20} MB, which no Bulk Data manifest is")
     try:
         doc = json.loads(manifest.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{manifest}: not a Bulk Data manifest (not JSON: {exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return Manifest(problem=f"not JSON ({str(exc)[:80]})")
     outputs = doc.get("output") if isinstance(doc, dict) else None
     if not isinstance(outputs, list):
-        raise DataError(f"{manifest}: not a Bulk Data manifest (no 'output' list of the exported files)")
+        return Manifest(problem="it has no 'output' list of the exported files")
     present = {f.name.lower(): f.name for f in files}
     out = Manifest()
     missing = []
