@@ -24,6 +24,7 @@ Mapping (FHIR R4 -> canonical):
 | QuestionnaireResponse | items with ``linkId`` Q32 / Q33, answer ``valueString`` or ``valueCoding`` display / code | assessments, instrument gpps: gpps_q32 / gpps_q33 | ``authored`` -> assessed_on; ``source`` or ``author`` a RelatedPerson -> carer, else patient. Without Q32/Q33 items: ignored |
 | Procedure | ``code.coding`` in the ruleset's conversation codes (SNOMED CT, or a local system by its URI) | conversations | ``performedDateTime`` or ``performedPeriod.start`` -> held_on; ``performer.actor`` Practitioner id -> staff_id. Other Procedures: ignored |
 | Encounter | ``type`` or ``reasonCode`` coding in the conversation codes | conversations | ``period.start`` -> held_on; ``participant.individual`` Practitioner id -> staff_id. Other Encounters: ignored |
+| CarePlan | ``category`` (or ``code``) coding in the ruleset's care plan codes (``conversation_codes.care_plans``) | conversations | an agreed plan (status active/completed, intent plan/order): ``created`` (else ``period.start``) -> held_on; ``author`` Practitioner -> staff_id. Others: ignored |
 | any other (Practitioner, Claim, Immunization, ...) | | | ignored |
 
 The PAM codes (:data:`cquin.adapters.fhir_map.PAM_LEVEL_CODE`, ``PAM_SCORE_CODE``)
@@ -32,7 +33,17 @@ patient (``subject`` as ``Patient/<id>``, a ``urn:uuid:`` fullUrl, or an
 NHS-number identifier) whose Patient is missing or was rejected is rejected
 with that reason.  Staff, training, overrides and provider details are not
 read from FHIR (Practitioner and PractitionerRole resources are ignored):
-they come only from canonical CSV files.
+they are the organisation's own canonical files, read beside the export or
+from ``--org DIR`` (:mod:`cquin.adapters.organisation`).
+
+EPR details: a Condition whose clinicalStatus is inactive, remission or
+resolved with an abatement date before the ruleset's
+``ltc.resolved_conditions`` date is ignored unless its code is in an excepted
+category (cancer counts by its recorded date); the UK Core NHS number
+verification status is counted in a note; ``#id`` references resolve to
+``contained`` resources (a contained Patient is the export's Patient with the
+same NHS number); a Bulk ``manifest.json`` must list only files that are
+present (:mod:`cquin.adapters.fhir_manifest`).
 
 Details worth knowing:
 - Dates are the calendar date as recorded (the date part of a dateTime, with no
