@@ -52,13 +52,15 @@ def run_evaluation(
     progress: Callable[[str], None] | None = None,
     pseudonymise_key: bytes | None = None,
     allow_draft: bool = True,
+    org: Path | None = None,
     supersedes: str | None = None,
 ) -> Evaluation:
     """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store.
 
-    The decisions recorded in the store that the ruleset reads (``recorded_evidence``, e.g. the
-    commissioner's acceptance of the plan) are applied and kept with the run; ``supersedes`` names the
-    stored run this one replaces.
+    ``org`` is the folder of the organisation's own records (provider, staff, training, overrides) when they
+    are not beside the export.  The decisions recorded in the store that the ruleset reads
+    (``recorded_evidence``, e.g. the commissioner's acceptance of the plan) are applied and kept with the run;
+    ``supersedes`` names the stored run this one replaces.
     """
     say = progress or (lambda _msg: None)
     started = dt.datetime.now(dt.UTC)
@@ -71,7 +73,7 @@ def run_evaluation(
             raise StoreError("--supersedes needs the audit store (it names a stored run); drop --no-store")
         supersedes = load_run(db, supersedes).run["run_id"]
     say("loading records")
-    dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options, org=org)
     recorded = recorded_for(db, dataset, rs) if db is not None else []
     say("evaluating")
     try:
@@ -102,6 +104,7 @@ def run_evaluation(
                 "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
                 "as_of": as_of.isoformat() if as_of else None,
                 "adapter_options": dict(adapter_options or {}),
+                "org": None if org is None else str(Path(org).resolve()),
                 "years": rs.years(),
                 "recorded_evidence": [d.as_dict() for d in recorded],
                 **({"supersedes": supersedes} if supersedes else {}),
@@ -155,7 +158,8 @@ def verify_run(store: Path, run_id: str) -> Verification:
         return Verification(stored.run["run_id"], False, problems)
     params = json.loads(run["parameters"])
     assert rs is not None
-    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {})
+    org = Path(params["org"]) if params.get("org") else None
+    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {}, org=org)
     result = evaluate(
         rs,
         dataset,
@@ -237,16 +241,18 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     """
     import csv
 
+    from cquin.engine.evidence import PSEUDONYMOUS_MARK
     from cquin.render.results import safe_cell
-    from cquin.store import cohort_members
+    from cquin.store import cohort_members, evidence_missing
 
     db = open_store(store)
     run = load_run(db, run_id).run
     name = f"year{year}"
     n = 0
+    pseudonymous = any(m.startswith(PSEUDONYMOUS_MARK) for m in evidence_missing(run))
     with out.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["nhs_number", "cohort", "why"])
+        w.writerow(["pseudonymous_patient_id" if pseudonymous else "nhs_number", "cohort", "why"])
         for row in cohort_members(db, run["run_id"], name):
             w.writerow([safe_cell(row["patient_id"]), name, safe_cell(row["reason"])])
             n += 1
@@ -267,6 +273,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
 
     from cquin.disclosure import RULE_TEXT, publish, published_percent
     from cquin.render.results import safe_cell
+    from cquin.store import evidence_missing
 
     db = open_store(store)
     stored = load_run(db, run_id)
@@ -285,6 +292,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
         ("results_sha256", "", run["results_sha256"], ""),
         *signoff_rows(db, run["run_id"]),
     ]
+    rows[:0] = [("evidence_missing", "", m, "") for m in evidence_missing(run)]
     for c in stored.components:
         num, den = c["numerator"], c["denominator"]
         rows.append(counted(c["component"], "numerator", num))
@@ -336,8 +344,12 @@ def load_to_folder(
     adapter: str | None = None,
     adapter_options: Mapping[str, str] | None = None,
     ruleset: str = DEFAULT_RULESET,
+    org: Path | None = None,
 ) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]]]:
     """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``.
+
+    The folder holds the organisational files too (from ``org`` or beside the export), so it is a complete
+    canonical dataset the ``canonical`` adapter reads back.
 
     Also returns the condition codes no LTC code list knows, counted by system and code.
     """
@@ -348,7 +360,7 @@ def load_to_folder(
     from cquin.render.results import safe_cell
 
     rs = load_ruleset(ruleset)
-    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options, org=org)
     dataset.write_csv(out_dir)
     with (out_dir / "rejections.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -361,6 +373,7 @@ def load_to_folder(
         json.dumps(
             {
                 "source": str(source),
+                "org": None if org is None else str(org),
                 "adapter": name,
                 "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
                 "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},

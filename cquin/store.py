@@ -32,6 +32,7 @@ from cquin.dataset import CanonicalDataset
 from cquin.dataset.checks import sql_str
 from cquin.dataset.duck import first_row
 from cquin.engine.evaluation import RunResult
+from cquin.engine.evidence import EVIDENCE_MARK, PSEUDONYMOUS_MARK, pseudonymous_notice
 from cquin.exceptions import StoreError
 from cquin.pseudonymise import Pseudonymiser
 from cquin.redact import reason_kind
@@ -277,6 +278,18 @@ def _write(db: Database) -> Iterator[None]:
         db.conn.execute("COMMIT")
 
 
+def notices(result: RunResult, dataset: CanonicalDataset) -> list[str]:
+    """What every output of a run says first: pseudonymous identifiers, then components with no evidence."""
+    first = pseudonymous_notice(dataset.pseudonymous)
+    return ([first] if first else []) + [g.message for g in result.evidence_gaps]
+
+
+def evidence_missing(run: dict[str, Any]) -> list[str]:
+    """A stored run's leading notices (pseudonymous identifiers, missing evidence): they lead its notes."""
+    notes = json.loads(run.get("notes") or "[]")
+    return [n for n in notes if isinstance(n, str) and n.startswith((EVIDENCE_MARK, PSEUDONYMOUS_MARK))]
+
+
 def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
     """A digest of the component results and every decision, to tell whether two runs agree exactly."""
     import hashlib
@@ -336,7 +349,8 @@ def record_run(
         "populations": json.dumps(result.populations),
         "results_sha256": results_digest(result, dataset),
         "carer_assessments": result.carer_assessments,
-        "notes": ps.text(json.dumps(ledger.notes)),
+        # Missing evidence leads the notes, so every output read from the store can show it first.
+        "notes": ps.text(json.dumps(notices(result, dataset) + list(ledger.notes))),
         "ruleset_json": ruleset_json,
     }
     try:

@@ -94,7 +94,9 @@ class CanonicalAdapter(Adapter):
         if files["patients"] is None:
             raise DataError(f"{path}: patients.csv is missing (it is the one required file)")
         style = options.get("dates", "iso")
-        for name in TABLE_NAMES:
+        # The organisational tables (provider, staff, training, overrides) are read for every adapter alike,
+        # from this folder or --org DIR: see cquin.adapters.organisation.
+        for name in (n for n in TABLE_NAMES if not table(n).organisational):
             file, expected = files[name], table(name).file_name
             if file is None:
                 builder.note(f"{expected}: not supplied, so there are no {name} records")

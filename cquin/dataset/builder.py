@@ -38,7 +38,7 @@ from cquin.dataset.checks import (
 from cquin.dataset.csvread import read_csv_into
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
-from cquin.dataset.tables import TABLE_NAMES, Table, table
+from cquin.dataset.tables import TABLE_NAMES, Column, Table, table
 from cquin.exceptions import DataError, UserError
 
 META = ("_file", "_line", "_ref")
@@ -57,6 +57,24 @@ class Vocabulary:
     # Codes marking a care and support planning conversation, keyed by code system:
     # "snomed", or a local code system's URI.  Adapters for coded records (FHIR, CSDS) use them.
     conversation_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Agreed care plans as evidence of a conversation (the ruleset's conversation_codes.care_plans):
+    # FHIR CarePlan category codes by code system, and the CSDS care plan types that count (empty: all).
+    care_plan_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    csds_care_plan_types: frozenset[str] = frozenset()
+    # A condition resolved before this date does not identify an LTC (ltc.resolved_conditions), unless its
+    # code is in one of the excepted categories' code lists (normalised codes by system; ICD-10 are prefixes).
+    resolved_before: dt.date | None = None
+    resolved_exempt_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def resolved_exempt(self, system: str, code: str) -> bool:
+        """Whether a condition code counts whatever its clinical status (e.g. a cancer)."""
+        codes = self.resolved_exempt_codes.get(system)
+        if not codes:
+            return False
+        if system == "icd10":
+            norm = code.strip().upper().replace(".", "")
+            return any(norm[:n] in codes for n in range(3, len(norm) + 1))
+        return code.strip() in codes
 
 
 @dataclass
@@ -66,6 +84,9 @@ class CanonicalDataset:
     con: duckdb.DuckDBPyConnection
     ledger: Ledger
     present: set[str] = field(default_factory=set)  # tables that had a source
+    # Set when patients are keyed by a pseudonymous id (e.g. CSDS PERSON ID) instead of the NHS number:
+    # the statement every output shows.
+    pseudonymous: str | None = None
 
     def count(self, name: str) -> int:
         return int(scalar(self.con, f"SELECT count(*) FROM {name}"))  # type: ignore[index]
@@ -140,6 +161,7 @@ class DatasetBuilder:
         )
         self.ledger = Ledger(self.con)
         self.date_styles: dict[str, str] = {}  # source file -> date style
+        self.pseudonymous: str | None = None
         self.present: set[str] = set()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
         self._unique_refs: set[str] = set()
@@ -197,6 +219,20 @@ class DatasetBuilder:
     def note(self, text: str) -> None:
         self.ledger.note(text)
 
+    def use_pseudonymous_ids(self, statement: str) -> None:
+        """Key patients by a pseudonymous id rather than the NHS number (no Modulus 11 check on patient_id).
+
+        ``statement`` says what the ids are (e.g. "CSDS PERSON ID from an NCDR extract"); every output
+        of a run on this dataset shows it.
+        """
+        self.pseudonymous = statement
+
+    def _id_column(self, col: Column) -> Column:
+        """With pseudonymous ids, an NHS-number column is checked as text (present when required)."""
+        if self.pseudonymous and col.kind == "nhs_number":
+            return Column(col.name, "text", col.required, col.values, col.description)
+        return col
+
     def unique_refs(self, *names: str) -> None:
         """Declare that in these tables ``_ref`` names one source record (a FHIR ``Type/id``): records that share a
         ``_ref`` but stage different rows are all rejected as conflicting (identical ones are exact duplicates)."""
@@ -237,7 +273,7 @@ class DatasetBuilder:
             self.con.execute(f"DROP TABLE raw_{name}")
         self._shared_rules()
         self.ledger.finish()
-        ds = CanonicalDataset(self.con, self.ledger, set(self.present))
+        ds = CanonicalDataset(self.con, self.ledger, set(self.present), self.pseudonymous)
         for name in TABLE_NAMES:
             self.con.execute(f"DROP TABLE IF EXISTS raw_{name}")
             self.con.execute(f"DROP TABLE IF EXISTS chk_{name}")
@@ -307,10 +343,11 @@ class DatasetBuilder:
         in_uk = f"_file IN ({', '.join(sql_str(f) for f in uk_files)})" if uk_files else "false"
         # Three layers, so each cell is trimmed once and each date parsed once: (1) every cell trimmed, empty
         # for missing; (2) NHS numbers normalised and dates parsed; (3) typed values and the validity flag.
-        trimmed = [f"coalesce({trim_sql(chr(34) + c.name + chr(34))}, '') AS \"{c.name}\"" for c in t.columns]
+        columns = [self._id_column(c) for c in t.columns]
+        trimmed = [f"coalesce({trim_sql(chr(34) + c.name + chr(34))}, '') AS \"{c.name}\"" for c in columns]
         parsed = ["*"]
         selects, oks = [], []
-        for col in t.columns:
+        for col in columns:
             name = f'"{col.name}"'
             if col.kind == "date":
                 # ISO: YYYY-MM-DD by shape, then a real date (the detailed pass says which it failed).
@@ -339,7 +376,7 @@ class DatasetBuilder:
             selects.append(f"{value} AS {name}")
             oks.append(f"({ok})")
         errors = []
-        for col in t.columns:
+        for col in columns:
             raw = f'"{col.name}"'
             iso = column_sql(col, raw, vocab_sql=vocab)
             error = iso.error

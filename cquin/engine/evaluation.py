@@ -20,6 +20,7 @@ import duckdb
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.duck import first_row, scalar
 from cquin.engine.bands import HUNDRED, band_for, to_fraction
+from cquin.engine.evidence import EvidenceGap, evidence_gaps
 from cquin.engine.money import decimal_text, percent_text, to_penny
 from cquin.engine.populations import PopulationCompiler, q
 from cquin.engine.recorded import RecordedDecision, in_force
@@ -98,6 +99,8 @@ class RunResult:
     override_notes: list[dict[str, Any]] = field(default_factory=list)
     carer_assessments: int = 0
     unmatched_codes: list[tuple[str, str, int]] = field(default_factory=list)
+    # Components whose evidence is missing entirely (e.g. no staff list): every output shows these first.
+    evidence_gaps: list[EvidenceGap] = field(default_factory=list)
 
     def component(self, cid: str) -> ComponentResult:
         return next(c for c in self.components if c.id == cid)
@@ -242,6 +245,7 @@ def evaluate(
         comp.override_notes,
         carers,
         [(s, c, int(n)) for s, c, n in unmatched],
+        evidence_gaps(ruleset.doc, dataset, results, available_totals),
     )
 
 

@@ -347,3 +347,16 @@ def test_deleting_a_signed_off_run_from_the_cli_is_a_clear_error(records: Path, 
     got = CliRunner().invoke(app, ["runs", "delete", rid, "--store", str(store)])
     assert isinstance(got.exception, StoreError) and "cannot be deleted" in str(got.exception)
     assert main  # the console entry point turns StoreError into exit code 6 (tested with the other errors)
+
+
+def test_a_format_change_keeps_the_guards_on_a_signed_off_run(records: Path, store: Path):
+    rid = evaluate(records, store)
+    record_signoff(store, rid, party="commissioner", by="Chris", decision="agree")
+    db = open_store(store)
+    db.conn.execute("PRAGMA user_version = 2")  # as a store written before sign-offs existed would read
+    db.conn.close()
+    reopened = open_store(store)
+    assert reopened.conn.execute("PRAGMA user_version").fetchone()[0] >= 3
+    with pytest.raises(sqlite3.IntegrityError, match="signed off"):
+        reopened.conn.execute("DELETE FROM run_components WHERE run_id = ?", [rid])
+    assert signoff_state(reopened, rid).frozen
