@@ -42,9 +42,19 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(demo_app, name="demo")
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
+OrgOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--org",
+        help="Folder of the organisation's own records (provider.csv, staff.csv, training.csv, overrides.csv); "
+        "default: beside the export.",
+    ),
+]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Emoji codes off: a value such as ':x:' in a file name or a reason is printed as written, never as a picture
+# (values are also passed through rich's escape(), so their brackets are never markup).
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _version(value: bool) -> None:
@@ -174,6 +184,7 @@ def evaluate(
     no_disclosure_control: Annotated[
         bool, typer.Option("--no-disclosure-control", help="CSV output with exact small counts (internal use only).")
     ] = False,
+    org: OrgOpt = None,
     supersedes: Annotated[
         str | None, typer.Option("--supersedes", help="The stored run this evaluation replaces (it says so in every output).")
     ] = None,
@@ -215,6 +226,7 @@ def evaluate(
         store=None if no_store else store,
         pseudonymise_key=key,
         allow_draft=allow_draft,
+        org=org,
         supersedes=supersedes,
     )
     if fmt == "table":  # a progress display on the terminal; machine formats stay clean
@@ -229,7 +241,9 @@ def evaluate(
         doc["signoff"] = state.as_dict() if state else None
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif fmt == "csv":
-        sys.stdout.write(result_csv(ev.result, years, disclosure_control=not no_disclosure_control))
+        sys.stdout.write(
+            result_csv(ev.result, years, disclosure_control=not no_disclosure_control, pseudonymous=ev.dataset.pseudonymous)
+        )
     else:
         if contract_value is None:
             err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")
@@ -361,13 +375,14 @@ def load(
     ruleset: Annotated[
         str, typer.Option("--ruleset", help="Ruleset whose vocabulary (GPPS answers, categories) checks the data.")
     ] = DEFAULT_RULESET,
+    org: OrgOpt = None,
 ) -> None:
-    """Read a source through an adapter and write the canonical dataset plus a load report."""
+    """Read a source through an adapter and write the canonical dataset (organisational files included) plus a load report."""
     from cquin.render.results import render_data_quality, render_unmatched
     from cquin.runner import load_to_folder
 
     dataset, report, unmatched = load_to_folder(
-        source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset
+        source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset, org=org
     )
     render_data_quality(out, dataset)
     render_unmatched(out, unmatched)

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from cquin import plugins
+from cquin.adapters.organisation import add_organisation_files, check_org_folder
 from cquin.dataset import CanonicalDataset, DatasetBuilder, Vocabulary
 from cquin.dataset.builder import DEFAULT_MEMORY_LIMIT
 from cquin.exceptions import AdapterError, CquinError, ResourceError
@@ -20,10 +21,17 @@ def load_dataset(
     vocabulary: Vocabulary,
     adapter: str | None = None,
     options: Mapping[str, str] | None = None,
+    org: Path | None = None,
 ) -> tuple[CanonicalDataset, str]:
-    """Read ``source`` with the named (or detected) adapter; returns the dataset and the adapter's name."""
+    """Read ``source`` with the named (or detected) adapter; returns the dataset and the adapter's name.
+
+    The organisation's own records (provider, staff, training, overrides) are then read from ``org``, or
+    from beside the export, whatever the adapter (:mod:`cquin.adapters.organisation`).
+    """
     if not source.exists():
         raise AdapterError(f"{source}: no such file or folder")
+    if org is not None:
+        check_org_folder(org)
     chosen = plugins.get_adapter(adapter) if adapter else plugins.detect_adapter(source)
     try:
         values = chosen.option_values(dict(options or {}))
@@ -32,6 +40,7 @@ def load_dataset(
     builder = DatasetBuilder(vocabulary, on_disk=work_on_disk(source))
     try:
         chosen.load(source, builder, values)
+        add_organisation_files(builder, source, org, date_style=values.get("dates", "iso"), adapter=chosen.name)
     except CquinError:
         raise
     except duckdb.OutOfMemoryException as exc:

@@ -11,6 +11,7 @@ The manifest is YAML (read with the same safe loader as rulesets)::
         contract_value: 12000000
         contract_value_year2: 12500000   # optional
         options: {dates: uk}             # optional adapter options
+        org: north-org/                  # optional: the organisation's own records (default: beside the source)
 
 Each provider is evaluated and stored as its own run (so each can be
 explained, verified and reported on its own); the comparison holds each run's
@@ -29,7 +30,7 @@ from typing import Any
 from cquin.exceptions import RulesetError, UserError
 from cquin.money import parse_pounds
 
-_KEYS = {"name", "source", "adapter", "contract_value", "contract_value_year2", "options"}
+_KEYS = {"name", "source", "adapter", "contract_value", "contract_value_year2", "options", "org"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ProviderEntry:
     contract_value: Decimal | None
     contract_value_year2: Decimal | None
     options: dict[str, str]
+    org: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,12 @@ def read_manifest(path: Path) -> Manifest:
         folder = folder if folder.is_absolute() else Path(path).parent / folder
         if not folder.exists():
             problems.append(f"{where('providers', i, 'source')}: {folder} does not exist")
+        org = None
+        if item.get("org"):
+            org = Path(str(item["org"]))
+            org = org if org.is_absolute() else Path(path).parent / org
+            if not org.is_dir():
+                problems.append(f"{where('providers', i, 'org')}: {org} is not a folder")
         entries.append(
             ProviderEntry(
                 str(name),
@@ -124,6 +132,7 @@ def read_manifest(path: Path) -> Manifest:
                 values[0],
                 values[1],
                 {str(k): str(v) for k, v in options.items()},
+                org,
             )
         )
     if problems:
@@ -149,6 +158,7 @@ def evaluate_many(manifest: Manifest, *, store: Path, progress: Callable[[str], 
             contract_value_year2=entry.contract_value_year2,
             as_of=manifest.as_of,
             store=store,
+            org=entry.org,
         )
         assert ev.run_id is not None
         runs.append(ProviderRun(entry, ev.run_id, compute_breakdowns(ev.dataset.con, ev.ruleset)))

@@ -54,13 +54,15 @@ def run_evaluation(
     progress: Callable[[str], None] | None = None,
     pseudonymise_key: bytes | None = None,
     allow_draft: bool = True,
+    org: Path | None = None,
     supersedes: str | None = None,
 ) -> Evaluation:
     """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store.
 
-    The decisions recorded in the store that the ruleset reads (``recorded_evidence``, e.g. the
-    commissioner's acceptance of the plan) are applied and kept with the run; ``supersedes`` names the
-    stored run this one replaces.
+    ``org`` is the folder of the organisation's own records (provider, staff, training, overrides) when they
+    are not beside the export.  The decisions recorded in the store that the ruleset reads
+    (``recorded_evidence``, e.g. the commissioner's acceptance of the plan) are applied and kept with the run;
+    ``supersedes`` names the stored run this one replaces.
     """
     say = progress or (lambda _msg: None)
     started = dt.datetime.now(dt.UTC)
@@ -73,7 +75,7 @@ def run_evaluation(
             raise StoreError("--supersedes needs the audit store (it names a stored run); drop --no-store")
         supersedes = load_run(db, supersedes).run["run_id"]
     say("loading records")
-    dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options, org=org)
     recorded = recorded_for(db, dataset, rs) if db is not None else []
     say("evaluating")
     try:
@@ -109,6 +111,7 @@ def run_evaluation(
                     "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
                     "as_of": as_of.isoformat() if as_of else None,
                     "adapter_options": dict(adapter_options or {}),
+                    "org": None if org is None else str(Path(org).resolve()),
                     "years": rs.years(),
                     "recorded_evidence": [d.as_dict() for d in recorded],
                     **({"supersedes": supersedes} if supersedes else {}),
@@ -165,7 +168,8 @@ def verify_run(store: Path, run_id: str) -> Verification:
         return Verification(stored.run["run_id"], False, problems)
     params = json.loads(run["parameters"])
     assert rs is not None
-    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {})
+    org = Path(params["org"]) if params.get("org") else None
+    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {}, org=org)
     result = evaluate(
         rs,
         dataset,
@@ -254,16 +258,18 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     """
     import csv
 
+    from cquin.engine.evidence import PSEUDONYMOUS_MARK
     from cquin.render.results import safe_cell
-    from cquin.store import cohort_members
+    from cquin.store import cohort_members, evidence_missing
 
     db = open_store(store, read_only=True)
     run = load_run(db, run_id).run
     name = f"year{year}"
     n = 0
+    pseudonymous = any(m.startswith(PSEUDONYMOUS_MARK) for m in evidence_missing(run))
     with open_private(out) as fh:  # NHS numbers: owner-only, even if the file existed with wider access
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["nhs_number", "cohort", "why"])
+        w.writerow(["pseudonymous_patient_id" if pseudonymous else "nhs_number", "cohort", "why"])
         for row in cohort_members(db, run["run_id"], name):
             w.writerow([safe_cell(row["patient_id"]), name, safe_cell(row["reason"])])
             n += 1
@@ -284,6 +290,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
 
     from cquin.disclosure import RULE_TEXT, publish, published_percent
     from cquin.render.results import safe_cell
+    from cquin.store import evidence_missing
 
     db = open_store(store, read_only=True)
     stored = load_run(db, run_id)
@@ -302,6 +309,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
         ("results_sha256", "", run["results_sha256"], ""),
         *signoff_rows(db, run["run_id"]),
     ]
+    rows[:0] = [("evidence_missing", "", m, "") for m in evidence_missing(run)]
     for c in stored.components:
         num, den = c["numerator"], c["denominator"]
         rows.append(counted(c["component"], "numerator", num))
@@ -353,6 +361,7 @@ def load_to_folder(
     adapter: str | None = None,
     adapter_options: Mapping[str, str] | None = None,
     ruleset: str = DEFAULT_RULESET,
+    org: Path | None = None,
 ) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]]]:
     """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``.
 
@@ -361,19 +370,21 @@ def load_to_folder(
     from the last one).  A folder holding anything ``cquin load`` does not write is refused untouched.
     Files are owner-only and every cell is formula-safe.  Also returns the condition codes no LTC code
     list knows, counted by system and code.
+    The folder holds the organisational files too (from ``org`` or beside the export), so it is a complete
+    canonical dataset the ``canonical`` adapter reads back.
     """
     from cquin import loadout
 
     loadout.check_out_dir(out_dir, source)
     rs = load_ruleset(ruleset)
-    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options, org=org)
     with loadout.replacing(out_dir) as staging:
-        report, unmatched = _write_load(staging, source, dataset, name, rs)
+        report, unmatched = _write_load(staging, source, dataset, name, rs, org)
     return dataset, out_dir / report.name, unmatched
 
 
 def _write_load(
-    out_dir: Path, source: Path, dataset: CanonicalDataset, name: str, rs: Ruleset
+    out_dir: Path, source: Path, dataset: CanonicalDataset, name: str, rs: Ruleset, org: Path | None
 ) -> tuple[Path, list[tuple[str, str, int]]]:
     import csv
     import json
@@ -395,6 +406,7 @@ def _write_load(
         json.dumps(
             {
                 "source": str(source),
+                "org": None if org is None else str(org),
                 "adapter": name,
                 "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
                 "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},

@@ -12,7 +12,6 @@ import datetime as dt
 import itertools
 import json
 import queue
-import re
 import secrets
 import sqlite3
 import threading
@@ -32,8 +31,10 @@ from cquin.dataset import CanonicalDataset
 from cquin.dataset.checks import sql_str
 from cquin.dataset.duck import first_row
 from cquin.engine.evaluation import RunResult
+from cquin.engine.evidence import EVIDENCE_MARK, PSEUDONYMOUS_MARK, pseudonymous_notice
 from cquin.exceptions import CquinError, StoreError
 from cquin.pseudonymise import Pseudonymiser
+from cquin.redact import reason_kind
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
 SCHEMA_VERSION = 4  # 2: numeric columns and foreign keys; 3: sign-offs (cquin.cycle.schema); 4: marked as cquin's
@@ -311,10 +312,9 @@ def reason_group(reason: str | None) -> str:
     "exact duplicate of conditions.csv line 2803 (counted once)" -> "exact duplicate of conditions.csv line … (counted once)";
     "unknown patient 9990022070: not in patients.csv" -> "unknown patient …: not in patients.csv".
     """
-    return _REASON_VALUES.sub(lambda m: "line …" if m.group(0).startswith("line") else "…", reason or "")
-
-
-_REASON_VALUES = re.compile(r"'[^']*'|(?<![0-9])[0-9]{10}(?![0-9])|\bline [0-9]+")
+    # Every patient-level value goes, however written (spaced or hyphenated NHS numbers, local ids, dates): the
+    # groups are shown outside the store (the report, BI tables, Datasette facets).  See cquin.redact.
+    return reason_kind(reason)
 
 
 def _fraction_parts(text: str | None) -> tuple[int | None, int | None]:
@@ -402,6 +402,18 @@ def _rollback(db: Database) -> None:
             pass
 
 
+def notices(result: RunResult, dataset: CanonicalDataset) -> list[str]:
+    """What every output of a run says first: pseudonymous identifiers, then components with no evidence."""
+    first = pseudonymous_notice(dataset.pseudonymous)
+    return ([first] if first else []) + [g.message for g in result.evidence_gaps]
+
+
+def evidence_missing(run: dict[str, Any]) -> list[str]:
+    """A stored run's leading notices (pseudonymous identifiers, missing evidence): they lead its notes."""
+    notes = json.loads(run.get("notes") or "[]")
+    return [n for n in notes if isinstance(n, str) and n.startswith((EVIDENCE_MARK, PSEUDONYMOUS_MARK))]
+
+
 def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
     """A digest of the component results and every decision, to tell whether two runs agree exactly."""
     import hashlib
@@ -461,7 +473,8 @@ def record_run(
         "populations": json.dumps(result.populations),
         "results_sha256": results_digest(result, dataset),
         "carer_assessments": result.carer_assessments,
-        "notes": ps.text(json.dumps(ledger.notes)),
+        # Missing evidence leads the notes, so every output read from the store can show it first.
+        "notes": ps.text(json.dumps(notices(result, dataset) + list(ledger.notes))),
         "ruleset_json": ruleset_json,
     }
     try:

@@ -1,12 +1,15 @@
-"""The CSDS adapter: a community provider's Community Services Data Set submission, one CSV per table.
+"""The CSDS adapter: a community provider's Community Services Data Set extract, one CSV per table.
 
-Community providers already submit the Community Services Data Set (CSDS
-v1.5/1.6) to NHS Digital every month, so the records this indicator needs are
-already kept in that shape: who the person is (CYP001), when they were under
-the provider's care (CYP101), what they have (CYP607/CYP608), their PAM
-assessments (CYP609/CYP612) and what was done at each contact (CYP201/CYP202).
-This adapter reads such a submission, exported as a folder of CSV files, into
-the canonical tables ``patients``, ``conditions``, ``assessments`` and
+Community providers submit the Community Services Data Set (CSDS v1.5, in
+force 2017-19, and v1.6) to NHS Digital every month, and commissioners hold
+the same tables in the national data lake (NCDR).  The records this indicator
+needs are all there: who the person is (CYP001), when they were under the
+provider's care (CYP101 referrals), what they have (CYP607/CYP608 diagnoses,
+by referral), their PAM assessments (CYP609 by referral, CYP612 by care
+activity), what was done at each contact (CYP201 contacts, CYP202 care
+activities) and their agreed care plans (CYP004 care plan type, CYP005 care
+plan agreement).  This adapter reads such an extract, a folder of CSV files,
+into the canonical tables ``patients``, ``conditions``, ``assessments`` and
 ``conversations``.
 
 Files
@@ -19,78 +22,57 @@ missing table is noted with the load.  Two files for one table are an error
 CYP002GP, ...) are noted as not used.  Files may be UTF-8, with or without a
 byte-order mark, or Windows-1252.
 
-Columns
--------
-The header row uses the CSDS data item names shortened to one PascalCase word
-(cquin's convention: LOCAL PATIENT IDENTIFIER is ``LocalPatientId``, PERSON
-STATED GENDER CODE is ``PersonStatedGenderCode``; check an export's headers
-against the table below).  Headers are matched ignoring case, spaces and
-underscores, so ``LOCAL_PATIENT_ID`` works too.  Other columns are ignored.
-A required column that is missing raises an error naming the file and column.
+Renderings (column names)
+-------------------------
+Real extracts name the data items in one of a few renderings, listed with
+every spelling in :mod:`cquin.adapters.csds_items` (checked against the
+published CSDS item names): the Technical Output Specification names
+(``SERVICE REQUEST IDENTIFIER``), NHS Digital's pipeline names
+(``ServiceRequestID``, ``SNOMED_ID``), the NCDR / data-lake copies keyed by
+``PERSON ID`` with no NHS number, and cquin's short names
+(``ServiceRequestId``).  The rendering of each file is detected from its
+header and noted; option ``rendering`` (tos, pipeline, ncdr, cquin) insists
+on one.  Other columns are ignored; a required item that is missing raises an
+error naming the file, the item and its spellings.
 
-| CSDS file (table) | column | required | canonical use |
-|---|---|---|---|
-| CYP001MPI | LocalPatientId | yes | links the person's other records |
-| CYP001MPI | NHSNumber | yes | `patient_id` of every row for the person |
-| CYP001MPI | PersonBirthDate | yes | `patients.date_of_birth` |
-| CYP001MPI | PersonStatedGenderCode | yes | `patients.sex`: 1 male, 2 female, 9 indeterminate, X or 0 unknown; empty stays empty |
-| CYP101Referral | ServiceRequestId | yes | links contacts and referral-level assessments |
-| CYP101Referral | LocalPatientId | yes | the person referred |
-| CYP101Referral | ReferralReceivedDate | yes | `patients.served_from` (one patients row per referral) |
-| CYP101Referral | ServiceDischargeDate | yes | `patients.served_to` (empty: still under care) |
-| CYP201CareContact | CareContactId | yes | links care activities and contact-level assessments |
-| CYP201CareContact | ServiceRequestId | yes | the referral the contact belongs to |
-| CYP201CareContact | CareContactDate | yes | `conversations.held_on`; `assessments.assessed_on` for CYP612 |
-| CYP201CareContact | AttendOrDNACode | yes | only contacts coded 5 or 6 (attended) hold conversations |
-| CYP202CareActivity | CareActivityId | yes | the record's reference (`_ref`) |
-| CYP202CareActivity | CareContactId | yes | the contact the activity took place at |
-| CYP202CareActivity | CodedProcedure | yes | a conversation code makes a `conversations` row |
-| CYP202CareActivity | CareProfLocalId | no | `conversations.staff_id` |
-| CYP607PrimDiag | LocalPatientId | yes | the person diagnosed |
-| CYP607PrimDiag | DiagnosisSchemeInUse | yes | `conditions.code_system`: 02 `icd10`, 06 `snomed` |
-| CYP607PrimDiag | PrimDiag | yes | `conditions.code` |
-| CYP607PrimDiag | DiagnosisDate | yes | `conditions.recorded_on` |
-| CYP607PrimDiag | ServiceRequestId | no | the record's reference (`_ref`) |
-| CYP608SecDiag | LocalPatientId, DiagnosisSchemeInUse, DiagnosisDate, ServiceRequestId | as CYP607 | as CYP607 |
-| CYP608SecDiag | SecDiag | yes | `conditions.code` |
-| CYP609CodedAssessmentReferral | ServiceRequestId | yes | the referral (and so the person) assessed |
-| CYP609CodedAssessmentReferral | CodedAssessmentToolType | yes | PAM score or PAM level (SNOMED CT ids below); other tools ignored |
-| CYP609CodedAssessmentReferral | PersonScore | yes | `assessments.pam_score` or `assessments.pam_level` |
-| CYP609CodedAssessmentReferral | AssessmentToolCompletionDate | yes | `assessments.assessed_on` |
-| CYP612CodedAssessmentContact | CareContactId | yes | the contact (and so the person) assessed |
-| CYP612CodedAssessmentContact | CodedAssessmentToolType | yes | as CYP609 |
-| CYP612CodedAssessmentContact | PersonScore | yes | as CYP609 |
-| CYP612CodedAssessmentContact | AssessmentToolCompletionDate | no | `assessments.assessed_on`; when absent or empty, the contact's CareContactDate |
+| table | items read | canonical use |
+|---|---|---|
+| CYP001 MPI | local patient id; NHS number (or PERSON ID); NHS number status; birth date; stated gender | one person: `patient_id`, `date_of_birth`, `sex` (1 male, 2 female, 9 indeterminate, X or 0 unknown) |
+| CYP101 Referral | service request id; local patient id (or PERSON ID); referral received date; service discharge date | one `patients` row per referral: `served_from`, `served_to` |
+| CYP201 Care contact | care contact id; service request id; contact date; attended or did not attend code | the date and attendance of the contact's activities |
+| CYP202 Care activity | care activity id; care contact id; coded procedure; care professional local id | a `conversations` row when the procedure is a conversation code, held on the contact date, `staff_id` the care professional |
+| CYP607 / CYP608 Diagnosis | service request id (cquin rendering: local patient id); diagnosis scheme; code; diagnosis date | `conditions`: scheme 02 `icd10`, 06 `snomed` |
+| CYP609 Coded assessment (referral) | service request id; assessment tool type (SNOMED CT); person score; completion date | `assessments` (PAM) |
+| CYP612 Coded assessment (contact) | care activity id (cquin rendering: care contact id); tool type; person score | `assessments` (PAM), dated by the contact |
+| CYP004 Care plan type / CYP005 Care plan agreement | care plan id; local patient id (or PERSON ID); care plan type; agreed date | an agreed care plan is a `conversations` row held on the agreed date (see the ruleset's ``conversation_codes.care_plans``) |
 
 Conventions (cquin's choices where CSDS leaves room)
 ----------------------------------------------------
-- The person is identified by NHS number.  A CYP001 record without one, or
-  with one that fails the Modulus 11 check, is rejected, and so is every
-  record that leads only to that person.
-- Each referral is one episode of care (one ``patients`` row, dated by the
-  referral).  A person with no referral is rejected: the time under the
-  provider's care is unknown.
-- Diagnosis scheme codes (Data Dictionary "diagnosis scheme in use"):
-  ``02`` ICD-10 -> ``icd10``, ``06`` SNOMED CT -> ``snomed``; the leading zero
-  may be missing.  Other schemes (e.g. Read codes) are rejected as ignored:
-  cquin's code lists are ICD-10 and SNOMED CT.
-- PAM: CodedAssessmentToolType :data:`PAM_LEVEL_TOOL` (962851000000103,
-  Patient Activation Measure level) and :data:`PAM_SCORE_TOOL`
-  (925431000000109, PAM-13 score).  A level and a score for one patient on
-  one date make one ``assessments`` row.  CSDS has no carer flag, so the
-  respondent is always ``patient``.  Other tool types are rejected as ignored,
-  so counts balance and nothing vanishes silently.
-- A care activity is a care and support planning conversation when its
-  CodedProcedure is in the ruleset's SNOMED CT conversation codes or in any of
-  its local conversation code lists (CSDS carries no code system for a local
-  code, so every local list is searched).  Other activities are rejected as
-  ignored.  Only attended contacts (AttendOrDNACode 5 or 6) count.
-- Dates are ISO (YYYY-MM-DD) in CSDS submissions and are passed through for
-  the builder to check; a time after the date (``2018-03-01T10:30:00``) is
-  dropped.  Option ``dates=uk`` reads DD/MM/YYYY exports instead.
-- A repeated id (LocalPatientId, ServiceRequestId, CareContactId) with the
-  same details is counted once; with different details all its records are
-  rejected as conflicting.
+- Patients are keyed by NHS number when CYP001 carries one; a record without
+  one, or one failing the Modulus 11 check, is rejected with every record
+  that leads only to it.  NHS NUMBER STATUS INDICATOR CODE is counted and
+  reported (numbers not verified, status other than 01, are used as given
+  and counted in a note).  A pseudonymised extract (PERSON ID, no NHS number
+  column) is keyed by PERSON ID, and every output says the identifiers are
+  pseudonymous (option ``patient_key`` forces either).
+- Each referral is one episode of care (one ``patients`` row).  A person with
+  no referral is rejected: the time under the provider's care is unknown.
+- Diagnosis scheme codes: ``02`` ICD-10 -> ``icd10``, ``06`` SNOMED CT ->
+  ``snomed`` (leading zero optional); other schemes are rejected as ignored.
+- PAM: tool type 962851000000103 (PAM level) and 925431000000109 (PAM score),
+  as in NHS Digital's CSDS pipeline and the UK Renal Registry.  A level and a
+  score for one patient on one date make one row; the respondent is always
+  ``patient`` (CSDS has no carer flag).  Other tools are rejected as ignored.
+- A care activity is a conversation when its coded procedure is in any of the
+  ruleset's conversation code lists; only attended contacts (5 or 6) count.
+- Dates: ISO (``YYYY-MM-DD``) with or without a time part
+  (``2018-03-01T10:30:00``, ``2018-03-01 00:00:00``); with option
+  ``dates=uk`` also ``DD/MM/YYYY`` with or without a time
+  (``12/06/1941 00:00:00``).  A date that is not a real date rejects the
+  record it is in, in its own file and line (a bad CYP201 contact date is the
+  CYP201 record's fault, and its activities and assessments say so).
+- A repeated id with the same details is counted once; with different details
+  all its records are rejected as conflicting.
 
 Every record of every file read is accepted (used, whether or not it makes a
 row of its own) or rejected with a reason; ``_line`` is the physical line in
@@ -100,16 +82,20 @@ the file where the record starts, ``_ref`` the CSDS id of the record.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from stdnum.exceptions import ValidationError
 from stdnum.gb import nhs
 
+from cquin.adapters import csds_items as it
 from cquin.adapters.base import Adapter, AdapterOption
+from cquin.adapters.csds_items import RENDERING_LABELS, Item
 from cquin.dataset import DatasetBuilder
 from cquin.dataset.csvread import _sniff_encoding
 from cquin.exceptions import DataError
@@ -121,82 +107,173 @@ ATTENDED = frozenset({"5", "6"})  # attended on time; arrived late but seen
 DIAGNOSIS_SCHEMES = {"2": "icd10", "6": "snomed"}
 MAX_CELL = 4_000_000  # characters in one cell; a longer one stops the load with the file and line named
 SEX_CODES = {"1": "male", "2": "female", "9": "indeterminate", "x": "unknown", "0": "unknown"}
+# NHS Data Dictionary, NHS NUMBER STATUS INDICATOR CODE (the same codes as UK Core's verification status).
+NHS_NUMBER_STATUS = {
+    "01": "number present and verified",
+    "02": "number present but not traced",
+    "03": "trace required",
+    "04": "trace attempted, no match or multiple match found",
+    "05": "trace needs to be resolved (NHS number or patient detail conflict)",
+    "06": "trace in progress",
+    "07": "number not present and trace not required",
+    "08": "trace postponed (baby under six weeks old)",
+}
+VERIFIED = "01"
 
 
 @dataclass(frozen=True)
 class CsdsTable:
-    """One CSDS table as this adapter reads it."""
+    """One CSDS table as this adapter reads it: the items it needs (role -> item)."""
 
     id: str  # e.g. "CYP001"
     name: str  # e.g. "CYP001MPI"
+    items: Mapping[str, Item]
     required: tuple[str, ...]
-    optional: tuple[str, ...] = ()
+    one_of: tuple[tuple[str, ...], ...] = ()  # at least one item of each group
     feeds: str | None = None  # the canonical table its records end up in
 
 
 MPI = CsdsTable(
-    "CYP001", "CYP001MPI", ("LocalPatientId", "NHSNumber", "PersonBirthDate", "PersonStatedGenderCode"), feeds="patients"
+    "CYP001",
+    "CYP001MPI",
+    {
+        "lpi": it.LOCAL_PATIENT_ID,
+        "person": it.PERSON_ID,
+        "nhs": it.NHS_NUMBER,
+        "status": it.NHS_NUMBER_STATUS,
+        "dob": it.BIRTH_DATE,
+        "sex": it.GENDER,
+    },
+    ("dob", "sex"),
+    (("lpi", "person"), ("nhs", "person")),
+    "patients",
 )
 REFERRAL = CsdsTable(
     "CYP101",
     "CYP101Referral",
-    ("ServiceRequestId", "LocalPatientId", "ReferralReceivedDate", "ServiceDischargeDate"),
-    feeds="patients",
+    {
+        "sr": it.SERVICE_REQUEST,
+        "lpi": it.LOCAL_PATIENT_ID,
+        "person": it.PERSON_ID,
+        "from": it.REFERRAL_RECEIVED,
+        "to": it.DISCHARGE,
+    },
+    ("sr", "from", "to"),
+    (("lpi", "person"),),
+    "patients",
 )
-CONTACT = CsdsTable("CYP201", "CYP201CareContact", ("CareContactId", "ServiceRequestId", "CareContactDate", "AttendOrDNACode"))
+CONTACT = CsdsTable(
+    "CYP201",
+    "CYP201CareContact",
+    {"cc": it.CARE_CONTACT, "sr": it.SERVICE_REQUEST, "date": it.CONTACT_DATE, "attend": it.ATTENDANCE},
+    ("cc", "sr", "date", "attend"),
+)
 ACTIVITY = CsdsTable(
     "CYP202",
     "CYP202CareActivity",
-    ("CareActivityId", "CareContactId", "CodedProcedure"),
-    ("CareProfLocalId",),
+    {
+        "ca": it.CARE_ACTIVITY,
+        "cc": it.CARE_CONTACT,
+        "code": it.PROCEDURE,
+        "scheme": it.PROCEDURE_SCHEME,
+        "staff": it.STAFF,
+    },
+    ("ca", "cc", "code"),
     feeds="conversations",
 )
 PRIMARY_DIAGNOSIS = CsdsTable(
     "CYP607",
     "CYP607PrimDiag",
-    ("LocalPatientId", "DiagnosisSchemeInUse", "PrimDiag", "DiagnosisDate"),
-    ("ServiceRequestId",),
+    {
+        "sr": it.SERVICE_REQUEST,
+        "lpi": it.LOCAL_PATIENT_ID,
+        "scheme": it.DIAGNOSIS_SCHEME,
+        "code": it.PRIMARY_CODE,
+        "date": it.PRIMARY_DATE,
+    },
+    ("scheme", "code", "date"),
+    (("sr", "lpi"),),
     "conditions",
 )
 SECONDARY_DIAGNOSIS = CsdsTable(
     "CYP608",
     "CYP608SecDiag",
-    ("LocalPatientId", "DiagnosisSchemeInUse", "SecDiag", "DiagnosisDate"),
-    ("ServiceRequestId",),
+    {
+        "sr": it.SERVICE_REQUEST,
+        "lpi": it.LOCAL_PATIENT_ID,
+        "scheme": it.DIAGNOSIS_SCHEME,
+        "code": it.SECONDARY_CODE,
+        "date": it.SECONDARY_DATE,
+    },
+    ("scheme", "code", "date"),
+    (("sr", "lpi"),),
     "conditions",
 )
 REFERRAL_ASSESSMENT = CsdsTable(
     "CYP609",
     "CYP609CodedAssessmentReferral",
-    ("ServiceRequestId", "CodedAssessmentToolType", "PersonScore", "AssessmentToolCompletionDate"),
+    {"sr": it.SERVICE_REQUEST, "tool": it.TOOL, "score": it.SCORE, "date": it.COMPLETION_DATE},
+    ("sr", "tool", "score", "date"),
     feeds="assessments",
 )
 CONTACT_ASSESSMENT = CsdsTable(
     "CYP612",
     "CYP612CodedAssessmentContact",
-    ("CareContactId", "CodedAssessmentToolType", "PersonScore"),
-    ("AssessmentToolCompletionDate",),
-    feeds="assessments",
+    {"ca": it.CARE_ACTIVITY, "cc": it.CARE_CONTACT, "tool": it.TOOL, "score": it.SCORE, "date": it.COMPLETION_DATE},
+    ("tool", "score"),
+    (("ca", "cc"),),
+    "assessments",
 )
-TABLES = (MPI, REFERRAL, CONTACT, ACTIVITY, PRIMARY_DIAGNOSIS, SECONDARY_DIAGNOSIS, REFERRAL_ASSESSMENT, CONTACT_ASSESSMENT)
-
-
-def _key(header: str) -> str:
-    """A header as matched: lower case, without spaces or underscores."""
-    return re.sub(r"[\s_]", "", header).lower()
+CARE_PLAN = CsdsTable(
+    "CYP004",
+    "CYP004CarePlanType",
+    {
+        "plan": it.CARE_PLAN,
+        "lpi": it.LOCAL_PATIENT_ID,
+        "person": it.PERSON_ID,
+        "type": it.CARE_PLAN_TYPE,
+        "created": it.CARE_PLAN_CREATED,
+    },
+    ("plan",),
+    (("lpi", "person"),),
+    "conversations",
+)
+CARE_PLAN_AGREEMENT = CsdsTable(
+    "CYP005",
+    "CYP005CarePlanAgreement",
+    {"plan": it.CARE_PLAN, "agreed": it.CARE_PLAN_AGREED, "by": it.CARE_PLAN_AGREED_BY},
+    ("plan", "agreed"),
+    feeds="conversations",
+)
+TABLES = (
+    MPI,
+    REFERRAL,
+    CONTACT,
+    ACTIVITY,
+    PRIMARY_DIAGNOSIS,
+    SECONDARY_DIAGNOSIS,
+    REFERRAL_ASSESSMENT,
+    CONTACT_ASSESSMENT,
+    CARE_PLAN,
+    CARE_PLAN_AGREEMENT,
+)
 
 
 @dataclass
 class Record:
-    """One record of a CSDS file: its place in the file and its (trimmed, non-empty) values."""
+    """One record of a CSDS file: its place in the file, its (trimmed, non-empty) values by role, its headers."""
 
     file: str
     line: int
     values: dict[str, str]
+    headers: Mapping[str, str]  # role -> the column name as the file spells it
     ref: str | None = None
 
-    def get(self, column: str) -> str | None:
-        return self.values.get(_key(column))
+    def get(self, role: str) -> str | None:
+        return self.values.get(role)
+
+    def column(self, role: str) -> str:
+        return self.headers.get(role, role)
 
 
 @dataclass(frozen=True)
@@ -213,8 +290,8 @@ class Failed:
 
 @dataclass(frozen=True)
 class Person:
-    nhs_number: str  # as written (the builder normalises)
-    key: str  # digits only, for matching
+    patient_id: str  # NHS number as written (the builder normalises), or the pseudonymous PERSON ID
+    key: str  # for matching
     date_of_birth: str | None
     sex: str | None
 
@@ -224,6 +301,8 @@ class Contact:
     person: Person
     date: str | None
     attend: str | None
+    ref: str
+    file: str
 
 
 @dataclass
@@ -238,15 +317,31 @@ class PamPart:
 class CsdsAdapter(Adapter):
     name = "csds"
     description = (
-        "A Community Services Data Set (CSDS v1.5/1.6) submission: a folder of CSV files named by table (CYP001MPI.csv required)"
+        "A Community Services Data Set (CSDS v1.5/1.6) extract: a folder of CSV files named by table (CYP001MPI.csv "
+        "required), in TOS, NHS Digital pipeline, NCDR or cquin column names"
     )
     tables = ("patients", "conditions", "assessments", "conversations")
     options = (
         AdapterOption(
             "dates",
-            "Date format in the files: iso (YYYY-MM-DD, as CSDS) or uk (DD/MM/YYYY, ISO also accepted)",
+            "Date format in the files: iso (YYYY-MM-DD, as CSDS) or uk (DD/MM/YYYY, ISO also accepted); "
+            "a time after the date is allowed in either",
             "iso",
             ("iso", "uk"),
+        ),
+        AdapterOption(
+            "rendering",
+            "Column names: auto (detected from each header), tos (Technical Output Specification item names), "
+            "pipeline (NHS Digital pipeline names), ncdr (pipeline names keyed by PERSON ID), cquin (short names)",
+            "auto",
+            ("auto", "tos", "pipeline", "ncdr", "cquin"),
+        ),
+        AdapterOption(
+            "patient_key",
+            "What identifies a patient: auto (the NHS number when CYP001 has one, else PERSON ID), nhs_number, "
+            "or person_id (a pseudonymised extract)",
+            "auto",
+            ("auto", "nhs_number", "person_id"),
         ),
     )
 
@@ -259,7 +354,7 @@ class CsdsAdapter(Adapter):
         found = _find_files(path)
         if MPI.id not in found:
             raise DataError(f"{path}: no {MPI.name} file (CYP001MPI.csv, the person table, is required)")
-        _Loader(builder, found, options.get("dates", "iso")).run()
+        _Loader(builder, found, options).run()
 
 
 def _table_id(file_name: str) -> str | None:
@@ -283,7 +378,34 @@ def _find_files(folder: Path) -> dict[str, Path]:
     return {tid: paths[0] for tid, paths in found.items()}
 
 
-def read_csds_csv(path: Path, spec: CsdsTable, builder: DatasetBuilder) -> list[Record]:
+@dataclass
+class CsdsFile:
+    """One CSDS file as read: its records, the rendering its header is in, and which items it has."""
+
+    records: list[Record]
+    rendering: str
+    roles: set[str]
+
+
+def _match_header(header: list[str], spec: CsdsTable, rendering: str) -> tuple[dict[str, int], str]:
+    """role -> column index for the items present, and the rendering whose spellings matched best."""
+    keys = [it.key(h) for h in header]
+    columns: dict[str, int] = {}
+    for role, item in spec.items.items():
+        for k in item.keys(rendering):
+            if k in keys:
+                columns[role] = keys.index(k)
+                break
+    score = {r: 0 for r in it.RENDERINGS}
+    for role, index in columns.items():
+        for r in it.RENDERINGS:
+            if keys[index] in spec.items[role].keys(r):
+                score[r] += 1
+    best = rendering if rendering != "auto" else max(it.RENDERINGS, key=lambda r: (score[r], r == "tos"))
+    return columns, best
+
+
+def read_csds_csv(path: Path, spec: CsdsTable, builder: DatasetBuilder, rendering: str = "auto") -> CsdsFile:
     """Every record of one CSDS file; records with the wrong number of fields are rejected here."""
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: the file is empty (expected a header row)")
@@ -297,15 +419,18 @@ def read_csds_csv(path: Path, spec: CsdsTable, builder: DatasetBuilder) -> list[
             header = next(reader, None)
             if not header or not any(h.strip() for h in header):
                 raise DataError(f"{path.name}: the file is empty (expected a header row)")
-            keys = [_key(h) for h in header]
+            keys = [it.key(h) for h in header]
             dupes = sorted({h.strip() for h, k in zip(header, keys, strict=True) if k and keys.count(k) > 1})
             if dupes:
                 raise DataError(f"{path.name}: the column {dupes[0]!r} appears twice in the header")
-            for column in spec.required:
-                if _key(column) not in keys:
-                    raise DataError(
-                        f"{path.name}: the required CSDS column {column} is missing ({spec.name} needs {', '.join(spec.required)})"
-                    )
+            columns, found_rendering = _match_header(header, spec, rendering)
+            for group in spec.one_of:
+                if not any(role in columns for role in group):
+                    raise DataError(_missing(path.name, spec, list(group), rendering))
+            for role in spec.required:
+                if role not in columns:
+                    raise DataError(_missing(path.name, spec, [role], rendering))
+            headers = {role: header[i].strip() for role, i in columns.items()}
             previous = reader.line_num
             for fields in reader:
                 line, previous = previous + 1, reader.line_num
@@ -329,13 +454,26 @@ def read_csds_csv(path: Path, spec: CsdsTable, builder: DatasetBuilder) -> list[
                         f"the record has {len(fields)} fields but the header has {len(keys)}; it cannot be read",
                     )
                     continue
-                values = {k: v.strip() for k, v in zip(keys, fields, strict=True) if v.strip()}
-                records.append(Record(path.name, line, values))
+                values = {role: v for role, i in columns.items() if (v := fields[i].strip())}
+                records.append(Record(path.name, line, values, headers))
         except csv.Error as exc:
             raise DataError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
         finally:
             csv.field_size_limit(limit)
-    return records
+    return CsdsFile(records, found_rendering, set(columns))
+
+
+def _missing(file: str, spec: CsdsTable, roles: list[str], rendering: str) -> str:
+    items = [spec.items[r] for r in roles]
+    if len(items) == 1:
+        item = items[0]
+        spelled = " / ".join(dict.fromkeys(item.spellings(rendering)))
+        return f"{file}: the required CSDS column {item.name} is missing (spelled {spelled}; {spec.name} needs it)"
+    others = " or ".join(i.name for i in items[1:])
+    spelled = "; ".join(" / ".join(dict.fromkeys(i.spellings(rendering))) for i in items)
+    return (
+        f"{file}: the required CSDS column {items[0].name} is missing, and so is {others} ({spec.name} needs one of: {spelled})"
+    )
 
 
 def _q(text: str | None, limit: int = 60) -> str:
@@ -344,11 +482,31 @@ def _q(text: str | None, limit: int = 60) -> str:
     return "'" + (s if len(s) <= limit else s[: limit - 3] + "...") + "'"
 
 
-def _date(text: str | None) -> str | None:
-    """A CSDS date as text; a time after an ISO date is dropped."""
-    if text and re.match(r"\d{4}-\d{2}-\d{2}[T ]", text):
-        return text[:10]
-    return text
+_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+_UK = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?: \d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+
+
+def parse_date(text: str | None, style: str) -> tuple[str | None, str | None]:
+    """(ISO date, None) for a CSDS date with or without a time part, or (None, why it is not a date)."""
+    if text is None:
+        return None, None
+    m = _ISO.fullmatch(text)
+    y = mo = d = None
+    if m:
+        y, mo, d = (int(g) for g in m.groups())
+    elif style == "uk" and (m := _UK.fullmatch(text)):
+        d, mo, y = (int(g) for g in m.groups())
+    if y is None or mo is None or d is None:
+        if style == "uk":
+            return None, f"{_q(text)} is not a date (expected DD/MM/YYYY or YYYY-MM-DD); a time after the date is allowed"
+        return None, (
+            f"{_q(text)} is not a date (expected YYYY-MM-DD); a time after the date is allowed, "
+            "and --option dates=uk reads DD/MM/YYYY"
+        )
+    try:
+        return dt.date(y, mo, d).isoformat(), None
+    except ValueError:
+        return None, f"{_q(text)} is not a real date"
 
 
 def _nhs_problem(text: str) -> str | None:
@@ -362,20 +520,6 @@ def _nhs_problem(text: str) -> str | None:
     return None
 
 
-def _person_problem(number: str | None, sex_code: str | None) -> tuple[str, str] | None:
-    """(column, reason) when a CYP001 record cannot make a patient, else None."""
-    if number is None:
-        return "NHSNumber", "no NHS number: cquin identifies patients by NHS number, and NHSNumber is empty"
-    if (problem := _nhs_problem(number)) is not None:
-        return "NHSNumber", problem
-    if sex_code is not None and sex_code.lower() not in SEX_CODES:
-        return (
-            "PersonStatedGenderCode",
-            f"PersonStatedGenderCode {_q(sex_code)} is not a CSDS code (1 male, 2 female, 9 indeterminate, X or 0 not known)",
-        )
-    return None
-
-
 def _number(text: str | None) -> str | None:
     """A score in a comparable form ('48.30' and '48.3' are the same score)."""
     if text is None:
@@ -386,51 +530,90 @@ def _number(text: str | None) -> str | None:
         return text
 
 
+@dataclass
 class _Loader:
     """One load: reads the files in link order and stages rows, rejecting what cannot be used."""
 
-    def __init__(self, builder: DatasetBuilder, files: Mapping[str, Path], date_style: str) -> None:
-        self.b = builder
-        self.files = files
-        self.date_style = date_style
-        self.persons: dict[str, Person | Failed] = {}
-        self.referrals: dict[str, Person | Failed] = {}
-        self.contacts: dict[str, Contact | Failed] = {}
-        self.person_records: dict[str, Record] = {}  # LocalPatientId -> the CYP001 record of a usable person
-        self.vocab = builder.vocabulary
+    b: DatasetBuilder
+    files: Mapping[str, Path]
+    options: Mapping[str, str]
+    persons: dict[str, Person | Failed] = field(default_factory=dict)  # person link key -> person
+    referrals: dict[str, Person | Failed] = field(default_factory=dict)
+    contacts: dict[str, Contact | Failed] = field(default_factory=dict)
+    activities: dict[str, Contact | Failed] = field(default_factory=dict)  # care activity id -> its contact
+    person_records: dict[str, Record] = field(default_factory=dict)  # link key -> the CYP001 record of a usable person
+    renderings: dict[str, str] = field(default_factory=dict)
+    pseudonymous: bool = False
+    person_link: str = "lpi"  # which item links a person's records to CYP001: lpi or person
+
+    @property
+    def date_style(self) -> str:
+        return self.options.get("dates", "iso")
+
+    @property
+    def rendering(self) -> str:
+        return self.options.get("rendering", "auto")
 
     def run(self) -> None:
         known = {t.id for t in TABLES}
         for tid, path in sorted(self.files.items()):
             if tid not in known:
                 self.b.note(f"{path.name}: CSDS table {tid} is not used by cquin, so it was not read")
-        records = {t.id: self._read(t) for t in TABLES}
-        self._persons(records[MPI.id])
-        self._referrals(records[REFERRAL.id])
-        self._contacts(records[CONTACT.id])
-        self._diagnoses(records[PRIMARY_DIAGNOSIS.id], "PrimDiag")
-        self._diagnoses(records[SECONDARY_DIAGNOSIS.id], "SecDiag")
-        self._assessments(records[CONTACT_ASSESSMENT.id], records[REFERRAL_ASSESSMENT.id])
-        self._conversations(records[ACTIVITY.id])
+        read = {t.id: self._read(t) for t in TABLES}
+        self._persons(read[MPI.id])
+        self._referrals(read[REFERRAL.id])
+        self._contacts(read[CONTACT.id].records)
+        self._activities(read[ACTIVITY.id].records)
+        self._diagnoses(read[PRIMARY_DIAGNOSIS.id])
+        self._diagnoses(read[SECONDARY_DIAGNOSIS.id])
+        self._assessments(read[CONTACT_ASSESSMENT.id], read[REFERRAL_ASSESSMENT.id].records)
+        self._conversations(read[ACTIVITY.id].records)
+        self._care_plans(read[CARE_PLAN.id], read[CARE_PLAN_AGREEMENT.id].records)
+        self._note_renderings()
 
-    def _read(self, spec: CsdsTable) -> list[Record]:
+    def _read(self, spec: CsdsTable) -> CsdsFile:
         path = self.files.get(spec.id)
         if path is None:
             if spec is not MPI:
                 self.b.note(f"{spec.name}.csv: not supplied, so there are no records from CSDS table {spec.id}")
-            return []
-        self.b.source(path.name, path, spec.feeds, date_style=self.date_style)
-        return read_csds_csv(path, spec, self.b)
+            return CsdsFile([], "", set())
+        self.b.source(path.name, path, spec.feeds)
+        f = read_csds_csv(path, spec, self.b, self.rendering)
+        self.renderings[path.name] = f.rendering
+        return f
 
-    # ------------------------------------------------------------- linking records
+    def _note_renderings(self) -> None:
+        kinds = Counter(self.renderings.values())
+        if not kinds:
+            return
+        if self.pseudonymous and set(kinds) <= {"pipeline"}:
+            kinds = Counter({"ncdr": sum(kinds.values())})
+        if len(kinds) == 1:
+            (kind,) = kinds
+            self.b.note(f"CSDS: column names read as {RENDERING_LABELS[kind]} in every file")
+        else:
+            each = "; ".join(f"{name}: {RENDERING_LABELS[r]}" for name, r in sorted(self.renderings.items()))
+            self.b.note(f"CSDS: files use different renderings ({each})")
 
-    def _unique(self, records: Iterable[Record], column: str) -> dict[str, Record | Failed]:
+    # ------------------------------------------------------------- helpers
+
+    def date(self, r: Record, role: str) -> tuple[str | None, bool]:
+        """The record's date in ``role`` as ISO text; rejects the record (returns ok False) when it is not a date."""
+        value, problem = parse_date(r.get(role), self.date_style)
+        if problem is None:
+            return value, True
+        column = r.column(role)
+        self.b.reject(r.file, r.line, column, r.get(role), f"{column} {problem}", r.ref)
+        return None, False
+
+    def _unique(self, records: Iterable[Record], role: str, label: str) -> dict[str, Record | Failed]:
         """Index records by their id: a repeat with the same details counts once; differing repeats all fail."""
         groups: dict[str, list[Record]] = {}
         for r in records:
-            rid = r.get(column)
-            r.ref = f"{column}={rid}" if rid else None
+            rid = r.get(role)
+            r.ref = f"{label}={rid}" if rid else None
             if rid is None:
+                column = r.column(role)
                 self.b.reject(r.file, r.line, column, None, f"{column} is empty: the record cannot be linked")
                 continue
             groups.setdefault(rid, []).append(r)
@@ -444,15 +627,17 @@ class _Loader:
                     )
                 continue
             lines = ", ".join(str(r.line) for r in group)
+            column = group[0].column(role)
             reason = f"conflicting records for {column} {rid} (lines {lines}): they disagree, so none is used"
             for r in group:
                 self.b.reject(r.file, r.line, column, rid, reason, r.ref)
-            out[rid] = Failed(f"{column}={rid}", group[0].file, reason)
+            out[rid] = Failed(f"{label}={rid}", group[0].file, reason)
         return out
 
-    def _link(self, index: Mapping[str, object], r: Record, column: str, table: CsdsTable) -> object:
+    def _link(self, index: Mapping[str, object], r: Record, role: str, table: CsdsTable, label: str) -> object:
         """The person/referral/contact ``r`` links to, or (after rejecting ``r``) a :class:`Failed` for records that lead to ``r``."""
-        rid = r.get(column)
+        rid = r.get(role)
+        column = r.column(role)
         if rid is None:
             reason = f"{column} is empty: the record cannot be linked to a {table.name} record"
             self.b.reject(r.file, r.line, column, None, reason, r.ref)
@@ -460,53 +645,125 @@ class _Loader:
         found = index.get(rid)
         if found is None:
             where = table.name if table.id in self.files else f"{table.name} (not supplied)"
-            reason = f"unknown {column} {_q(rid)}: not in {where}"
+            reason = f"unknown {label} {_q(rid)}: not in {where}"
             self.b.reject(r.file, r.line, column, rid, reason, r.ref)
             return Failed(r.ref or rid, r.file, reason)
         if isinstance(found, Failed):
             self.b.reject(r.file, r.line, column, rid, found.downstream(), r.ref)
         return found
 
-    def _persons(self, records: list[Record]) -> None:
-        for pid, r in self._unique(records, "LocalPatientId").items():
+    def _person_role(self, f: CsdsFile) -> str:
+        """Which item links ``f``'s records to their person: the local patient id, else PERSON ID."""
+        if self.person_link in f.roles:
+            return self.person_link
+        return "person" if "person" in f.roles else "lpi"
+
+    # ------------------------------------------------------------- linking records
+
+    def _persons(self, f: CsdsFile) -> None:
+        wanted = self.options.get("patient_key", "auto")
+        has_nhs, has_person = "nhs" in f.roles, "person" in f.roles
+        if wanted == "person_id" or (wanted == "auto" and not has_nhs):
+            if not has_person:
+                raise DataError(f"{self.files[MPI.id].name}: patient_key=person_id needs a PERSON ID column in CYP001")
+            self.pseudonymous = True
+            header = next((r.column("person") for r in f.records), "PERSON ID")
+            self.b.use_pseudonymous_ids(
+                f"patients are keyed by the pseudonymous CSDS {header} from {self.files[MPI.id].name}, not by NHS number: "
+                "identifiers in this run are pseudonymous"
+            )
+        elif not has_nhs:
+            raise DataError(_missing(self.files[MPI.id].name, MPI, ["nhs"], self.rendering))
+        self.person_link = "lpi" if "lpi" in f.roles else "person"
+        link_label = it.LOCAL_PATIENT_ID.name if self.person_link == "lpi" else it.PERSON_ID.name
+        statuses: Counter[str] = Counter()
+        for pid, r in self._unique(f.records, self.person_link, link_label).items():
             if isinstance(r, Failed):
                 self.persons[pid] = r
                 continue
-            number, sex_code = r.get("NHSNumber"), r.get("PersonStatedGenderCode")
-            problem = _person_problem(number, sex_code)
+            problem = self._person_problem(r)
+            dob, ok = (None, False) if problem else self.date(r, "dob")
             if problem is not None:
-                column, reason = problem
-                self.b.reject(r.file, r.line, column, r.get(column), reason, r.ref)
+                role, reason = problem
+                self.b.reject(r.file, r.line, r.column(role), r.get(role), reason, r.ref)
                 self.persons[pid] = Failed(r.ref or pid, r.file, reason)
                 continue
+            if not ok:
+                self.persons[pid] = Failed(r.ref or pid, r.file, f"{r.column('dob')} is not a date")
+                continue
+            sex_code = r.get("sex")
             sex = None if sex_code is None else SEX_CODES[sex_code.lower()]
-            assert number is not None
-            self.persons[pid] = Person(number, re.sub(r"[ -]", "", number), _date(r.get("PersonBirthDate")), sex)
+            if self.pseudonymous:
+                ident = r.get("person") or ""
+                key = ident
+            else:
+                ident = r.get("nhs") or ""
+                key = re.sub(r"[ -]", "", ident)
+                statuses[(r.get("status") or "").zfill(2) if r.get("status") else "(not recorded)"] += 1
+            self.persons[pid] = Person(ident, key, dob, sex)
             self.person_records[pid] = r
+        if statuses:
+            self._note_statuses(statuses)
 
-    def _referrals(self, records: list[Record]) -> None:
+    def _note_statuses(self, statuses: Counter[str]) -> None:
+        shown = "; ".join(
+            f"{code} {NHS_NUMBER_STATUS.get(code, 'not a status code')}: {n:,}" for code, n in sorted(statuses.items())
+        )
+        unverified = sum(n for code, n in statuses.items() if code != VERIFIED)
+        self.b.note(
+            f"{self.files[MPI.id].name}: NHS number status — {shown}. "
+            f"{unverified:,} of {sum(statuses.values()):,} NHS numbers are not recorded as verified (status 01); "
+            "they are used as given"
+        )
+
+    def _person_problem(self, r: Record) -> tuple[str, str] | None:
+        """(role, reason) when a CYP001 record cannot make a patient, else None."""
+        if self.pseudonymous:
+            if r.get("person") is None:
+                column = r.column("person")
+                return "person", f"no {column}: this pseudonymised extract keys patients by {column}, and it is empty"
+        else:
+            number = r.get("nhs")
+            if number is None:
+                return "nhs", f"no NHS number: cquin identifies patients by NHS number, and {r.column('nhs')} is empty"
+            if (problem := _nhs_problem(number)) is not None:
+                return "nhs", problem
+        sex_code = r.get("sex")
+        if sex_code is not None and sex_code.lower() not in SEX_CODES:
+            column = r.column("sex")
+            return "sex", f"{column} {_q(sex_code)} is not a CSDS code (1 male, 2 female, 9 indeterminate, X or 0 not known)"
+        return None
+
+    def _referrals(self, f: CsdsFile) -> None:
         referred: set[str] = set()
         rows = []
-        for sid, r in self._unique(records, "ServiceRequestId").items():
+        role = self._person_role(f)
+        label = it.LOCAL_PATIENT_ID.name if role == "lpi" else it.PERSON_ID.name
+        for sid, r in self._unique(f.records, "sr", it.SERVICE_REQUEST.name).items():
             if isinstance(r, Failed):
                 self.referrals[sid] = r
                 continue
-            person = self._link(self.persons, r, "LocalPatientId", MPI)
+            person = self._link(self.persons, r, role, MPI, label)
             if not isinstance(person, Person):
                 self.referrals[sid] = person  # type: ignore[assignment]
                 continue
-            referred.add(r.get("LocalPatientId") or "")
+            served_from, ok_from = self.date(r, "from")
+            served_to, ok_to = self.date(r, "to") if ok_from else (None, False)
+            if not (ok_from and ok_to):
+                self.referrals[sid] = Failed(r.ref or sid, r.file, "its dates are not dates")
+                continue
+            referred.add(r.get(role) or "")
             self.referrals[sid] = person
             rows.append(
                 {
                     "_file": r.file,
                     "_line": r.line,
                     "_ref": r.ref,
-                    "patient_id": person.nhs_number,
+                    "patient_id": person.patient_id,
                     "date_of_birth": person.date_of_birth,
                     "sex": person.sex,
-                    "served_from": _date(r.get("ReferralReceivedDate")),
-                    "served_to": _date(r.get("ServiceDischargeDate")),
+                    "served_from": served_from,
+                    "served_to": served_to,
                 }
             )
         self.b.add_rows("patients", rows)
@@ -515,92 +772,137 @@ class _Loader:
                 self.b.accept_record(r.file, r.line)  # its details are on each referral's patients row
             else:
                 self.b.reject(
-                    r.file, r.line, "LocalPatientId", pid, "no referral: time under the provider's care is unknown", r.ref
+                    r.file,
+                    r.line,
+                    r.column(self.person_link),
+                    pid,
+                    "no referral: time under the provider's care is unknown",
+                    r.ref,
                 )
 
     def _contacts(self, records: list[Record]) -> None:
-        for cid, r in self._unique(records, "CareContactId").items():
+        for cid, r in self._unique(records, "cc", it.CARE_CONTACT.name).items():
             if isinstance(r, Failed):
                 self.contacts[cid] = r
                 continue
-            person = self._link(self.referrals, r, "ServiceRequestId", REFERRAL)
+            person = self._link(self.referrals, r, "sr", REFERRAL, it.SERVICE_REQUEST.name)
             if not isinstance(person, Person):
                 self.contacts[cid] = person  # type: ignore[assignment]
                 continue
-            self.contacts[cid] = Contact(person, _date(r.get("CareContactDate")), r.get("AttendOrDNACode"))
+            # A bad contact date is the contact's own fault, charged to its own line (issue 12 item 5).
+            when, ok = self.date(r, "date")
+            if not ok:
+                self.contacts[cid] = Failed(r.ref or cid, r.file, f"{r.column('date')} is not a date")
+                continue
+            self.contacts[cid] = Contact(person, when, r.get("attend"), r.ref or cid, r.file)
             self.b.accept_record(r.file, r.line)
+
+    def _activities(self, records: list[Record]) -> None:
+        """Index care activities by id (CYP612 assessments are recorded against them)."""
+        for r in records:
+            aid = r.get("ca")
+            if aid is not None and aid not in self.activities:
+                contact = self.contacts.get(r.get("cc") or "")
+                if contact is None:
+                    why = f"unknown {it.CARE_CONTACT.name} {_q(r.get('cc'))}: not in {CONTACT.name}"
+                    contact = Failed(f"{it.CARE_ACTIVITY.name}={aid}", r.file, why)
+                elif isinstance(contact, Failed):
+                    contact = Failed(f"{it.CARE_ACTIVITY.name}={aid}", r.file, contact.downstream())
+                self.activities[aid] = contact
 
     # ------------------------------------------------------------- rows
 
-    def _diagnoses(self, records: list[Record], code_column: str) -> None:
+    def _diagnoses(self, f: CsdsFile) -> None:
         rows = []
-        for r in records:
-            sr = r.get("ServiceRequestId")
-            r.ref = f"ServiceRequestId={sr}" if sr else f"LocalPatientId={r.get('LocalPatientId')}"
-            scheme = r.get("DiagnosisSchemeInUse")
+        by_referral = "sr" in f.roles
+        for r in f.records:
+            if by_referral:
+                r.ref = f"{it.SERVICE_REQUEST.name}={r.get('sr')}"
+            else:
+                r.ref = f"{it.LOCAL_PATIENT_ID.name}={r.get('lpi')}"
+            scheme = r.get("scheme")
             system = DIAGNOSIS_SCHEMES.get((scheme or "").lstrip("0"))
             if system is None:
                 self.b.reject(
                     r.file,
                     r.line,
-                    "DiagnosisSchemeInUse",
+                    r.column("scheme"),
                     scheme,
                     f"ignored: diagnosis scheme {_q(scheme)} is not ICD-10 (02) or SNOMED CT (06), the schemes of cquin's code lists",
                     r.ref,
                 )
                 continue
-            person = self._link(self.persons, r, "LocalPatientId", MPI)
+            if by_referral:
+                person = self._link(self.referrals, r, "sr", REFERRAL, it.SERVICE_REQUEST.name)
+            else:
+                person = self._link(self.persons, r, "lpi", MPI, it.LOCAL_PATIENT_ID.name)
             if not isinstance(person, Person):
+                continue
+            when, ok = self.date(r, "date")
+            if not ok:
                 continue
             rows.append(
                 {
                     "_file": r.file,
                     "_line": r.line,
                     "_ref": r.ref,
-                    "patient_id": person.nhs_number,
+                    "patient_id": person.patient_id,
                     "code_system": system,
-                    "code": r.get(code_column),
-                    "recorded_on": _date(r.get("DiagnosisDate")),
+                    "code": r.get("code"),
+                    "recorded_on": when,
                 }
             )
         self.b.add_rows("conditions", rows)
 
     def _pam_part(self, r: Record, person: Person, date: str | None) -> PamPart:
-        tool = r.get("CodedAssessmentToolType")
-        return PamPart(r, person, date, "level" if tool == PAM_LEVEL_TOOL else "score", r.get("PersonScore"))
+        tool = r.get("tool")
+        return PamPart(r, person, date, "level" if tool == PAM_LEVEL_TOOL else "score", r.get("score"))
 
     def _is_pam(self, r: Record) -> bool:
-        tool = r.get("CodedAssessmentToolType")
+        tool = r.get("tool")
         if tool in (PAM_LEVEL_TOOL, PAM_SCORE_TOOL):
             return True
         self.b.reject(
             r.file,
             r.line,
-            "CodedAssessmentToolType",
+            r.column("tool"),
             tool,
             f"ignored: assessment tool type {_q(tool)} is not a PAM score ({PAM_SCORE_TOOL}) or level ({PAM_LEVEL_TOOL})",
             r.ref,
         )
         return False
 
-    def _assessments(self, at_contacts: list[Record], at_referrals: list[Record]) -> None:
+    def _assessments(self, at_contacts: CsdsFile, at_referrals: list[Record]) -> None:
         parts: list[PamPart] = []
-        for r in at_contacts:
-            r.ref = f"CareContactId={r.get('CareContactId')}"
+        by_activity = "ca" in at_contacts.roles
+        for r in at_contacts.records:
+            if by_activity:
+                r.ref = f"{it.CARE_ACTIVITY.name}={r.get('ca')}"
+            else:
+                r.ref = f"{it.CARE_CONTACT.name}={r.get('cc')}"
             if not self._is_pam(r):
                 continue
-            contact = self._link(self.contacts, r, "CareContactId", CONTACT)
+            if by_activity:
+                contact = self._link(self.activities, r, "ca", ACTIVITY, it.CARE_ACTIVITY.name)
+            else:
+                contact = self._link(self.contacts, r, "cc", CONTACT, it.CARE_CONTACT.name)
             if not isinstance(contact, Contact):
                 continue
-            parts.append(self._pam_part(r, contact.person, _date(r.get("AssessmentToolCompletionDate")) or contact.date))
+            when, ok = self.date(r, "date")
+            if not ok:
+                continue
+            parts.append(self._pam_part(r, contact.person, when or contact.date))
         for r in at_referrals:
-            r.ref = f"ServiceRequestId={r.get('ServiceRequestId')}"
+            r.ref = f"{it.SERVICE_REQUEST.name}={r.get('sr')}"
             if not self._is_pam(r):
                 continue
-            person = self._link(self.referrals, r, "ServiceRequestId", REFERRAL)
+            person = self._link(self.referrals, r, "sr", REFERRAL, it.SERVICE_REQUEST.name)
             if not isinstance(person, Person):
                 continue
-            parts.append(self._pam_part(r, person, _date(r.get("AssessmentToolCompletionDate"))))
+            when, ok = self.date(r, "date")
+            if not ok:
+                continue
+            parts.append(self._pam_part(r, person, when))
         groups: dict[tuple[str, str | None], list[PamPart]] = {}
         for p in parts:
             groups.setdefault((p.person.key, p.date), []).append(p)
@@ -613,9 +915,9 @@ class _Loader:
             of_kind = [p for p in group if p.kind == kind]
             if len({_number(p.value) for p in of_kind}) > 1:
                 values = ", ".join(sorted({p.value or "(empty)" for p in of_kind}))
-                reason = f"conflicting assessments: different PAM {kind}s ({values}) for {group[0].person.nhs_number} on {group[0].date}; none is used"
+                reason = f"conflicting assessments: different PAM {kind}s ({values}) for {group[0].person.patient_id} on {group[0].date}; none is used"
                 for p in group:
-                    self.b.reject(p.record.file, p.record.line, "PersonScore", p.value, reason, p.record.ref)
+                    self.b.reject(p.record.file, p.record.line, p.record.column("score"), p.value, reason, p.record.ref)
                 return None
             if of_kind:
                 chosen[kind] = of_kind[0]
@@ -631,7 +933,7 @@ class _Loader:
             "_file": main.record.file,
             "_line": main.record.line,
             "_ref": main.record.ref,
-            "patient_id": main.person.nhs_number,
+            "patient_id": main.person.patient_id,
             "assessed_on": main.date,
             "respondent": "patient",
             "instrument": "pam",
@@ -642,32 +944,32 @@ class _Loader:
     def _is_conversation(self, code: str | None) -> bool:
         if code is None:
             return False
-        return any(code in codes for codes in self.vocab.conversation_codes.values())
+        return any(code in codes for codes in self.b.vocabulary.conversation_codes.values())
 
     def _conversations(self, records: list[Record]) -> None:
         rows = []
         for r in records:
-            r.ref = f"CareActivityId={r.get('CareActivityId')}"
-            code = r.get("CodedProcedure")
+            r.ref = f"{it.CARE_ACTIVITY.name}={r.get('ca')}"
+            code = r.get("code")
             if not self._is_conversation(code):
                 self.b.reject(
                     r.file,
                     r.line,
-                    "CodedProcedure",
+                    r.column("code"),
                     code,
-                    f"ignored: not a care and support planning conversation (CodedProcedure {_q(code)} is not in the ruleset's conversation codes)",
+                    f"ignored: not a care and support planning conversation ({r.column('code')} {_q(code)} is not in the ruleset's conversation codes)",
                     r.ref,
                 )
                 continue
-            contact = self._link(self.contacts, r, "CareContactId", CONTACT)
+            contact = self._link(self.contacts, r, "cc", CONTACT, it.CARE_CONTACT.name)
             if not isinstance(contact, Contact):
                 continue
             if (contact.attend or "").lstrip("0") not in ATTENDED:
                 self.b.reject(
                     r.file,
                     r.line,
-                    "CareContactId",
-                    r.get("CareContactId"),
+                    r.column("cc"),
+                    r.get("cc"),
                     f"the conversation's contact was not attended (AttendOrDNACode {_q(contact.attend)}; only 5 or 6, attended, count)",
                     r.ref,
                 )
@@ -677,12 +979,71 @@ class _Loader:
                     "_file": r.file,
                     "_line": r.line,
                     "_ref": r.ref,
-                    "patient_id": contact.person.nhs_number,
+                    "patient_id": contact.person.patient_id,
                     "held_on": contact.date,
-                    "staff_id": r.get("CareProfLocalId"),
+                    "staff_id": r.get("staff"),
                 }
             )
         self.b.add_rows("conversations", rows)
+
+    def _care_plans(self, plans: CsdsFile, agreements: list[Record]) -> None:
+        """An agreed care plan (CYP004 with a CYP005 agreement) is a conversation held on the agreed date.
+
+        Which plan types count is the ruleset's decision (``conversation_codes.care_plans.csds_plan_types``;
+        empty: every type); see the interpretation recorded there.
+        """
+        if not plans.records and not agreements:
+            return
+        types = self.b.vocabulary.csds_care_plan_types
+        role = self._person_role(plans)
+        label = it.LOCAL_PATIENT_ID.name if role == "lpi" else it.PERSON_ID.name
+        owners: dict[str, Person | Failed] = {}
+        plan_records: dict[str, Record] = {}
+        for pid, r in self._unique(plans.records, "plan", it.CARE_PLAN.name).items():
+            if isinstance(r, Failed):
+                owners[pid] = r
+                continue
+            plan_type = r.get("type")
+            if types and (plan_type or "") not in types:
+                reason = (
+                    f"ignored: care plan type {_q(plan_type)} is not one the ruleset counts as a personalised care "
+                    f"and support plan ({', '.join(sorted(types))})"
+                )
+                self.b.reject(r.file, r.line, r.column("type"), plan_type, reason, r.ref)
+                owners[pid] = Failed(r.ref or pid, r.file, reason)
+                continue
+            person = self._link(self.persons, r, role, MPI, label)
+            owners[pid] = person  # type: ignore[assignment]
+            if isinstance(person, Person):
+                plan_records[pid] = r
+        rows = []
+        used: set[str] = set()
+        for r in agreements:
+            r.ref = f"{it.CARE_PLAN.name}={r.get('plan')}"
+            person = self._link(owners, r, "plan", CARE_PLAN, it.CARE_PLAN.name)
+            if not isinstance(person, Person):
+                continue
+            when, ok = self.date(r, "agreed")
+            if not ok:
+                continue
+            used.add(r.get("plan") or "")
+            rows.append(
+                {
+                    "_file": r.file,
+                    "_line": r.line,
+                    "_ref": r.ref,
+                    "patient_id": person.patient_id,
+                    "held_on": when,
+                    "staff_id": None,
+                }
+            )
+        self.b.add_rows("conversations", rows)
+        for pid, r in plan_records.items():
+            if pid in used:
+                self.b.accept_record(r.file, r.line)  # its person is on each agreement's conversations row
+            else:
+                reason = "ignored: the care plan has no agreement (CYP005 CARE PLAN AGREED DATE), so it is not evidence of an agreed plan"
+                self.b.reject(r.file, r.line, r.column("plan"), pid, reason, r.ref)
 
 
 @hookimpl

@@ -24,6 +24,7 @@ Mapping (FHIR R4 -> canonical):
 | QuestionnaireResponse | items with ``linkId`` Q32 / Q33, answer ``valueString`` or ``valueCoding`` display / code | assessments, instrument gpps: gpps_q32 / gpps_q33 | ``authored`` -> assessed_on; ``source`` or ``author`` a RelatedPerson -> carer, else patient. Without Q32/Q33 items: ignored |
 | Procedure | ``code.coding`` in the ruleset's conversation codes (SNOMED CT, or a local system by its URI) | conversations | ``performedDateTime`` or ``performedPeriod.start`` -> held_on; ``performer.actor`` Practitioner id -> staff_id. Other Procedures: ignored |
 | Encounter | ``type`` or ``reasonCode`` coding in the conversation codes | conversations | ``period.start`` -> held_on; ``participant.individual`` Practitioner id -> staff_id. Other Encounters: ignored |
+| CarePlan | ``category`` (or ``code``) coding in the ruleset's care plan codes (``conversation_codes.care_plans``) | conversations | an agreed plan (status active/completed, intent plan/order): ``created`` (else ``period.start``) -> held_on; ``author`` Practitioner -> staff_id. Others: ignored |
 | any other (Practitioner, Claim, Immunization, ...) | | | ignored |
 
 The PAM codes (:data:`cquin.adapters.fhir_map.PAM_LEVEL_CODE`, ``PAM_SCORE_CODE``)
@@ -32,7 +33,17 @@ patient (``subject`` as ``Patient/<id>``, a ``urn:uuid:`` fullUrl, or an
 NHS-number identifier) whose Patient is missing or was rejected is rejected
 with that reason.  Staff, training, overrides and provider details are not
 read from FHIR (Practitioner and PractitionerRole resources are ignored):
-they come only from canonical CSV files.
+they are the organisation's own canonical files, read beside the export or
+from ``--org DIR`` (:mod:`cquin.adapters.organisation`).
+
+EPR details: a Condition whose clinicalStatus is inactive, remission or
+resolved with an abatement date before the ruleset's
+``ltc.resolved_conditions`` date is ignored unless its code is in an excepted
+category (cancer counts by its recorded date); the UK Core NHS number
+verification status is counted in a note; ``#id`` references resolve to
+``contained`` resources (a contained Patient is the export's Patient with the
+same NHS number); a Bulk ``manifest.json`` must list only files that are
+present (:mod:`cquin.adapters.fhir_manifest`).
 
 Details worth knowing:
 - Dates are the calendar date as recorded (the date part of a dateTime, with no
@@ -83,12 +94,16 @@ from typing import Any
 from stdnum.gb import nhs as nhs_number
 
 from cquin.adapters.base import Adapter, AdapterOption
+from cquin.adapters.fhir_manifest import check_manifest
 from cquin.adapters.fhir_map import (
     FHIR_GENDER,
     NHS_NUMBER_SYSTEM,
     PamResult,
     PatientDetails,
     Refusal,
+    care_plan_codings,
+    care_plan_date,
+    care_plan_refusal,
     condition_codes,
     condition_date,
     conversation_codings,
@@ -99,6 +114,7 @@ from cquin.adapters.fhir_map import (
     pam_result,
     patient_details,
     quoted,
+    resolved_before,
 )
 from cquin.adapters.fhir_read import (
     FhirFile,
@@ -118,7 +134,16 @@ from cquin.dataset import DatasetBuilder
 from cquin.dataset.checks import PLAUSIBLE_FROM, PLAUSIBLE_TO
 from cquin.hookspecs import hookimpl
 
-READ_TYPES = ("Patient", "EpisodeOfCare", "Condition", "Observation", "QuestionnaireResponse", "Procedure", "Encounter")
+READ_TYPES = (
+    "Patient",
+    "EpisodeOfCare",
+    "Condition",
+    "Observation",
+    "QuestionnaireResponse",
+    "Procedure",
+    "Encounter",
+    "CarePlan",
+)
 STAGE_BATCH = 10_000
 NOT_FROM_FHIR = {
     "Practitioner": "staff come from staff.csv, not Practitioner resources",
@@ -161,10 +186,13 @@ class FhirAdapter(Adapter):
         files, skipped = find_files(path)
         for why in skipped:
             builder.note(why)
+        manifest = check_manifest(path, files)
         load = _Load(builder, options)
         if path.is_dir():
             load.bases |= _manifest_bases(path / "manifest.json")
         load.run(files)
+        if manifest is not None:
+            manifest.report(builder)
 
 
 def _manifest_bases(manifest: Path) -> set[str]:
@@ -226,6 +254,7 @@ class _Load:
     pam: list[_Pam] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
     staged: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    verification: Counter[str] = field(default_factory=Counter)  # NHS number verification status of accepted Patients
 
     def __post_init__(self) -> None:
         self.handlers = {
@@ -234,6 +263,7 @@ class _Load:
             "QuestionnaireResponse": self.questionnaire,
             "Procedure": self.conversation,
             "Encounter": self.conversation,
+            "CarePlan": self.care_plan,
         }
 
     @property
@@ -270,12 +300,25 @@ class _Load:
                 self.second_pass(f, rec)
         self.finish_pam()
         self.flush()
+        self.note_verification()
         if self.ignored:
             counts = ", ".join(f"{t} {n}" for t, n in sorted(self.ignored.items()))
             self.builder.note(
                 f"FHIR: {sum(self.ignored.values())} resources cquin does not use are listed as rejected with a reason "
                 f"starting 'ignored:' ({counts})"
             )
+
+    def note_verification(self) -> None:
+        """How many accepted Patients' NHS numbers are recorded as verified (UK Core verification status 01)."""
+        if not self.verification:
+            return
+        total = sum(self.verification.values())
+        shown = "; ".join(f"{code}: {n:,}" for code, n in sorted(self.verification.items()))
+        unverified = total - self.verification.get("01", 0)
+        self.builder.note(
+            f"FHIR: NHS number verification status (UK Core) — {shown}. {unverified:,} of {total:,} NHS numbers are not "
+            "recorded as verified (01, number present and verified); they are used as given"
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -304,6 +347,9 @@ class _Load:
                 f"no {elements[0]}: a {resource['resourceType']} must reference its Patient ({elements[0]})", elements[0]
             )
         ref = resource[element]
+        contained = self.contained(resource, ref)
+        if contained is not None:
+            return self.contained_patient(contained, element)
         key = reference_key(ref, self.full_urls, self.bases)
         if key is None:
             ident = ref.get("identifier") if isinstance(ref, dict) else None
@@ -334,6 +380,41 @@ class _Load:
             )
         return Refusal(f"unknown patient {quoted(key)}: no Patient resource with that id was read", element, key)
 
+    @staticmethod
+    def contained(resource: dict[str, Any], ref: Any) -> dict[str, Any] | None:
+        """The contained resource a local reference (``#id``) points to, if ``ref`` is one and it is there."""
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if not isinstance(target, str) or not target.startswith("#"):
+            return None
+        for inner in resource.get("contained") or []:
+            if isinstance(inner, dict) and inner.get("id") == target[1:]:
+                return inner
+        return {"resourceType": "(missing)", "id": target[1:]}
+
+    def contained_patient(self, inner: dict[str, Any], element: str) -> _Patient | Refusal:
+        """A contained Patient is the Patient read elsewhere in the export with the same NHS number."""
+        if inner.get("resourceType") != "Patient":
+            what = (
+                "no contained resource"
+                if inner.get("resourceType") == "(missing)"
+                else f"a contained {inner.get('resourceType')}"
+            )
+            return Refusal(f"{element} '#{inner.get('id')}' is {what}, not a Patient", element, f"#{inner.get('id')}")
+        details = patient_details(inner, self.identifier_system)
+        if isinstance(details, Refusal):
+            return Refusal(f"the contained Patient '#{inner.get('id')}' cannot be used: {details.reason}", element)
+        key = self.by_nhs_number.get(details.nhs_number)
+        if key is None or key not in self.patients:
+            why = (
+                "that Patient record was rejected" if key in self.refused else "no Patient resource with that NHS number was read"
+            )
+            return Refusal(
+                f"unknown patient: the contained Patient '#{inner.get('id')}' has NHS number {details.nhs_number}, and {why}",
+                element,
+                details.nhs_number,
+            )
+        return self.patients[key]
+
     def respondent(self, resource: dict[str, Any], *elements: str) -> str:
         """carer when any of ``elements`` references a RelatedPerson, else patient."""
         for element in elements:
@@ -345,10 +426,16 @@ class _Load:
                     return "carer"
         return "patient"
 
+    current: dict[str, Any] | None = None  # the resource being mapped (for its contained resources)
+
     def practitioner(self, refs: Any, inner: str) -> str | None:
         """The id of the first Practitioner among ``refs`` (each a Reference, or an object holding one as ``inner``)."""
         for item in refs if isinstance(refs, list) else []:
             ref = item.get(inner) if isinstance(item, dict) else None
+            found = self.contained(self.current, ref) if self.current is not None else None
+            if found is not None and found.get("resourceType") == "Practitioner":
+                ids = [i.get("value") for i in found.get("identifier") or [] if isinstance(i, dict) and i.get("value")]
+                return str(ids[0]) if ids else (str(found["id"]) if found.get("id") else None)
             key = reference_key(ref, self.full_urls, self.bases)
             if key and reference_type(ref, key) == "Practitioner" and "/" in key and not is_remote(key):
                 return key.split("/", 1)[1]
@@ -390,7 +477,7 @@ class _Load:
                 f.name,
                 rec.line,
                 resource_key(res, rec.full_url),
-                {element: res.get(element), "resourceType": res["resourceType"]},
+                {element: res.get(element), "resourceType": res["resourceType"], "contained": res.get("contained")},
                 date_part(period.get("start")),
                 date_part(period.get("end")),
                 not_happened(res),
@@ -439,6 +526,7 @@ class _Load:
                 continue
             if p.episodes:
                 self.builder.accept_record(p.file, p.line)
+                self.verification[p.details.verification or "(not recorded)"] += 1
                 continue
             reason = f"no {source}: the time under the provider's care is unknown"
             self.builder.reject(p.file, p.line, None, None, reason, key)
@@ -462,6 +550,7 @@ class _Load:
             why = NOT_FROM_FHIR.get(rtype, f"cquin does not use {rtype} resources (it reads {', '.join(READ_TYPES)})")
             self.refuse(f, rec, key, Refusal(f"ignored: {why}", None, None, True))
             return
+        self.current = res
         handler(f, rec, res, key)
 
     def condition(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
@@ -469,6 +558,27 @@ class _Load:
         if isinstance(outcome, Refusal):
             self.refuse(f, rec, key, outcome)
             return
+        vocab = self.builder.vocabulary
+        gone = resolved_before(res, vocab.resolved_before)
+        if gone is not None:
+            # Resolved before the ruleset's date: only codes of the excepted categories (e.g. cancer) still count.
+            outcome = [(system, code) for system, code in outcome if vocab.resolved_exempt(system, code)]
+            if not outcome:
+                status, abated = gone
+                self.refuse(
+                    f,
+                    rec,
+                    key,
+                    Refusal(
+                        f"ignored: Condition clinicalStatus is {status!r}, abated {abated}, before "
+                        f"{vocab.resolved_before}: a condition resolved then does not identify a long-term condition "
+                        "(the ruleset's ltc.resolved_conditions)",
+                        "clinicalStatus",
+                        status,
+                        True,
+                    ),
+                )
+                return
         patient = self.patient_of(res, "subject")
         if isinstance(patient, Refusal):
             self.refuse(f, rec, key, patient)
@@ -610,6 +720,42 @@ class _Load:
         row = {
             "patient_id": patient.details.nhs_number,
             "held_on": conversation_date(res),
+            "staff_id": staff,
+            "_file": f.name,
+            "_line": rec.line,
+            "_ref": key,
+        }
+        self.stage("conversations", [row])
+
+    def care_plan(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
+        """An agreed personalised care and support plan is a conversation held on the day it was agreed (ruleset care_plans)."""
+        found = care_plan_codings(res)
+        if not is_conversation(found, self.builder.vocabulary.care_plan_codes):
+            codes = ", ".join(sorted({c.get("code") or "?" for c in found})) or "none"
+            self.refuse(
+                f,
+                rec,
+                key,
+                Refusal(
+                    f"ignored: not a personalised care and support plan (categories {codes} are not in the ruleset's care plan codes)",
+                    "category",
+                    None,
+                    True,
+                ),
+            )
+            return
+        refusal = care_plan_refusal(res) or not_happened(res)
+        patient = self.patient_of(res, "subject")
+        if refusal is None and isinstance(patient, Refusal):
+            refusal = patient
+        if refusal is not None:
+            self.refuse(f, rec, key, refusal)
+            return
+        assert isinstance(patient, _Patient)
+        staff = self.practitioner(res.get("author") and [{"actor": res.get("author")}], "actor")
+        row = {
+            "patient_id": patient.details.nhs_number,
+            "held_on": care_plan_date(res),
             "staff_id": staff,
             "_file": f.name,
             "_line": rec.line,

@@ -103,6 +103,25 @@ class PatientDetails:
     nhs_number: str
     date_of_birth: str | None
     sex: str | None
+    verification: str | None = None  # UK Core NHS number verification status code (01 = present and verified)
+
+
+# UK Core (and CareConnect before it) carry the NHS number's verification status as an extension on the
+# identifier: https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus, coded
+# in https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland (01-08, the NHS Data
+# Dictionary's NHS NUMBER STATUS INDICATOR CODE).
+VERIFICATION_EXTENSIONS = ("Extension-UKCore-NHSNumberVerificationStatus", "Extension-CareConnect-NHSNumberVerificationStatus")
+
+
+def verification_status(identifier: dict[str, Any]) -> str | None:
+    """The verification status code on an NHS number identifier, if it has one."""
+    for ext in _as_list(identifier.get("extension")):
+        url = ext.get("url") if isinstance(ext, dict) else None
+        if isinstance(url, str) and any(name in url for name in VERIFICATION_EXTENSIONS):
+            for c in codings(ext.get("valueCodeableConcept")):
+                if isinstance(c.get("code"), str):
+                    return c["code"].strip()
+    return None
 
 
 def patient_details(resource: dict[str, Any], identifier_system: str) -> PatientDetails | Refusal:
@@ -128,7 +147,10 @@ def patient_details(resource: dict[str, Any], identifier_system: str) -> Patient
     gender = resource.get("gender")
     sex = FHIR_GENDER.get(gender, gender) if isinstance(gender, str) else None
     birth = resource.get("birthDate")
-    return PatientDetails(nhs_number.compact(value), birth if isinstance(birth, str) else None, sex)
+    status = next(
+        (s for i in identifiers if i.get("system") == identifier_system and (s := verification_status(i)) is not None), None
+    )
+    return PatientDetails(nhs_number.compact(value), birth if isinstance(birth, str) else None, sex, status)
 
 
 # ---------------------------------------------------------------------- Condition
@@ -155,6 +177,31 @@ def condition_codes(resource: dict[str, Any]) -> list[tuple[str, str]] | Refusal
         "code",
         codes_text(found),
     )
+
+
+NO_LONGER_PRESENT = ("inactive", "remission", "resolved")  # FHIR R4 condition-clinical codes
+
+
+def abatement_date(resource: dict[str, Any]) -> str | None:
+    """When the record says the condition abated: abatementDateTime, else abatementPeriod's end (or start)."""
+    when = date_part(resource.get("abatementDateTime"))
+    period = resource.get("abatementPeriod")
+    if when is None and isinstance(period, dict):
+        when = date_part(period.get("end")) or date_part(period.get("start"))
+    return when
+
+
+def resolved_before(resource: dict[str, Any], before: Any) -> tuple[str, str] | None:
+    """(clinical status, abatement date) when the Condition is recorded as no longer present since before ``before``."""
+    if before is None:
+        return None
+    status = next((c.get("code") for c in codings(resource.get("clinicalStatus")) if c.get("code") in NO_LONGER_PRESENT), None)
+    if status is None:
+        return None
+    when = abatement_date(resource)
+    if when is None or len(when) != 10 or when >= before.isoformat():
+        return None
+    return str(status), when
 
 
 def condition_date(resource: dict[str, Any]) -> str | None:
@@ -301,6 +348,31 @@ def is_conversation(found: Iterable[dict[str, Any]], conversation_codes: Mapping
         if isinstance(key, str) and isinstance(code, str) and code in conversation_codes.get(key, ()):
             return True
     return False
+
+
+CARE_PLAN_DONE = {"draft", "revoked", "entered-in-error", "unknown", "on-hold"}  # not (or no longer) an agreed plan
+
+
+def care_plan_codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The codings that may mark a personalised care and support plan: CarePlan.category (and a non-standard code)."""
+    return codings(resource.get("category")) + codings(resource.get("code"))
+
+
+def care_plan_refusal(resource: dict[str, Any]) -> Refusal | None:
+    status, intent = resource.get("status"), resource.get("intent")
+    if isinstance(status, str) and status in CARE_PLAN_DONE:
+        return Refusal(f"ignored: CarePlan status is {status!r}, so it is not an agreed plan", "status", status, True)
+    if isinstance(intent, str) and intent not in ("plan", "order"):
+        return Refusal(f"ignored: CarePlan intent is {intent!r}, not an agreed plan (plan or order)", "intent", intent, True)
+    return None
+
+
+def care_plan_date(resource: dict[str, Any]) -> str | None:
+    """When the plan was agreed: CarePlan.created, else period.start."""
+    when = date_part(resource.get("created"))
+    if when is None and isinstance(resource.get("period"), dict):
+        when = date_part(resource["period"].get("start"))
+    return when
 
 
 def conversation_codings(resource: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,16 +27,18 @@ from cquin import signals, workspace
 from cquin.dataset.checks import (
     PLAUSIBLE_FROM,
     PLAUSIBLE_TO,
+    answer_sql,
     cell_ok_sql,
     column_sql,
     nhs_number_ok_sql,
     nhs_number_sql,
     sql_str,
+    trim_sql,
 )
 from cquin.dataset.csvread import read_csv_into
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
-from cquin.dataset.tables import TABLE_NAMES, Table, table
+from cquin.dataset.tables import TABLE_NAMES, Column, Table, table
 from cquin.exceptions import DataError, UserError
 from cquin.faults import reraise_fault
 from cquin.privacy import make_private_dir, open_private
@@ -57,6 +59,24 @@ class Vocabulary:
     # Codes marking a care and support planning conversation, keyed by code system:
     # "snomed", or a local code system's URI.  Adapters for coded records (FHIR, CSDS) use them.
     conversation_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Agreed care plans as evidence of a conversation (the ruleset's conversation_codes.care_plans):
+    # FHIR CarePlan category codes by code system, and the CSDS care plan types that count (empty: all).
+    care_plan_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    csds_care_plan_types: frozenset[str] = frozenset()
+    # A condition resolved before this date does not identify an LTC (ltc.resolved_conditions), unless its
+    # code is in one of the excepted categories' code lists (normalised codes by system; ICD-10 are prefixes).
+    resolved_before: dt.date | None = None
+    resolved_exempt_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def resolved_exempt(self, system: str, code: str) -> bool:
+        """Whether a condition code counts whatever its clinical status (e.g. a cancer)."""
+        codes = self.resolved_exempt_codes.get(system)
+        if not codes:
+            return False
+        if system == "icd10":
+            norm = code.strip().upper().replace(".", "")
+            return any(norm[:n] in codes for n in range(3, len(norm) + 1))
+        return code.strip() in codes
 
 
 @dataclass
@@ -66,6 +86,9 @@ class CanonicalDataset:
     con: duckdb.DuckDBPyConnection
     ledger: Ledger
     present: set[str] = field(default_factory=set)  # tables that had a source
+    # Set when patients are keyed by a pseudonymous id (e.g. CSDS PERSON ID) instead of the NHS number:
+    # the statement every output shows.
+    pseudonymous: str | None = None
 
     def count(self, name: str) -> int:
         return int(scalar(self.con, f"SELECT count(*) FROM {name}"))  # type: ignore[index]
@@ -147,6 +170,7 @@ class DatasetBuilder:
         )
         self.ledger = Ledger(self.con)
         self.date_styles: dict[str, str] = {}  # source file -> date style
+        self.pseudonymous: str | None = None
         self.present: set[str] = set()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
         self._unique_refs: set[str] = set()
@@ -204,6 +228,20 @@ class DatasetBuilder:
     def note(self, text: str) -> None:
         self.ledger.note(text)
 
+    def use_pseudonymous_ids(self, statement: str) -> None:
+        """Key patients by a pseudonymous id rather than the NHS number (no Modulus 11 check on patient_id).
+
+        ``statement`` says what the ids are (e.g. "CSDS PERSON ID from an NCDR extract"); every output
+        of a run on this dataset shows it.
+        """
+        self.pseudonymous = statement
+
+    def _id_column(self, col: Column) -> Column:
+        """With pseudonymous ids, an NHS-number column is checked as text (present when required)."""
+        if self.pseudonymous and col.kind == "nhs_number":
+            return Column(col.name, "text", col.required, col.values, col.description)
+        return col
+
     def unique_refs(self, *names: str) -> None:
         """Declare that in these tables ``_ref`` names one source record (a FHIR ``Type/id``): records that share a
         ``_ref`` but stage different rows are all rejected as conflicting (identical ones are exact duplicates)."""
@@ -236,6 +274,7 @@ class DatasetBuilder:
             raise DataError("no patients table: patients.csv (or the adapter's equivalent) is required")
         for name in sorted(self._unique_refs):
             self._conflicting_refs(table(name))
+        self.con.execute("CREATE TABLE rejected_patient_rows (patient_id VARCHAR, _file VARCHAR, _line BIGINT)")
         for name in TABLE_NAMES:
             self._check_rows(table(name))
             # The raw text is not needed once checked: dropping it now keeps the load within memory at scale.
@@ -243,7 +282,7 @@ class DatasetBuilder:
             self.con.execute(f"DROP TABLE raw_{name}")
         self._shared_rules()
         self.ledger.finish()
-        ds = CanonicalDataset(self.con, self.ledger, set(self.present))
+        ds = CanonicalDataset(self.con, self.ledger, set(self.present), self.pseudonymous)
         for name in TABLE_NAMES:
             self.con.execute(f"DROP TABLE IF EXISTS raw_{name}")
             self.con.execute(f"DROP TABLE IF EXISTS chk_{name}")
@@ -263,7 +302,9 @@ class DatasetBuilder:
                 HAVING min(_file) <> max(_file) OR min(_line) <> max(_line)"""
         )
         if scalar(c, "SELECT count(*) FROM ref_multi"):
-            content = "to_json(struct_pack(" + ", ".join(f'"{n}" := trim("{n}")' for n in t.column_names) + "))"
+            content = (
+                "to_json(struct_pack(" + ", ".join(f'"{n}" := {trim_sql(chr(34) + n + chr(34))}' for n in t.column_names) + "))"
+            )
             c.execute(
                 f"""CREATE OR REPLACE TABLE ref_records AS SELECT _ref, _file, _line,
                       string_agg({content}, chr(30) ORDER BY {content}) AS content
@@ -311,10 +352,11 @@ class DatasetBuilder:
         in_uk = f"_file IN ({', '.join(sql_str(f) for f in uk_files)})" if uk_files else "false"
         # Three layers, so each cell is trimmed once and each date parsed once: (1) every cell trimmed, empty
         # for missing; (2) NHS numbers normalised and dates parsed; (3) typed values and the validity flag.
-        trimmed = [f'coalesce(trim("{c.name}"), \'\') AS "{c.name}"' for c in t.columns]
+        columns = [self._id_column(c) for c in t.columns]
+        trimmed = [f"coalesce({trim_sql(chr(34) + c.name + chr(34))}, '') AS \"{c.name}\"" for c in columns]
         parsed = ["*"]
         selects, oks = [], []
-        for col in t.columns:
+        for col in columns:
             name = f'"{col.name}"'
             if col.kind == "date":
                 # ISO: YYYY-MM-DD by shape, then a real date (the detailed pass says which it failed).
@@ -343,7 +385,7 @@ class DatasetBuilder:
             selects.append(f"{value} AS {name}")
             oks.append(f"({ok})")
         errors = []
-        for col in t.columns:
+        for col in columns:
             raw = f'"{col.name}"'
             iso = column_sql(col, raw, vocab_sql=vocab)
             error = iso.error
@@ -370,6 +412,12 @@ class DatasetBuilder:
                 FROM (SELECT _file, _line, _ref, {err_list} AS _errs FROM raw_{t.name} r
                       WHERE r.rowid IN (SELECT _rid FROM chk_{t.name} WHERE NOT _ok))"""
         )
+        if t.name == "patients":
+            # Whose rows were rejected, so their other records can name the row that failed (not just "unknown").
+            self.con.execute(
+                "INSERT INTO rejected_patient_rows SELECT patient_id, _file, _line FROM chk_patients "
+                "WHERE NOT _ok AND patient_id IS NOT NULL"
+            )
         self.con.execute(f"DELETE FROM chk_{t.name} WHERE NOT _ok")
         self.con.execute(f"ALTER TABLE chk_{t.name} DROP COLUMN _ok")
         self.con.execute(f"ALTER TABLE chk_{t.name} DROP COLUMN _rid")
@@ -377,29 +425,35 @@ class DatasetBuilder:
     def _row_rules(self, t: Table) -> list[tuple[str, str]]:
         """Checks across the columns of one row: (cheap ok test, detailed error) pairs."""
         rules = []
+
+        def cell(name: str) -> str:  # trimmed text, empty for missing
+            return trim_sql(f"coalesce({name}, '')")
+
         if t.name == "assessments":
+            pam = f"lower({cell('instrument')}) = 'pam' AND {cell('pam_score')} = '' AND {cell('pam_level')} = ''"
             rules.append(
                 (
-                    "NOT (lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '')",
-                    "CASE WHEN lower(trim(instrument)) = 'pam' AND trim(coalesce(pam_score, '')) = '' AND trim(coalesce(pam_level, '')) = '' "
-                    "THEN struct_pack(col := 'pam_score', val := pam_score, msg := 'a PAM assessment needs pam_score or pam_level (neither given)') END",
+                    f"NOT ({pam})",
+                    f"CASE WHEN {pam} THEN struct_pack(col := 'pam_score', val := pam_score, "
+                    "msg := 'a PAM assessment needs pam_score or pam_level (neither given)') END",
                 )
             )
             for q in ("gpps_q32", "gpps_q33"):
+                gpps = f"lower({cell('instrument')}) = 'gpps' AND {cell(q)} = ''"
                 rules.append(
                     (
-                        f"NOT (lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '')",
-                        f"CASE WHEN lower(trim(instrument)) = 'gpps' AND trim(coalesce({q}, '')) = '' "
-                        f"THEN struct_pack(col := '{q}', val := {q}, msg := 'a GPPS assessment must answer both questions ({q} is empty)') END",
+                        f"NOT ({gpps})",
+                        f"CASE WHEN {gpps} THEN struct_pack(col := '{q}', val := {q}, "
+                        f"msg := 'a GPPS assessment must answer both questions ({q} is empty)') END",
                     )
                 )
         if t.name == "conditions":
             cats = ", ".join(sql_str(c) for c in self.vocabulary.gpps_categories) or "NULL"
-            bad = f"lower(trim(code_system)) = 'gpps' AND trim(coalesce(code, '')) <> '' AND lower(trim(code)) NOT IN ({cats})"
+            bad = f"lower({cell('code_system')}) = 'gpps' AND {cell('code')} <> '' AND lower({cell('code')}) NOT IN ({cats})"
             rules.append(
                 (
                     f"NOT coalesce({bad}, false)",
-                    f"CASE WHEN {bad} THEN struct_pack(col := 'code', val := code, msg := 'gpps code ' || quote_text(trim(code)) || ' is not one of the LTC category ids') END",
+                    f"CASE WHEN {bad} THEN struct_pack(col := 'code', val := code, msg := 'gpps code ' || quote_text({cell('code')}) || ' is not one of the LTC category ids') END",
                 )
             )
         return rules
@@ -441,6 +495,10 @@ class DatasetBuilder:
                       ELSE 'the date of birth (' || CAST(date_of_birth AS VARCHAR) || ') is after the episode starts (' || CAST(served_from AS VARCHAR) || ')' END
                FROM chk_patients WHERE served_to < served_from OR date_of_birth > served_from"""
         )
+        c.execute(
+            """INSERT INTO rejected_patient_rows SELECT patient_id, _file, _line FROM chk_patients
+               WHERE served_to < served_from OR date_of_birth > served_from"""
+        )
         c.execute("DELETE FROM chk_patients WHERE served_to < served_from OR date_of_birth > served_from")
         # Patients: rows for one NHS number that disagree on date of birth or sex are all rejected.
         c.execute(
@@ -465,14 +523,29 @@ class DatasetBuilder:
                FROM chk_staff s JOIN staff_conflicted USING (staff_id)"""
         )
         c.execute("CREATE TABLE staff AS SELECT * FROM chk_staff WHERE staff_id NOT IN (SELECT staff_id FROM staff_conflicted)")
-        # Rows for a patient who is not (validly) in patients.csv.
+        # Rows for a patient who is not (validly) in patients.csv; when their patients row was rejected, the
+        # reason names that row and why (the first, by file and line), so the one fix needed is plain.
+        c.execute(
+            """CREATE TABLE patient_row_failed AS SELECT patient_id,
+                 arg_min(r._file || ' line ' || CAST(r._line AS VARCHAR) || ': ' || coalesce(x.reason, 'rejected'),
+                         struct_pack(f := r._file, l := r._line)) AS first_failed, count(*) AS n
+               FROM rejected_patient_rows r
+               LEFT JOIN (SELECT file, line, min(reason) AS reason FROM rejections GROUP BY ALL) x
+                 ON x.file = r._file AND x.line = r._line
+               WHERE patient_id NOT IN (SELECT patient_id FROM patients)
+               GROUP BY patient_id"""
+        )
         for name in ("conditions", "assessments", "conversations", "overrides"):
             c.execute(
                 f"""INSERT INTO rejections SELECT x._file, x._line, x._ref, 'patient_id', x.patient_id,
                      CASE WHEN x.patient_id IN (SELECT patient_id FROM conflicted)
                           THEN 'unknown patient ' || x.patient_id || ': their patients.csv rows were rejected as conflicting'
+                          WHEN f.patient_id IS NOT NULL
+                          THEN 'unknown patient ' || x.patient_id || ': their patients row was rejected (' || f.first_failed
+                               || CASE WHEN f.n > 1 THEN '; and ' || CAST(f.n - 1 AS VARCHAR) || ' more' ELSE '' END || ')'
                           ELSE 'unknown patient ' || x.patient_id || ': not in patients.csv' END
-                   FROM chk_{name} x ANTI JOIN (SELECT DISTINCT patient_id FROM patients) p USING (patient_id)"""
+                   FROM chk_{name} x ANTI JOIN (SELECT DISTINCT patient_id FROM patients) p USING (patient_id)
+                   LEFT JOIN patient_row_failed f USING (patient_id)"""
             )
             c.execute(f"DELETE FROM chk_{name} WHERE patient_id NOT IN (SELECT patient_id FROM patients)")
         # Rows for unknown staff: training always; conversations only when a staff list was supplied.
@@ -484,7 +557,31 @@ class DatasetBuilder:
                    FROM chk_{name} x WHERE x.staff_id IS NOT NULL AND x.staff_id NOT IN (SELECT staff_id FROM staff)"""
             )
             c.execute(f"DELETE FROM chk_{name} WHERE staff_id IS NOT NULL AND staff_id NOT IN (SELECT staff_id FROM staff)")
-        # Assessments: same patient, respondent, instrument and day with different results: all rejected.
+        # Assessments: same patient, respondent, instrument and day.  Compared by result (the ruleset's reading):
+        # the PAM level and score as numbers, the GPPS answers as matched (case and white space ignored).  The
+        # same result recorded twice counts once (the repeats are rejected, naming the first); different
+        # results are a conflict and all are rejected.
+        result = f"[CAST(pam_level AS VARCHAR), CAST(pam_score AS VARCHAR), {answer_sql('gpps_q32')}, {answer_sql('gpps_q33')}]"
+        c.execute(
+            f"""CREATE TABLE same_day AS SELECT patient_id, respondent, instrument, assessed_on FROM chk_assessments
+               GROUP BY ALL HAVING count(*) > 1 AND count(DISTINCT {result}) = 1"""
+        )
+        c.execute(
+            """CREATE TABLE same_result AS SELECT _file, _line, _ref,
+                 first_value(struct_pack(f := _file, l := _line)) OVER w AS first, row_number() OVER w AS n
+               FROM chk_assessments SEMI JOIN same_day USING (patient_id, respondent, instrument, assessed_on)
+               WINDOW w AS (PARTITION BY patient_id, respondent, instrument, assessed_on ORDER BY _file, _line)"""
+        )
+        c.execute(
+            """INSERT INTO rejections SELECT _file, _line, _ref, NULL, NULL,
+                 'the same assessment as ' || first.f || ' line ' || CAST(first.l AS VARCHAR)
+                 || ' (the same result on the same day, written differently; counted once)'
+               FROM same_result WHERE n > 1"""
+        )
+        c.execute(
+            """DELETE FROM chk_assessments WHERE EXISTS (SELECT 1 FROM same_result r
+                 WHERE r.n > 1 AND r._file = chk_assessments._file AND r._line = chk_assessments._line)"""
+        )
         c.execute(
             """CREATE TABLE clash AS SELECT patient_id, respondent, instrument, assessed_on FROM chk_assessments
                GROUP BY ALL HAVING count(*) > 1"""
@@ -509,7 +606,27 @@ class DatasetBuilder:
                  'conflicting overrides: ' || o.patient_id || ' is both included in and excluded from the ' || o.cohort || ' cohort'
                FROM chk_overrides o SEMI JOIN ov_clash USING (patient_id, cohort)"""
         )
-        c.execute("CREATE TABLE overrides AS SELECT * FROM chk_overrides ANTI JOIN ov_clash USING (patient_id, cohort)")
+        # Overrides: two agreed overrides of the same action for one patient and cohort count the patient once (the
+        # indicator counts "Number of patients"): the earliest agreed (then the first by file and line) is used and
+        # the others are rejected as repeats.
+        c.execute(
+            """CREATE TABLE ov_repeat AS SELECT _file, _line, _ref, patient_id, cohort, action,
+                 first_value(struct_pack(f := _file, l := _line)) OVER w AS first, row_number() OVER w AS n
+               FROM chk_overrides ANTI JOIN ov_clash USING (patient_id, cohort)
+               WINDOW w AS (PARTITION BY patient_id, cohort, action ORDER BY agreed_on NULLS FIRST, _file, _line)"""
+        )
+        c.execute(
+            """INSERT INTO rejections SELECT _file, _line, _ref, 'action', action,
+                 'repeated override: ' || patient_id || ' is already '
+                 || CASE action WHEN 'include' THEN 'included in' ELSE 'excluded from' END || ' the ' || cohort
+                 || ' cohort by ' || first.f || ' line ' || CAST(first.l AS VARCHAR) || ' (a patient is counted once)'
+               FROM ov_repeat WHERE n > 1"""
+        )
+        c.execute(
+            """CREATE TABLE overrides AS SELECT * FROM chk_overrides ANTI JOIN ov_clash USING (patient_id, cohort)
+               WHERE NOT EXISTS (SELECT 1 FROM ov_repeat r
+                 WHERE r.n > 1 AND r._file = chk_overrides._file AND r._line = chk_overrides._line)"""
+        )
         # Provider: exactly one row of details.
         n_provider = scalar(c, "SELECT count(*) FROM chk_provider")  # type: ignore[index]
         if n_provider > 1:
@@ -521,7 +638,17 @@ class DatasetBuilder:
             c.execute("DELETE FROM chk_provider")
         for name in ("conditions", "conversations", "training", "provider"):
             c.execute(f"ALTER TABLE chk_{name} RENAME TO {name}")
-        for tmp in ("conflicted", "staff_conflicted", "clash", "ov_clash"):
+        for tmp in (
+            "conflicted",
+            "staff_conflicted",
+            "clash",
+            "ov_clash",
+            "ov_repeat",
+            "same_day",
+            "same_result",
+            "rejected_patient_rows",
+            "patient_row_failed",
+        ):
             c.execute(f"DROP TABLE {tmp}")
 
 

@@ -16,10 +16,27 @@ from cquin.dataset.tables import Column
 PLAUSIBLE_FROM = "1900-01-01"
 PLAUSIBLE_TO = "2099-12-31"
 
+# White space trimmed from every cell: every character Python's str.strip() removes (tab, no-break space,
+# the Unicode spaces, line and paragraph separators), plus the zero-width space and a stray byte-order mark.
+# DuckDB's one-argument trim() removes only the space character.
+WHITE_SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace()) + "\u200b\ufeff"
+# The same characters as a regular-expression class (RE2 syntax), for white space inside a value.
+WHITE_SPACE_RUN = "[\\s\\pZ\\x0b\\x1c-\\x1f\\x{85}\\x{200B}\\x{FEFF}]+"
+
 
 def sql_str(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def trim_sql(expr: str) -> str:
+    """``expr`` without surrounding white space of any kind (see :data:`WHITE_SPACE`)."""
+    return f"trim({expr}, {sql_str(WHITE_SPACE)})"
+
+
+def answer_sql(expr: str) -> str:
+    """A GPPS answer as matched: trimmed, inner white space runs made one space, lower case."""
+    return f"lower(regexp_replace({trim_sql(expr)}, '{WHITE_SPACE_RUN}', ' ', 'g'))"
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,7 @@ def nhs_number_sql(raw: str) -> tuple[str, str]:
     sum: with digit 10 weighted 1, the weighted sum of all ten digits is a
     multiple of 11 (a remainder of 1 would need check digit 10, which no digit is).
     """
-    norm = f"replace(replace(trim({raw}), ' ', ''), '-', '')"
+    norm = f"replace(replace({trim_sql(raw)}, ' ', ''), '-', '')"
     total = " + ".join(f"{11 - i} * (ascii(substr({norm}, {i}, 1)) - 48)" for i in range(1, 11))
     return norm, f"(({total}) % 11 = 0)"
 
@@ -67,16 +84,16 @@ def column_sql(
     SQL does not trim it again: the bulk check trims each cell once.
     """
     vocab_sql = vocab_sql or {}
-    present = f"({raw} <> '')" if trimmed else f"(trim(coalesce({raw}, '')) <> '')"
+    present = f"({raw} <> '')" if trimmed else "(" + trim_sql(f"coalesce({raw}, '')") + " <> '')"
     missing_msg = sql_str(f"{col.name} is missing (required)")
     req = f"WHEN NOT {present} THEN {missing_msg}" if col.required else f"WHEN NOT {present} THEN NULL"
-    val = raw if trimmed else f"trim({raw})"
+    val = raw if trimmed else trim_sql(raw)
     if col.kind == "nhs_number":
         norm, ok = nhs_number_sql(raw)
         err = (
             f"CASE {req} WHEN NOT regexp_full_match({norm}, '[0-9]{{10}}') THEN "
-            f"'NHS number ' || quote_text(trim({raw})) || ' is not 10 digits' "
-            f"WHEN NOT {ok} THEN 'NHS number ' || quote_text(trim({raw})) || ' fails the Modulus 11 check digit' END"
+            f"'NHS number ' || quote_text({trim_sql(raw)}) || ' is not 10 digits' "
+            f"WHEN NOT {ok} THEN 'NHS number ' || quote_text({trim_sql(raw)}) || ' fails the Modulus 11 check digit' END"
         )
         value = f"CASE WHEN {present} THEN {norm} END"
         return ColumnSQL(value, err, "VARCHAR", cell_ok_sql(col, present, nhs_number_ok_sql(norm)))
@@ -151,7 +168,7 @@ def column_sql(
         return ColumnSQL(f"CASE WHEN {present} THEN {num} END", err, "INTEGER", ok)
     if col.kind == "gpps_answer":
         options = vocab_sql.get(f"options_{col.name}", "")
-        norm = f"lower(regexp_replace(trim({raw}), '\\s+', ' ', 'g'))"
+        norm = answer_sql(raw)
         if options:
             err = (
                 f"CASE {req} WHEN {norm} NOT IN ({options}) THEN "

@@ -101,6 +101,21 @@ class Ledger:
             self.con.unregister("consumed_batch")
             self._consumed.clear()
 
+    def reject_counted(
+        self, file: str, line: int, column: str | None, value: str | None, reason: str, ref: str | None = None
+    ) -> bool:
+        """Reject a record the load counted as accepted, for a rule only the evaluation can apply (an override the
+        ruleset refuses); the file's counts move with it.  False, and nothing changes, if it is already rejected."""
+        already = scalar(self.con, "SELECT count(*) FROM rejections WHERE file = ? AND line = ?", [file, line])
+        if already:
+            return False
+        self.con.execute("INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?)", [file, line, ref, column, value, reason])
+        stats = self.files.get(file)
+        if stats is not None and stats.accepted > 0:
+            stats.accepted -= 1
+            stats.rejected += 1
+        return True
+
     def records_read(self, file: str, count: int) -> None:
         """Record how many records a reader found in ``file`` (each a staged row or a rejection), so they are not recounted."""
         self._known[file] = self._known.get(file, 0) + count

@@ -30,10 +30,17 @@ class Table:
     name: str
     description: str
     columns: tuple[Column, ...]
+    # "organisation": the provider's own records (plan dates, staff list, training, agreed overrides), which no
+    # patient-record export carries; every adapter's run reads them from the export folder or ``--org DIR``.
+    source: str = "records"
 
     @property
     def file_name(self) -> str:
         return f"{self.name}.csv"
+
+    @property
+    def organisational(self) -> bool:
+        return self.source == "organisation"
 
     @property
     def column_names(self) -> list[str]:
@@ -63,8 +70,13 @@ def table(name: str) -> Table:
         )
         for col, spec in schema["properties"].items()
     )
-    return Table(name, schema.get("description", ""), cols)
+    return Table(name, schema.get("description", ""), cols, schema.get("x-cquin-source", "records"))
 
 
 def tables() -> list[Table]:
     return [table(n) for n in TABLE_NAMES]
+
+
+def organisation_tables() -> tuple[str, ...]:
+    """The tables that hold the organisation's own records rather than patient records."""
+    return tuple(n for n in TABLE_NAMES if table(n).organisational)

@@ -296,9 +296,15 @@ NON_LTC_SNOMED_POOL = 5 * len(CATEGORIES)
 NON_LTC_ICD_POOL = NON_LTC_SNOMED_POOL + 1
 
 
+# Codes are drawn from the first rows of each bundled list only, so a list that grows by appended rows (the
+# cancer list did, from 1,500 to 4,327 codes) leaves the data a seed generates unchanged.
+POOL_ROWS = 1500
+
+
 def _codelist(name: str) -> list[str]:
     text = resources.files("cquin.rulesets").joinpath(f"codelists/cquin_2017_19/{name}").read_text(encoding="utf-8")
-    return [row["code"].strip() for row in csv.DictReader(io.StringIO(text)) if row.get("code", "").strip()]
+    codes = [row["code"].strip() for row in csv.DictReader(io.StringIO(text)) if row.get("code", "").strip()]
+    return codes[:POOL_ROWS]
 
 
 def code_pools() -> CodePools:

@@ -20,6 +20,7 @@ import duckdb
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.duck import first_row, scalar
 from cquin.engine.bands import HUNDRED, band_for, to_fraction
+from cquin.engine.evidence import EvidenceGap, evidence_gaps
 from cquin.engine.money import decimal_text, percent_text, to_penny
 from cquin.engine.populations import PopulationCompiler, q
 from cquin.engine.recorded import RecordedDecision, in_force
@@ -98,6 +99,8 @@ class RunResult:
     override_notes: list[dict[str, Any]] = field(default_factory=list)
     carer_assessments: int = 0
     unmatched_codes: list[tuple[str, str, int]] = field(default_factory=list)
+    # Components whose evidence is missing entirely (e.g. no staff list): every output shows these first.
+    evidence_gaps: list[EvidenceGap] = field(default_factory=list)
 
     def component(self, cid: str) -> ComponentResult:
         return next(c for c in self.components if c.id == cid)
@@ -220,6 +223,11 @@ def evaluate(
     totals = {y: sum((r.payment for r in results if r.year == y), Decimal("0.00")) for y in years}
     available_totals = {y: sum((r.available for r in results if r.year == y), Decimal("0.00")) for y in years}
     milestones = _milestones(con, ruleset, as_of, comp)
+    # An include the ruleset refuses (not served in Year 1; a Year 2 include from outside the Year 1 cohort) is a
+    # rejected row of the overrides file: the ledger, and so the data quality figures and the store, say so.
+    for n in comp.override_notes:
+        if n["kind"] == "rejected":
+            dataset.ledger.reject_counted(n["file"], n["line"], "patient_id", n["patient_id"], n["message"])
     carers = int(scalar(con, "SELECT count(*) FROM e_scored WHERE respondent = 'carer'"))  # type: ignore[index]
     unmatched = _unmatched(con, comp)
     return RunResult(
@@ -237,6 +245,7 @@ def evaluate(
         comp.override_notes,
         carers,
         [(s, c, int(n)) for s, c, n in unmatched],
+        evidence_gaps(ruleset.doc, dataset, results, available_totals),
     )
 
 

@@ -398,7 +398,9 @@ class PopulationCompiler:
             SELECT o.patient_id AS id, o.action, o.reason AS why, o.agreed_on, o._file, o._line,
                    m.inside AS member, {req_ok} AS allowed, {req_reason} AS refused_because
             FROM {self.t("overrides")} o JOIN {members} m ON m.id = o.patient_id {req_join}
-            WHERE o.cohort = {q(cohort)}"""
+            WHERE o.cohort = {q(cohort)}
+            -- One override per patient (the load rejects repeats and conflicts), so no patient is counted twice.
+            QUALIFY row_number() OVER (PARTITION BY o.patient_id ORDER BY o.agreed_on NULLS FIRST, o._file, o._line) = 1"""
         )
         # Report what the overrides did: refused includes are rejected rows; no-op excludes are noted.
         for row in self.con.execute(

@@ -153,22 +153,40 @@ class Ruleset:
     def vocabulary(self) -> Vocabulary:
         """The valid values the data checks need from this ruleset."""
         pam = self.doc["instruments"]["pam"]
+        resolved = self.doc["ltc"].get("resolved_conditions")
         return Vocabulary(
             gpps_options={fld: tuple(opts) for fld, opts in self.gpps_options().items()},
             gpps_categories=tuple(self.category_ids),
             pam_score_range=(Decimal(str(pam["score_range"]["min"])), Decimal(str(pam["score_range"]["max"]))),
             pam_level_range=(int(pam["level_range"]["min"]), int(pam["level_range"]["max"])),
             conversation_codes={k: frozenset(v) for k, v in self.conversation_codes().items()},
+            care_plan_codes={
+                k: frozenset(v) for k, v in self._codes_by_system(self._care_plans().get("fhir_code_lists") or []).items()
+            },
+            csds_care_plan_types=frozenset(str(t) for t in self._care_plans().get("csds_plan_types") or []),
+            resolved_before=self.date(resolved["not_identifying_if_resolved_before"]) if resolved else None,
+            resolved_exempt_codes=self._category_codes(resolved.get("except_categories") or []) if resolved else {},
         )
 
-    def conversation_codes(self) -> dict[str, set[str]]:
-        """Codes that mark a care and support planning conversation, by system (local lists by their URI)."""
+    def _care_plans(self) -> dict[str, Any]:
+        return dict(self.doc["conversation_codes"].get("care_plans") or {})
+
+    def _codes_by_system(self, refs: list[str]) -> dict[str, set[str]]:
+        """The codes of code lists ``refs`` by system (a local list by its URI)."""
         out: dict[str, set[str]] = {}
-        for ref in self.doc["conversation_codes"]["code_lists"]:
+        for ref in refs:
             spec, cl = self.doc["code_lists"][ref], self.code_lists[ref]
             key = spec.get("uri") if spec["system"] == "local" else spec["system"]
             out.setdefault(key, set()).update(cl.codes)
         return out
+
+    def _category_codes(self, categories: list[str]) -> dict[str, frozenset[str]]:
+        refs = [ref for cat in self.doc["ltc"]["categories"] if cat["id"] in categories for ref in cat["code_lists"]]
+        return {k: frozenset(v) for k, v in self._codes_by_system(refs).items()}
+
+    def conversation_codes(self) -> dict[str, set[str]]:
+        """Codes that mark a care and support planning conversation, by system (local lists by their URI)."""
+        return self._codes_by_system(self.doc["conversation_codes"]["code_lists"])
 
     def locate(self, path: tuple[str | int, ...]) -> Location:
         return self.source.locate(path)
@@ -782,6 +800,20 @@ class _Checker:
                 self.error(("conversation_codes", "code_lists", i), f"unknown code list {ref!r}")
             elif lists[ref].get("system") == "local" and not lists[ref].get("uri"):
                 self.error(("code_lists", ref), f"code list {ref}: a local code list needs a 'uri' naming its code system")
+        plans = (self.doc.get("conversation_codes") or {}).get("care_plans") or {}
+        for i, ref in enumerate(plans.get("fhir_code_lists") or []):
+            if ref not in lists:
+                self.error(("conversation_codes", "care_plans", "fhir_code_lists", i), f"unknown code list {ref!r}")
+        resolved = (self.doc.get("ltc") or {}).get("resolved_conditions") or {}
+        if resolved:
+            self.date_ref(
+                ("ltc", "resolved_conditions", "not_identifying_if_resolved_before"),
+                resolved.get("not_identifying_if_resolved_before"),
+            )
+        known = {c.get("id") for c in (self.doc.get("ltc") or {}).get("categories") or [] if isinstance(c, dict)}
+        for i, cat in enumerate(resolved.get("except_categories") or []):
+            if cat not in known:
+                self.error(("ltc", "resolved_conditions", "except_categories", i), f"unknown LTC category {cat!r}")
 
     def check_recorded_evidence(self) -> None:
         """Each recorded decision has its own subject, distinct from what every run can be signed off on."""

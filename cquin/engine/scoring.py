@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cquin.dataset.checks import answer_sql
 from cquin.engine.bands import to_fraction
 from cquin.engine.ruleset import Ruleset, normalise_answer
 
@@ -35,7 +36,7 @@ def gpps_points_sql(r: Ruleset) -> str:
     parts = []
     for q in r.doc["instruments"]["gpps"]["questions"]:
         col = q["field"]
-        norm = f"lower(regexp_replace(trim({col}), '\\s+', ' ', 'g'))"
+        norm = answer_sql(col)
         whens = " ".join(f"WHEN {_text(normalise_answer(o['answer']))} THEN {_lit(o['points'])}" for o in q["options"])
         parts.append(f"(CASE {norm} {whens} END)")
     return " + ".join(parts)

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from cquin.dataset import CanonicalDataset
 from cquin.engine.evaluation import RunResult
+from cquin.engine.evidence import pseudonymous_notice
+from cquin.engine.evidence import summary as evidence_summary
 from cquin.engine.ruleset import Ruleset
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -27,8 +29,11 @@ def selected_years(ruleset: Ruleset, year: str) -> list[str]:
 
 
 def result_document(run_id: str | None, result: RunResult, dataset: CanonicalDataset, years: list[str]) -> dict[str, Any]:
-    """The JSON document ``cquin evaluate --format json`` prints."""
+    """The JSON document ``cquin evaluate --format json`` prints (missing evidence first)."""
+    gaps = [g for g in result.evidence_gaps if g.year in years]
     return {
+        "identifiers": {"pseudonymous": dataset.pseudonymous is not None, "notice": pseudonymous_notice(dataset.pseudonymous)},
+        "evidence_missing": {"summary": evidence_summary(gaps), "components": [g.as_dict() for g in gaps]},
         "run_id": run_id,
         "ruleset": {"id": result.ruleset_id, "version": result.ruleset_version, "sha256": result.ruleset_sha256},
         "as_of": result.as_of.isoformat() if result.as_of else None,
@@ -51,7 +56,7 @@ def result_document(run_id: str | None, result: RunResult, dataset: CanonicalDat
     }
 
 
-def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool = True) -> str:
+def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool = True, pseudonymous: str | None = None) -> str:
     """One row per component, for spreadsheets (cells that could run as formulas are neutralised).
 
     With ``disclosure_control`` (the default: a CSV is made to be shared) counts are
@@ -76,8 +81,12 @@ def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool 
             "available",
             "payment",
             "disclosure",
+            "evidence_missing",
+            "identifiers",
         ]
     )
+    identifiers = "pseudonymous: " + pseudonymous if pseudonymous else "NHS number"
+    missing = {g.component: g.message for g in result.evidence_gaps}
     for c in result.components:
         if c.year in years:
             d = c.as_dict()
@@ -100,6 +109,8 @@ def result_csv(result: RunResult, years: list[str], *, disclosure_control: bool 
                         d["available"],
                         d["payment"],
                         disclosure_marker({"numerator": num.marker, "denominator": den.marker}, disclosure_control),
+                        missing.get(c.id, ""),
+                        identifiers,
                     )
                 ]
             )
@@ -157,6 +168,13 @@ def render_unmatched(console: Console, unmatched: list[tuple[str, str, int]], to
 def render_table(
     console: Console, run_id: str | None, result: RunResult, dataset: CanonicalDataset, years: list[str], ruleset: Ruleset
 ) -> None:
+    if (notice := pseudonymous_notice(dataset.pseudonymous)) is not None:
+        console.print(f"[bold yellow]{escape(notice)}[/]")
+    render_evidence_missing(
+        console,
+        [g.message for g in result.evidence_gaps if g.year in years],
+        evidence_summary([g for g in result.evidence_gaps if g.year in years]),
+    )
     render_data_quality(console, dataset)
     render_unmatched(console, result.unmatched_codes)
     title = f"{escape(ruleset.title)} — {result.ruleset_id} {result.ruleset_version}"
@@ -205,6 +223,14 @@ def render_table(
         console.print(f"[yellow]override {n['kind']}[/] ({escape(str(n['file']))} line {n['line']}): {escape(n['message'])}")
     if run_id:
         console.print(f"run [bold]{run_id}[/] stored; explain a patient with: cquin explain {run_id} NHS_NUMBER")
+
+
+def render_evidence_missing(console: Console, messages: list[str], summary: list[str] | None = None) -> None:
+    """Components with no evidence at all, first and in red: what is missing, what it costs, how to supply it."""
+    for line in summary or []:
+        console.print(f"[bold red]{escape(line)}[/]")
+    for m in messages:
+        console.print(f"[red]{escape(m)}[/]")
 
 
 def render_data_quality(console: Console, dataset: CanonicalDataset) -> None:

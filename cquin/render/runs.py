@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cquin.store import StoredRun
+from cquin.store import StoredRun, evidence_missing
 
 
 def render_run_list(console: Console, runs: list[dict[str, Any]], signoff: dict[str, str] | None = None) -> None:
@@ -41,6 +41,8 @@ def render_run(console: Console, stored: StoredRun) -> None:
     console.print(f"[bold]run {r['run_id']}[/]  {r['started_at']} → {r['finished_at']}  cquin {r['engine_version']}")
     console.print(f"ruleset {r['ruleset_id']} {r['ruleset_version']} sha256 {r['ruleset_sha256']}")
     console.print(f"source {escape(r['source'])} (adapter {r['adapter']}); parameters {escape(r['parameters'])}")
+    for notice in evidence_missing(r):
+        console.print(f"[red]{escape(notice)}[/]")
     inputs = Table(title="Inputs", title_justify="left")
     for col in ("file", "sha256", "read", "accepted", "rejected"):
         inputs.add_column(col)

@@ -18,6 +18,7 @@ from sqlite_utils.db import Database
 
 from cquin.cycle.compare import ProgressPoint, provider_progress
 from cquin.cycle.signoff import signoff_state
+from cquin.redact import reason_kind
 from cquin.store import load_run, open_store, reason_group
 
 
@@ -49,9 +50,9 @@ class ReportData:
         return p.get("name")
 
 
-def rejection_kind(reason: str) -> str:
-    """A rejection's kind: its reason with values, NHS numbers and line numbers taken out (as the store groups them)."""
-    return reason_group(reason)
+def rejection_kind(reason: str, value: str | None = None, ref: str | None = None) -> str:
+    """A rejection's kind: its reason with every patient-level value taken out (see :mod:`cquin.redact`)."""
+    return reason_kind(reason, value, ref) if (value or ref) else reason_group(reason)
 
 
 def stored_breakdowns(db: Database, run_id: str) -> dict[str, Any] | None:

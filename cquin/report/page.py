@@ -28,6 +28,7 @@ from cquin.engine.bands import HUNDRED, band_from_spec, to_fraction
 from cquin.report import charts
 from cquin.report.data import ReportData
 from cquin.report.funnel import chains
+from cquin.store import evidence_missing
 
 PLOTLY_JS = Path(__file__).with_name("vendor") / "plotly-basic.min.js"
 
@@ -585,7 +586,8 @@ def render_report(d: ReportData, *, control: bool = True) -> str:
         + f" · generated {dt.date.today().isoformat()}",
         *d.signoff,
     ]
-    return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), banner(control) + provider_sections(d, control))
+    missing = "".join(f'<div class="banner internal">{e(m)}</div>' for m in evidence_missing(d.run))
+    return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), missing + banner(control) + provider_sections(d, control))
 
 
 def render_combined(items: list[tuple[str, ReportData]], *, control: bool = True) -> str:

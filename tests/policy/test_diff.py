@@ -91,11 +91,11 @@ def test_codes_added_to_and_removed_from_a_list_are_counted_with_examples():
 def test_a_patch_version_for_moved_bands_is_flagged():
     old = load_ruleset("cquin_2017_19")
     new = load_ruleset("cquin_2017_19")
-    new.doc = {**new.doc, "version": "1.0.1", "components": [dict(c) for c in new.doc["components"]]}
+    new.doc = {**new.doc, "version": "1.1.1", "components": [dict(c) for c in new.doc["components"]]}
     new.doc["components"][4]["bands"] = [{"below": 60, "pays_percent": 0}, {"at_least": 60, "pays_percent": 100}]
     diff = diff_rulesets(old, new)
     assert diff.required_bump == "major"
-    assert diff.version_problem == "the version goes from 1.0.0 to 1.0.1 (a patch change), but these changes need a major version"
+    assert diff.version_problem == "the version goes from 1.1.0 to 1.1.1 (a patch change), but these changes need a major version"
 
 
 def test_identical_rulesets_have_no_differences():
