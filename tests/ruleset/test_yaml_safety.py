@@ -113,8 +113,9 @@ def test_a_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path):
     path = tmp_path / "huge.yaml"
     with path.open("wb") as f:
         f.truncate(yaml_source.MAX_FILE_BYTES + 1)  # sparse: costs no disk
-    with pytest.raises(RulesetError, match="larger than 5 MB"):
+    with pytest.raises(RulesetError, match="more than the 5 MB cquin reads") as caught:
         load_yaml_file(path)
+    assert str(path) in str(caught.value)
 
 
 def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path):
@@ -125,8 +126,9 @@ def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path):
 
 
 def test_a_missing_file_is_refused_with_its_name(tmp_path: Path):
-    with pytest.raises(RulesetError, match="cannot read the file"):
+    with pytest.raises(RulesetError, match="no such file") as caught:
         load_yaml_file(tmp_path / "absent.yaml")
+    assert str(tmp_path / "absent.yaml") in str(caught.value)
 
 
 def test_an_empty_file_is_refused():
