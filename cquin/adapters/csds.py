@@ -96,13 +96,14 @@ from stdnum.gb import nhs
 from cquin.adapters import csds_items as it
 from cquin.adapters.base import Adapter, AdapterOption
 from cquin.adapters.csds_items import RENDERING_LABELS, Item
+from cquin.adapters.fhir_map import PAM_LEVEL_CODE, PAM_SCORE_CODE
 from cquin.dataset import DatasetBuilder
 from cquin.dataset.csvread import _sniff_encoding
 from cquin.exceptions import DataError
 from cquin.hookspecs import hookimpl
 
-PAM_LEVEL_TOOL = "962851000000103"  # |Patient Activation Measure level (observable entity)|
-PAM_SCORE_TOOL = "925431000000109"  # PAM-13 score, as in UK Renal Data Collaboration extracts
+# CSDS codes the assessment tool with the same SNOMED CT concepts the FHIR Observations carry: one definition.
+PAM_LEVEL_TOOL, PAM_SCORE_TOOL = PAM_LEVEL_CODE, PAM_SCORE_CODE
 ATTENDED = frozenset({"5", "6"})  # attended on time; arrived late but seen
 DIAGNOSIS_SCHEMES = {"2": "icd10", "6": "snomed"}
 MAX_CELL = 4_000_000  # characters in one cell; a longer one stops the load with the file and line named
