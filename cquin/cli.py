@@ -12,16 +12,19 @@ import json
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from cquin import __version__
-from cquin.exceptions import CquinError, UserError
+from cquin.exceptions import DATA_QUALITY_EXIT, CquinError, UserError
 from cquin.runner import DEFAULT_RULESET
 from cquin.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from cquin.dataset.quality import QualityLimits
 
 app = typer.Typer(
     help="Evaluate NHS England CQUIN indicators from patient-record exports, with an audit trail.",
@@ -39,6 +42,28 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(demo_app, name="demo")
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
+AcceptOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-rejections",
+        help="Accept a run whose data fail the data-quality check (too many rejected rows): exit 0, marked as accepted.",
+    ),
+]
+ShareOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-rejected-share",
+        help="For this run, the share of a file's records that may be rejected before the data-quality check fails (default 10%).",
+    ),
+]
+
+
+def _limits(share: str | None) -> QualityLimits:
+    """The data-quality limits from the settings, with this run's share if given."""
+    from cquin.dataset.quality import load_limits, with_share
+
+    return with_share(load_limits(), share)
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -172,8 +197,15 @@ def evaluate(
     no_disclosure_control: Annotated[
         bool, typer.Option("--no-disclosure-control", help="CSV output with exact small counts (internal use only).")
     ] = False,
+    accept_rejections: AcceptOpt = False,
+    max_rejected_share: ShareOpt = None,
 ) -> None:
-    """Evaluate a provider's records against a ruleset, store the run, and show what was earned."""
+    """Evaluate a provider's records against a ruleset, store the run, and show what was earned.
+
+    A run whose data fail the data-quality check is stored and shown, marked as failing, and the command
+    exits with code 8 (unless --accept-rejections).
+    """
+    from cquin.render.quality import quality_csv_preamble, render_quality_banner
     from cquin.render.results import render_table, result_csv, result_document, selected_years
     from cquin.runner import run_evaluation
 
@@ -210,6 +242,8 @@ def evaluate(
         store=None if no_store else store,
         pseudonymise_key=key,
         allow_draft=allow_draft,
+        quality_limits=_limits(max_rejected_share),
+        accept_rejections=accept_rejections,
     )
     if fmt == "table":  # a progress display on the terminal; machine formats stay clean
         with err.status("working…") as status:
@@ -218,13 +252,21 @@ def evaluate(
         ev = run()
     years = selected_years(ev.ruleset, year)
     if fmt == "json":
-        sys.stdout.write(json.dumps(result_document(ev.run_id, ev.result, ev.dataset, years), indent=2) + "\n")
+        document = {"data_quality_check": ev.quality.as_dict(), **result_document(ev.run_id, ev.result, ev.dataset, years)}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif fmt == "csv":
-        sys.stdout.write(result_csv(ev.result, years, disclosure_control=not no_disclosure_control))
+        sys.stdout.write(
+            quality_csv_preamble(ev.quality) + result_csv(ev.result, years, disclosure_control=not no_disclosure_control)
+        )
     else:
+        render_quality_banner(out, ev.quality)
         if contract_value is None:
             err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")
         render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset)
+        if ev.quality.failed:
+            err.print(f"[bold red]{escape(ev.quality.headline())}[/] (exit code {DATA_QUALITY_EXIT})")
+    if ev.quality.failed:
+        raise typer.Exit(DATA_QUALITY_EXIT)
 
 
 @app.command()
@@ -261,9 +303,11 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id or unique pre
     """Show one stored run: inputs, parameters, results and milestones."""
     from cquin.render.runs import render_run
     from cquin.runner import require_store
-    from cquin.store import load_run, open_store
+    from cquin.store import load_run, open_store, stored_data_quality
 
-    render_run(out, load_run(open_store(require_store(store)), run_id))
+    db = open_store(require_store(store))
+    stored = load_run(db, run_id)
+    render_run(out, stored, stored_data_quality(db, stored.run["run_id"]))
 
 
 @runs_app.command("verify")
@@ -326,17 +370,32 @@ def load(
     ruleset: Annotated[
         str, typer.Option("--ruleset", help="Ruleset whose vocabulary (GPPS answers, categories) checks the data.")
     ] = DEFAULT_RULESET,
+    accept_rejections: AcceptOpt = False,
+    max_rejected_share: ShareOpt = None,
 ) -> None:
-    """Read a source through an adapter and write the canonical dataset plus a load report."""
+    """Read a source through an adapter and write the canonical dataset plus a load report.
+
+    Exits with code 8 when the data fail the data-quality check (unless --accept-rejections).
+    """
+    from cquin.render.quality import render_quality_banner
     from cquin.render.results import render_data_quality, render_unmatched
     from cquin.runner import load_to_folder
 
-    dataset, report, unmatched = load_to_folder(
-        source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset
+    dataset, report, unmatched, quality = load_to_folder(
+        source,
+        out_dir,
+        adapter=adapter,
+        adapter_options=_options(option),
+        ruleset=ruleset,
+        quality_limits=_limits(max_rejected_share),
+        accept_rejections=accept_rejections,
     )
+    render_quality_banner(out, quality)
     render_data_quality(out, dataset)
     render_unmatched(out, unmatched)
     out.print(f"wrote the canonical dataset to {out_dir}/ and the load report to {report}")
+    if quality.failed:
+        raise typer.Exit(DATA_QUALITY_EXIT)
 
 
 @adapters_app.command("list")

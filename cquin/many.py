@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from cquin.dataset.quality import DataQuality
 from cquin.exceptions import RulesetError, UserError
 
 _KEYS = {"name", "source", "adapter", "contract_value", "contract_value_year2", "options"}
@@ -54,6 +55,7 @@ class ProviderRun:
     entry: ProviderEntry
     run_id: str
     breakdowns: dict[str, Any]
+    quality: DataQuality | None = None
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -132,7 +134,9 @@ def read_manifest(path: Path) -> Manifest:
     return Manifest(Path(path), str(doc.get("ruleset") or DEFAULT_RULESET), as_of, entries)
 
 
-def evaluate_many(manifest: Manifest, *, store: Path, progress: Callable[[str], None] | None = None) -> list[ProviderRun]:
+def evaluate_many(
+    manifest: Manifest, *, store: Path, progress: Callable[[str], None] | None = None, accept_rejections: bool = False
+) -> list[ProviderRun]:
     """Evaluate and store every provider in the manifest, in order; returns each run with its breakdowns."""
     from cquin.engine.breakdowns import compute_breakdowns
     from cquin.runner import run_evaluation
@@ -150,8 +154,9 @@ def evaluate_many(manifest: Manifest, *, store: Path, progress: Callable[[str], 
             contract_value_year2=entry.contract_value_year2,
             as_of=manifest.as_of,
             store=store,
+            accept_rejections=accept_rejections,
         )
         assert ev.run_id is not None
-        runs.append(ProviderRun(entry, ev.run_id, compute_breakdowns(ev.dataset.con, ev.ruleset)))
+        runs.append(ProviderRun(entry, ev.run_id, compute_breakdowns(ev.dataset.con, ev.ruleset), ev.quality))
         ev.dataset.con.close()
     return runs

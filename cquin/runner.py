@@ -16,6 +16,7 @@ import duckdb
 
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.ledger import file_sha256
+from cquin.dataset.quality import DataQuality, QualityLimits, assess, load_limits
 from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
 from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
@@ -35,6 +36,7 @@ class Evaluation:
     dataset: CanonicalDataset
     ruleset: Ruleset
     adapter: str
+    quality: DataQuality
 
 
 def run_evaluation(
@@ -50,8 +52,14 @@ def run_evaluation(
     progress: Callable[[str], None] | None = None,
     pseudonymise_key: bytes | None = None,
     allow_draft: bool = True,
+    quality_limits: QualityLimits | None = None,
+    accept_rejections: bool = False,
 ) -> Evaluation:
-    """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store."""
+    """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store.
+
+    The run's data are judged by the data-quality check (:mod:`cquin.dataset.quality`); a run that fails it is
+    still evaluated and stored, marked as failing, and ``Evaluation.quality`` says so.
+    """
     say = progress or (lambda _msg: None)
     started = dt.datetime.now(dt.UTC)
     rs = load_ruleset(ruleset)
@@ -59,7 +67,9 @@ def run_evaluation(
         raise RulesetError(f"{rs.id} {rs.version} is a draft; pass --allow-draft to evaluate it")
     db = open_store(store) if store is not None else None  # fail fast on an unusable store
     say("loading records")
+    limits = quality_limits or load_limits()
     dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    quality = assess(dataset.ledger, limits, accept=accept_rejections)
     say("evaluating")
     try:
         result = evaluate(rs, dataset, contract_value=contract_value, contract_value_year2=contract_value_year2, as_of=as_of)
@@ -83,12 +93,15 @@ def run_evaluation(
                 "as_of": as_of.isoformat() if as_of else None,
                 "adapter_options": dict(adapter_options or {}),
                 "years": rs.years(),
+                "data_quality_limits": limits.as_dict(),
+                "accept_rejections": accept_rejections,
             },
             ruleset_json=canonical_json(rs.doc),
             breakdowns=compute_breakdowns(dataset.con, rs),
             pseudonymise_key=pseudonymise_key,
+            data_quality=quality.as_dict(),
         )
-    return Evaluation(run_id, result, dataset, rs, adapter_name)
+    return Evaluation(run_id, result, dataset, rs, adapter_name, quality)
 
 
 @dataclass
@@ -244,7 +257,11 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
         p = publish(n, control=control)
         return (item, measure, p.text, p.marker)
 
+    from cquin.store import stored_data_quality
+
+    quality = stored_data_quality(db, run["run_id"]) or {"status": "not recorded", "message": ""}
     rows: list[tuple[str, str, str, str]] = [
+        ("data_quality_check", "status", quality["status"], quality.get("message", "")),
         ("run_id", "", run["run_id"], ""),
         ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}", ""),
         ("ruleset_sha256", "", run["ruleset_sha256"], ""),
@@ -287,10 +304,13 @@ def load_to_folder(
     adapter: str | None = None,
     adapter_options: Mapping[str, str] | None = None,
     ruleset: str = DEFAULT_RULESET,
-) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]]]:
+    quality_limits: QualityLimits | None = None,
+    accept_rejections: bool = False,
+) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]], DataQuality]:
     """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``.
 
-    Also returns the condition codes no LTC code list knows, counted by system and code.
+    Also returns the condition codes no LTC code list knows, counted by system and code, and the
+    data-quality verdict (which the load report carries first).
     """
     import csv
     import json
@@ -299,7 +319,9 @@ def load_to_folder(
     from cquin.render.results import safe_cell
 
     rs = load_ruleset(ruleset)
+    limits = quality_limits or load_limits()
     dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    quality = assess(dataset.ledger, limits, accept=accept_rejections)
     dataset.write_csv(out_dir)
     with (out_dir / "rejections.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -311,10 +333,14 @@ def load_to_folder(
     report.write_text(
         json.dumps(
             {
+                "data_quality_check": quality.as_dict(),
                 "source": str(source),
                 "adapter": name,
                 "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
-                "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},
+                "files": {
+                    f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table, "delimiter": f.delimiter}
+                    for f in dataset.ledger.files.values()
+                },
                 "notes": dataset.ledger.notes,
                 "rejections": dataset.ledger.rejection_count(),
                 "unmatched_codes": [{"code_system": s, "code": c, "count": n} for s, c, n in unmatched],
@@ -324,4 +350,4 @@ def load_to_folder(
         + "\n",
         encoding="utf-8",
     )
-    return dataset, report, unmatched
+    return dataset, report, unmatched, quality

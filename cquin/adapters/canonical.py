@@ -10,6 +10,8 @@ from cquin.dataset import TABLE_NAMES, DatasetBuilder, table
 from cquin.exceptions import DataError
 from cquin.hookspecs import hookimpl
 
+DELIMITER_OPTION: dict[str, str | None] = {"auto": None, "comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+
 
 class CanonicalAdapter(Adapter):
     name = "canonical"
@@ -18,6 +20,12 @@ class CanonicalAdapter(Adapter):
     options = (
         AdapterOption(
             "dates", "Date format in the files: iso (YYYY-MM-DD) or uk (DD/MM/YYYY, ISO also accepted)", "iso", ("iso", "uk")
+        ),
+        AdapterOption(
+            "delimiter",
+            "What separates the columns: auto (found from each file's header row), comma, semicolon, tab or pipe",
+            "auto",
+            ("auto", "comma", "semicolon", "tab", "pipe"),
         ),
     )
 
@@ -30,10 +38,11 @@ class CanonicalAdapter(Adapter):
         if not (path / "patients.csv").is_file():
             raise DataError(f"{path}: patients.csv is missing (it is the one required file)")
         style = options.get("dates", "iso")
+        delimiter = DELIMITER_OPTION[options.get("delimiter", "auto")]
         for name in TABLE_NAMES:
             file = path / table(name).file_name
             if file.is_file():
-                builder.add_csv(name, file, date_style=style)
+                builder.add_csv(name, file, date_style=style, delimiter=delimiter)
             else:
                 builder.note(f"{table(name).file_name}: not supplied, so there are no {name} records")
 

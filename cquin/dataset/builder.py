@@ -29,11 +29,12 @@ from cquin.dataset.checks import (
     PLAUSIBLE_TO,
     cell_ok_sql,
     column_sql,
+    midnight_sql,
     nhs_number_ok_sql,
     nhs_number_sql,
     sql_str,
 )
-from cquin.dataset.csvread import read_csv_into
+from cquin.dataset.csvread import CsvFormat, read_csv_into
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
 from cquin.dataset.tables import TABLE_NAMES, Table, table
@@ -138,6 +139,8 @@ class DatasetBuilder:
         )
         self.ledger = Ledger(self.con)
         self.date_styles: dict[str, str] = {}  # source file -> date style
+        # What to tell a user whose ISO-dated file holds DD/MM/YYYY dates (an adapter with its own way may change it).
+        self.uk_dates_fix = "rerun with --option dates=uk"
         self.present: set[str] = set()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
         for name in TABLE_NAMES:
@@ -146,14 +149,25 @@ class DatasetBuilder:
 
     # ------------------------------------------------------------------ staging
 
-    def add_csv(self, name: str, path: Path, *, date_style: str = "iso", source: str | None = None) -> FileStats:
-        """Stage a canonical-format CSV file (header row, canonical column names) as table ``name``."""
+    def add_csv(
+        self,
+        name: str,
+        path: Path,
+        *,
+        date_style: str = "iso",
+        source: str | None = None,
+        delimiter: str | None = None,
+    ) -> FileStats:
+        """Stage a canonical-format CSV file (header row, canonical column names) as table ``name``.
+
+        ``delimiter`` None finds comma, semicolon, tab or pipe from the header row (and notes any but comma).
+        """
         t = table(name)
         source = source or path.name
         stats = self.ledger.source(source, path, name)
         self.date_styles[source] = date_style
         self.present.add(name)
-        read_csv_into(self.con, f"raw_{name}", t, path, source, self.ledger)
+        stats.delimiter = read_csv_into(self.con, f"raw_{name}", t, path, source, self.ledger, CsvFormat(delimiter=delimiter))
         return stats
 
     def add_rows(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -224,6 +238,7 @@ class DatasetBuilder:
             # The raw text is not needed once checked: dropping it now keeps the load within memory at scale.
             self.ledger.collect(f"raw_{name}")
             self.con.execute(f"DROP TABLE raw_{name}")
+        self._date_style_hints()
         self._shared_rules()
         self.ledger.finish()
         ds = CanonicalDataset(self.con, self.ledger, set(self.present))
@@ -234,6 +249,23 @@ class DatasetBuilder:
         # explicitly ordered, so DuckDB may build tables in parallel without keeping row order.
         self.con.execute("SET preserve_insertion_order = false")
         return ds
+
+    def _date_style_hints(self) -> None:
+        """Say so when a file read as ISO lost most of its rejected rows to dates that are plainly DD/MM/YYYY."""
+        iso = [f for f, style in self.date_styles.items() if style == "iso"]
+        if not iso:
+            return
+        uk_date = f"try_strptime({midnight_sql('trim(value)')}, '%d/%m/%Y') IS NOT NULL"
+        rows = self.con.execute(
+            f"""SELECT file, count(*) FILTER (WHERE reason LIKE '%is not a date (expected YYYY-MM-DD)%' AND {uk_date}) AS uk,
+                       count(*) AS n
+                FROM rejections WHERE file IN ({", ".join(sql_str(f) for f in iso)}) GROUP BY file"""
+        ).fetchall()
+        for file, uk, n in rows:
+            if uk and uk * 2 >= n:
+                hint = f"{uk:,} rejected rows have dates written DD/MM/YYYY, not YYYY-MM-DD: {self.uk_dates_fix}"
+                self.ledger.hints[file] = hint
+                self.ledger.note(f"{file}: {hint}")
 
     def _vocab_sql(self) -> dict[str, str]:
         v = self.vocabulary
@@ -263,7 +295,10 @@ class DatasetBuilder:
         in_uk = f"_file IN ({', '.join(sql_str(f) for f in uk_files)})" if uk_files else "false"
         # Three layers, so each cell is trimmed once and each date parsed once: (1) every cell trimmed, empty
         # for missing; (2) NHS numbers normalised and dates parsed; (3) typed values and the validity flag.
-        trimmed = [f'coalesce(trim("{c.name}"), \'\') AS "{c.name}"' for c in t.columns]
+        # A date-time at midnight (what Excel writes for a date) is its date.
+        cells = {c.name: f'trim("{c.name}")' for c in t.columns}
+        cells.update({c.name: midnight_sql(cells[c.name]) for c in t.columns if c.kind == "date"})
+        trimmed = [f"coalesce({cells[c.name]}, '') AS \"{c.name}\"" for c in t.columns]
         parsed = ["*"]
         selects, oks = [], []
         for col in t.columns:

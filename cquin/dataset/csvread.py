@@ -101,14 +101,45 @@ def _without_blank_lines(path: Path, encoding: str) -> tuple[Path, list[int]]:
     return Path(name), original
 
 
-def _read_header(path: Path, encoding: str) -> list[str]:
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _first_text(path: Path, encoding: str, skip_lines: int = 0) -> str:
+    """The start of the file as text (after ``skip_lines`` lines), enough to hold its header row."""
     with path.open("r", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
-        first = fh.read(1 << 16)
+        for _ in range(skip_lines):
+            fh.readline()
+        return fh.read(1 << 16)
+
+
+def detect_delimiter(first: str, expected: list[str]) -> str:
+    """The delimiter (comma, semicolon, tab or pipe) that splits the header row into the most expected names.
+
+    The header is what the file promises, so it is the surest guide: a semicolon file split at commas has one
+    column named ``patient_id;date_of_birth;...``.  When no candidate yields an expected name, the one that
+    splits the header into the most columns wins; a header with none of them is a one-column comma file.
+    """
+    line = first.splitlines()[0] if first.strip() else ""
+    wanted = {e.lower() for e in expected}
+    best, best_score = ",", (-1, -1)
+    for delim in DELIMITERS:
+        try:
+            fields = next(csv.reader([line], delimiter=delim))
+        except (csv.Error, StopIteration):
+            continue
+        score = (sum(f.strip().lower() in wanted for f in fields), len(fields))
+        if score > best_score:
+            best, best_score = delim, score
+    return best
+
+
+def _read_header(path: Path, encoding: str, delimiter: str = ",", skip_lines: int = 0) -> list[str]:
+    first = _first_text(path, encoding, skip_lines)
     if not first.strip():
         raise DataError(f"{path.name}: the file is empty (expected a header row)")
     try:
         # newline="": a header ended by CR alone (old Mac exports) is still one line.
-        header = next(csv.reader(io.StringIO(first, newline="")))
+        header = next(csv.reader(io.StringIO(first, newline=""), delimiter=delimiter))
     except (csv.Error, StopIteration):
         raise DataError(f"{path.name}: the first line is not a CSV header row") from None
     if any("\x00" in h for h in header):
@@ -118,25 +149,37 @@ def _read_header(path: Path, encoding: str) -> list[str]:
     return [h.strip().lower() for h in header]
 
 
-def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path: Path, source: str, ledger: Ledger) -> None:
-    """Stage every row of ``path`` into ``raw_table``; rows the parser cannot split become rejections."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name}: the file is empty (expected a header row)")
-    shape = _inspect(path)
-    encoding = shape.encoding
-    header = _read_header(path, encoding)
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError(f"{path.name}: the column {name!r} appears twice in the header")
-        seen.add(name)
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a delimited file is written, where a user or mapping says so; None means found from the file."""
+
+    delimiter: str | None = None  # ',', ';', '\t' or '|'; None: detected from the header row
+    encoding: str | None = None  # a Python codec name; None: UTF-8 (with or without BOM) or Windows-1252, detected
+    skip_lines: int = 0  # lines before the header row (an extract's title and run date)
+
+
+def read_csv_into(
+    con: duckdb.DuckDBPyConnection,
+    raw_table: str,
+    t: Table,
+    path: Path,
+    source: str,
+    ledger: Ledger,
+    fmt: CsvFormat | None = None,
+) -> str:
+    """Stage every row of ``path`` into ``raw_table``; rows the parser cannot split become rejections.
+
+    Returns the delimiter used (detected from the header unless ``fmt`` names one).
+    """
+    fmt = fmt or CsvFormat()
+    header, delimiter = open_delimited(path, fmt, t.column_names, ledger)
+    seen = set(header)
     missing = [c for c in t.required_columns if c not in seen]
     if missing:
         raise DataError(
             f"{path.name}: missing required column(s) {', '.join(missing)} "
             f"(the header has: {', '.join(h or '(blank)' for h in header)}; expected: {', '.join(t.column_names)})"
+            + _delimiter_hint(path, fmt, header)
         )
     extra = [h for h in header if h not in t.column_names]
     if extra:
@@ -144,24 +187,92 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path
     absent = [c for c in t.column_names if c not in seen]
     if absent:
         ledger.note(f"{path.name}: optional column(s) {', '.join(absent)} are absent (treated as empty)")
+    stage_delimited(con, raw_table, t.column_names, path, header, source, ledger, delimiter, fmt)
+    return delimiter
 
+
+def _delimiter_hint(path: Path, fmt: CsvFormat, header: list[str]) -> str:
+    if len(header) == 1 and fmt.delimiter is None:
+        return (
+            "; the header is one column, so the file may use a delimiter other than comma, semicolon, tab or pipe"
+            " (name it with --option delimiter=...)"
+        )
+    return ""
+
+
+def open_delimited(path: Path, fmt: CsvFormat, expected: list[str], ledger: Ledger) -> tuple[list[str], str]:
+    """Check ``path`` can be read and return its header (lower-cased) and the delimiter used (noted when not a comma)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path.name}: the file is empty (expected a header row)")
+    encoding = _encoding_for(path, fmt)
+    delimiter = fmt.delimiter
+    if delimiter is None:
+        delimiter = detect_delimiter(_first_text(path, encoding, fmt.skip_lines), expected)
+        if delimiter != ",":
+            ledger.note(f"{path.name}: columns separated by {DELIMITERS[delimiter]}s (found from the header row)")
+    header = _read_header(path, encoding, delimiter, fmt.skip_lines)
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{path.name}: the column {name!r} appears twice in the header")
+        seen.add(name)
+    return header, delimiter
+
+
+def _encoding_for(path: Path, fmt: CsvFormat) -> str:
+    if fmt.encoding is None:
+        return _inspect(path).encoding
+    try:
+        return codecs.lookup(fmt.encoding).name
+    except LookupError:
+        raise DataError(f"{path.name}: unknown text encoding {fmt.encoding!r} (e.g. utf-8, windows-1252)") from None
+
+
+def stage_delimited(
+    con: duckdb.DuckDBPyConnection,
+    raw_table: str,
+    columns: list[str],
+    path: Path,
+    header: list[str],
+    source: str,
+    ledger: Ledger,
+    delimiter: str = ",",
+    fmt: CsvFormat | None = None,
+) -> None:
+    """Stage ``path`` into ``raw_table`` (``_file, _line, _ref`` then ``columns``), each column taken from the header.
+
+    Every record becomes a staged row with its physical line, or a rejection with its line.
+    """
+    fmt = fmt or CsvFormat()
+    shape = _inspect(path) if fmt.encoding is None else _Shape(_encoding_for(path, fmt), *_inspect_bytes(path))
+    encoding = shape.encoding
     read_path, tmp = path, None
-    if encoding == "cp1252":
-        ledger.note(f"{path.name}: read as Windows-1252 (not UTF-8)")
+    if encoding not in ("utf-8",):
+        if fmt.encoding is None:
+            ledger.note(f"{path.name}: read as Windows-1252 (not UTF-8)")
     if shape.mixed_newlines:
         ledger.note(f"{path.name}: mixed line endings (CR, LF, CR LF) were read as plain line ends")
-    if encoding == "cp1252" or shape.mixed_newlines:
-        # A UTF-8 copy with every line end as LF (newline=None translates CR and CR LF on reading).
+    if encoding != "utf-8" or shape.mixed_newlines or fmt.skip_lines:
+        # A UTF-8 copy with every line end as LF (newline=None translates CR and CR LF on reading),
+        # starting at the header row.
         fd, tmp_name = tempfile.mkstemp(suffix=".csv", prefix="cquin-")
         tmp = Path(tmp_name)
         source_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
         translate = None if shape.mixed_newlines else ""
-        with (
-            path.open("r", encoding=source_encoding, newline=translate) as src,
-            os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
-        ):
-            for chunk in iter(lambda: src.read(_CHUNK), ""):
-                dst.write(chunk)
+        try:
+            with (
+                path.open("r", encoding=source_encoding, newline=translate) as src,
+                os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
+            ):
+                for _ in range(fmt.skip_lines):
+                    src.readline()
+                for chunk in iter(lambda: src.read(_CHUNK), ""):
+                    dst.write(chunk)
+        except UnicodeDecodeError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DataError(f"{path.name}: not valid {encoding} text (byte {exc.start}); check the encoding") from None
         read_path = tmp
     try:
         original = None
@@ -170,16 +281,40 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, raw_table: str, t: Table, path
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
             read_path = tmp = compact
-        _duckdb_read(con, raw_table, t, read_path, header, source, path.name, shape.has_nul, original, ledger)
+        _duckdb_read(con, raw_table, columns, read_path, header, source, path.name, shape.has_nul, original, ledger, delimiter)
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+    if fmt.skip_lines:
+        # Read from the header row on: every line is as many further down the original file.
+        src_sql = "'" + source.replace("'", "''") + "'"
+        con.execute(f"UPDATE {raw_table} SET _line = _line + {int(fmt.skip_lines)} WHERE _file = {src_sql}")
+        con.execute(f"UPDATE rejections SET line = line + {int(fmt.skip_lines)} WHERE file = {src_sql}")
+
+
+def _inspect_bytes(path: Path) -> tuple[bool, bool, bool]:
+    """NUL bytes, mixed newlines and maybe-blank lines, for a file whose encoding is given (not detected)."""
+    cr = lf = crlf = 0
+    has_nul, blank, last = False, False, b""
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            cr, lf, crlf = cr + chunk.count(b"\r"), lf + chunk.count(b"\n"), crlf + chunk.count(b"\r\n")
+            crlf += last[-1:] == b"\r" and chunk[:1] == b"\n"
+            has_nul = has_nul or b"\x00" in chunk
+            edge = last + chunk[:2]
+            blank = blank or any(m in part for part in (chunk, edge) for m in (b"\n\n", b"\n\r", b"\r\r"))
+            last = chunk[-2:]
+    return has_nul, cr > 0 and not (cr == crlf == lf), blank
+
+
+def _sql_char(c: str) -> str:
+    return "'" + c.replace("'", "''") + "'"
 
 
 def _duckdb_read(
     con: duckdb.DuckDBPyConnection,
     raw_table: str,
-    t: Table,
+    target: list[str],
     path: Path,
     header: list[str],
     source: str,
@@ -187,6 +322,7 @@ def _duckdb_read(
     has_nul: bool = False,
     original: list[int] | None = None,
     ledger: Ledger | None = None,
+    delimiter: str = ",",
 ) -> None:
     names = [f"c{i}" for i in range(len(header))]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
@@ -195,7 +331,7 @@ def _duckdb_read(
     try:
         con.execute(
             f"""CREATE OR REPLACE TABLE staged AS SELECT * FROM read_csv({path_sql},
-                  columns = {columns}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"',
+                  columns = {columns}, header = true, auto_detect = false, delim = {_sql_char(delimiter)}, quote = '"', escape = '"',
                   store_rejects = true, rejects_table = '{rej_table}', rejects_scan = '{rej_scan}',
                   max_line_size = 4000000, strict_mode = true)"""
         )
@@ -210,7 +346,7 @@ def _duckdb_read(
     con.execute("CREATE OR REPLACE TABLE rej_lines (adj BIGINT)")
     if rejects:
         con.executemany("INSERT INTO rej_lines VALUES (?)", [(line - 2 - i,) for i, (line, _, _) in enumerate(rejects)])
-    mapped = ", ".join(f"c{header.index(c)}" if c in header else "NULL" for c in t.column_names)
+    mapped = ", ".join(f"c{header.index(c)}" if c in header else "NULL" for c in target)
     newline_count = " + ".join(f"coalesce(length(c{i}) - length(replace(c{i}, chr(10), '')), 0)" for i in range(len(header)))
     any_newline = " OR ".join(f"contains(coalesce(c{i}, ''), chr(10))" for i in range(len(header)))
     has_newlines = scalar(con, f"SELECT coalesce(bool_or({any_newline}), false) FROM staged")
@@ -262,9 +398,9 @@ def _duckdb_read(
             reason = "the row has a quote that is not closed or not escaped"
         elif "MISSING COLUMNS" in (kinds or "") or "TOO MANY COLUMNS" in (kinds or ""):
             try:
-                found = len(next(csv.reader([csv_line or ""]), []))
+                found = len(next(csv.reader([csv_line or ""], delimiter=delimiter), []))
             except csv.Error:
-                found = (csv_line or "").count(",") + 1
+                found = (csv_line or "").count(delimiter) + 1
             reason = f"the row has {found} value(s) but the header has {len(header)} column(s)"
         elif "INVALID" in (kinds or "") and "UNICODE" in (kinds or ""):
             reason = "the row is not valid text in the file's encoding"

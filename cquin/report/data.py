@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlite_utils.db import Database
 
-from cquin.store import load_run, open_store
+from cquin.store import load_run, open_store, stored_data_quality
 
 # A rejection's kind: its reason with quoted values and NHS numbers taken out (as the load report groups them).
 _VALUES = re.compile(r"'[^']*'|(?<![0-9])[0-9]{10}(?![0-9])")
@@ -38,6 +38,7 @@ class ReportData:
     available: dict[str, str]
     rejections: list[tuple[str, str, int]]  # (file, kind, count)
     breakdowns: dict[str, Any] | None
+    data_quality: dict[str, Any] | None = None  # the run's data-quality verdict (None: stored before it was kept)
 
     @property
     def run_id(self) -> str:
@@ -83,4 +84,5 @@ def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[st
         available=json.loads(run["available"]),
         rejections=rejections,
         breakdowns=breakdowns if breakdowns is not None else stored_breakdowns(db, run["run_id"]),
+        data_quality=stored_data_quality(db, run["run_id"]),
     )
