@@ -34,10 +34,11 @@ from cquin.dataset.checks import (
     nhs_number_sql,
     sql_str,
 )
-from cquin.dataset.csvread import CsvFormat, read_csv_into
+from cquin.dataset.csvread import CsvFormat, check_canonical_header, read_csv_into
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
 from cquin.dataset.tables import TABLE_NAMES, Table, table
+from cquin.dataset.xlsxread import Sheet, column_letter, is_workbook, pick_sheet, stage_sheet
 from cquin.exceptions import DataError, UserError
 
 META = ("_file", "_line", "_ref")
@@ -139,6 +140,7 @@ class DatasetBuilder:
         )
         self.ledger = Ledger(self.con)
         self.date_styles: dict[str, str] = {}  # source file -> date style
+        self.cell_columns: dict[str, dict[str, str]] = {}  # worksheet source -> canonical column -> column letter
         # What to tell a user whose ISO-dated file holds DD/MM/YYYY dates (an adapter with its own way may change it).
         self.uk_dates_fix = "rerun with --option dates=uk"
         self.present: set[str] = set()
@@ -162,12 +164,34 @@ class DatasetBuilder:
 
         ``delimiter`` None finds comma, semicolon, tab or pipe from the header row (and notes any but comma).
         """
+        if is_workbook(path):
+            return self.add_xlsx(name, path, date_style=date_style)
         t = table(name)
         source = source or path.name
         stats = self.ledger.source(source, path, name)
         self.date_styles[source] = date_style
         self.present.add(name)
         stats.delimiter = read_csv_into(self.con, f"raw_{name}", t, path, source, self.ledger, CsvFormat(delimiter=delimiter))
+        return stats
+
+    def add_xlsx(self, name: str, path: Path, sheet: str | None = None, *, date_style: str = "iso") -> FileStats:
+        """Stage one worksheet (header row, canonical column names) of an Excel workbook as table ``name``.
+
+        With no ``sheet``, the workbook's only sheet with data, or the one named after the table.  The source
+        is named ``book.xlsx!Sheet``; each rejection's reference is its cell (``staff.xlsx!Staff!C14``).
+        """
+        t = table(name)
+        sheet = sheet or pick_sheet(path, name)
+        source = f"{path.name}!{sheet}"
+        ws = Sheet(path, sheet)
+        header = ws.header()
+        check_canonical_header(source, header, t, self.ledger)
+        stats = self.ledger.source(source, path, name)
+        self.date_styles[source] = date_style
+        self.present.add(name)
+        kinds = {c.name: c.kind for c in t.columns}
+        stage_sheet(self.con, f"raw_{name}", t.column_names, kinds, ws, header, source, self.ledger)
+        self.cell_columns[source] = {c: column_letter(header.index(c)) for c in t.column_names if c in header}
         return stats
 
     def add_rows(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -238,8 +262,10 @@ class DatasetBuilder:
             # The raw text is not needed once checked: dropping it now keeps the load within memory at scale.
             self.ledger.collect(f"raw_{name}")
             self.con.execute(f"DROP TABLE raw_{name}")
+        self.ledger.flush()  # adapter-level rejections join the table before the hints and cell references read it
         self._date_style_hints()
         self._shared_rules()
+        self._cell_references()
         self.ledger.finish()
         ds = CanonicalDataset(self.con, self.ledger, set(self.present))
         for name in TABLE_NAMES:
@@ -249,6 +275,27 @@ class DatasetBuilder:
         # explicitly ordered, so DuckDB may build tables in parallel without keeping row order.
         self.con.execute("SET preserve_insertion_order = false")
         return ds
+
+    def _cell_references(self) -> None:
+        """Give each rejection from a worksheet its cell (``staff.xlsx!Staff!C14``), or its row (``...!14:14``)."""
+        if not self.cell_columns:
+            return
+        rows = [(src, col, letter) for src, cols in self.cell_columns.items() for col, letter in cols.items()]
+        self.con.register(
+            "cell_letters",
+            pa.table({k: pa.array([r[i] for r in rows], pa.string()) for i, k in enumerate(("file", "col", "letter"))}),
+        )
+        try:
+            sources = ", ".join(sql_str(s) for s in self.cell_columns)
+            self.con.execute(
+                f"""UPDATE rejections SET ref = rejections.file || '!' || coalesce(
+                      (SELECT letter FROM cell_letters m WHERE m.file = rejections.file AND m.col = rejections.column_name)
+                        || CAST(line AS VARCHAR),
+                      CAST(line AS VARCHAR) || ':' || CAST(line AS VARCHAR))
+                    WHERE ref IS NULL AND line IS NOT NULL AND file IN ({sources})"""
+            )
+        finally:
+            self.con.unregister("cell_letters")
 
     def _date_style_hints(self) -> None:
         """Say so when a file read as ISO lost most of its rejected rows to dates that are plainly DD/MM/YYYY."""

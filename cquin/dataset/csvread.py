@@ -173,22 +173,30 @@ def read_csv_into(
     """
     fmt = fmt or CsvFormat()
     header, delimiter = open_delimited(path, fmt, t.column_names, ledger)
-    seen = set(header)
+    check_canonical_header(path.name, header, t, ledger, _delimiter_hint(path, fmt, header))
+    stage_delimited(con, raw_table, t.column_names, path, header, source, ledger, delimiter, fmt)
+    return delimiter
+
+
+def check_canonical_header(shown: str, header: list[str], t: Table, ledger: Ledger, hint: str = "") -> None:
+    """Refuse a header without the table's required columns (or with a repeated one); note extra and absent columns."""
+    seen: set[str] = set()
+    for name in header:
+        if name in seen and name:
+            raise DataError(f"{shown}: the column {name!r} appears twice in the header")
+        seen.add(name)
     missing = [c for c in t.required_columns if c not in seen]
     if missing:
         raise DataError(
-            f"{path.name}: missing required column(s) {', '.join(missing)} "
-            f"(the header has: {', '.join(h or '(blank)' for h in header)}; expected: {', '.join(t.column_names)})"
-            + _delimiter_hint(path, fmt, header)
+            f"{shown}: missing required column(s) {', '.join(missing)} "
+            f"(the header has: {', '.join(h or '(blank)' for h in header)}; expected: {', '.join(t.column_names)})" + hint
         )
-    extra = [h for h in header if h not in t.column_names]
+    extra = [h for h in header if h and h not in t.column_names]
     if extra:
-        ledger.note(f"{path.name}: column(s) {', '.join(extra)} are not canonical and were ignored")
+        ledger.note(f"{shown}: column(s) {', '.join(extra)} are not canonical and were ignored")
     absent = [c for c in t.column_names if c not in seen]
     if absent:
-        ledger.note(f"{path.name}: optional column(s) {', '.join(absent)} are absent (treated as empty)")
-    stage_delimited(con, raw_table, t.column_names, path, header, source, ledger, delimiter, fmt)
-    return delimiter
+        ledger.note(f"{shown}: optional column(s) {', '.join(absent)} are absent (treated as empty)")
 
 
 def _delimiter_hint(path: Path, fmt: CsvFormat, header: list[str]) -> str:

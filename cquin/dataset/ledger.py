@@ -82,6 +82,10 @@ class Ledger:
         if len(self._consumed) >= 10_000:
             self._flush()
 
+    def flush(self) -> None:
+        """Move buffered adapter-level rejections and records into their tables now (``finish`` does it too)."""
+        self._flush()
+
     def _flush(self) -> None:
         """Move buffered adapter-level records into DuckDB through Arrow (executemany is slow there)."""
         if self._extra_rejects:
