@@ -58,6 +58,20 @@ ShareOpt = Annotated[
 ]
 
 
+MappingOpt = Annotated[
+    Path | None,
+    typer.Option("--mapping", help="A mapping YAML for the mapped adapter (implies --adapter mapped); see `cquin mapping`."),
+]
+
+
+def _with_mapping(options: dict[str, str], mapping: Path | None) -> dict[str, str]:
+    if mapping is None:
+        return options
+    if "mapping" in options:
+        raise UserError("give the mapping once: --mapping FILE or --option mapping=FILE")
+    return {**options, "mapping": str(mapping)}
+
+
 def _limits(share: str | None) -> QualityLimits:
     """The data-quality limits from the settings, with this run's share if given."""
     from cquin.dataset.quality import load_limits, with_share
@@ -199,6 +213,7 @@ def evaluate(
     ] = False,
     accept_rejections: AcceptOpt = False,
     max_rejected_share: ShareOpt = None,
+    mapping: MappingOpt = None,
 ) -> None:
     """Evaluate a provider's records against a ruleset, store the run, and show what was earned.
 
@@ -233,8 +248,8 @@ def evaluate(
     run = functools.partial(
         run_evaluation,
         source,
-        adapter=adapter,
-        adapter_options=_options(option),
+        adapter=adapter or ("mapped" if mapping else None),
+        adapter_options=_with_mapping(_options(option), mapping),
         ruleset=ruleset,
         contract_value=values[0],
         contract_value_year2=values[1],
@@ -372,6 +387,7 @@ def load(
     ] = DEFAULT_RULESET,
     accept_rejections: AcceptOpt = False,
     max_rejected_share: ShareOpt = None,
+    mapping: MappingOpt = None,
 ) -> None:
     """Read a source through an adapter and write the canonical dataset plus a load report.
 
@@ -384,8 +400,8 @@ def load(
     dataset, report, unmatched, quality = load_to_folder(
         source,
         out_dir,
-        adapter=adapter,
-        adapter_options=_options(option),
+        adapter=adapter or ("mapped" if mapping else None),
+        adapter_options=_with_mapping(_options(option), mapping),
         ruleset=ruleset,
         quality_limits=_limits(max_rejected_share),
         accept_rejections=accept_rejections,

@@ -173,27 +173,36 @@ def assess(ledger: Ledger, limits: QualityLimits, *, accept: bool = False) -> Da
         summary.setdefault(file, []).append((kind, int(n)))
     failures = []
     share = limits.max_rejected_share
+    # Records rejected as "ignored: ..." are ones cquin has no use for (another FHIR resource type, a row the
+    # mapping skips); they are accounted for, but they are not data lost to errors.
+    ignored = dict(
+        ledger.con.execute(
+            "SELECT file, count(DISTINCT coalesce(line, -1)) FROM rejections WHERE reason LIKE 'ignored:%' GROUP BY file"
+        ).fetchall()
+    )
     for f in ledger.files.values():
-        if f.read == 0 or f.rejected == 0:
+        used = f.read - int(ignored.get(f.name, 0))
+        lost = f.rejected - int(ignored.get(f.name, 0))
+        if used <= 0 or lost <= 0:
             continue
         rule = None
         if f.table in limits.required_tables and f.accepted == 0:
-            rule = f"all {f.read:,} of its records were rejected, and {f.table} is required"
-        elif f.read >= limits.judge_by_count_below:
-            if Fraction(f.rejected, f.read) > share:
+            rule = f"all {used:,} of its records were rejected, and {f.table} is required"
+        elif used >= limits.judge_by_count_below:
+            if Fraction(lost, used) > share:
                 rule = (
-                    f"{f.rejected:,} of {f.read:,} records rejected ({percent_text(Fraction(f.rejected, f.read))}; "
+                    f"{lost:,} of {used:,} records rejected ({percent_text(Fraction(lost, used))}; "
                     f"the limit is {limits.share_text})"
                 )
-        elif f.rejected > limits.max_rejected_records:
+        elif lost > limits.max_rejected_records:
             rule = (
-                f"{f.rejected:,} of {f.read:,} records rejected (a file of fewer than {limits.judge_by_count_below} "
+                f"{lost:,} of {used:,} records rejected (a file of fewer than {limits.judge_by_count_below} "
                 f"records may lose at most {limits.max_rejected_records})"
             )
         if rule is None:
             continue
         reasons = summary.get(f.name, [])[:3]
-        failures.append(FileFailure(f.name, f.table, f.read, f.rejected, rule, reasons, _fix(ledger, f.name, reasons)))
+        failures.append(FileFailure(f.name, f.table, used, lost, rule, reasons, _fix(ledger, f.name, reasons)))
     status = PASSED if not failures else (ACCEPTED if accept else FAILED)
     return DataQuality(status, limits, failures)
 
@@ -201,7 +210,7 @@ def assess(ledger: Ledger, limits: QualityLimits, *, accept: bool = False) -> Da
 _PARTS_SQL = r"""
 SELECT file, kind, count(DISTINCT coalesce(line, -1)) FROM
   (SELECT file, line, regexp_replace(unnest(string_split(reason, '; ')), '''[^'']*''|[0-9]{10}', '…', 'g') AS kind
-   FROM rejections)
+   FROM rejections WHERE reason NOT LIKE 'ignored:%')
 GROUP BY ALL ORDER BY file, 3 DESC, kind
 """
 
