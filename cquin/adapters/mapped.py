@@ -16,6 +16,7 @@ from cquin.adapters.base import Adapter, AdapterOption
 from cquin.dataset import TABLE_NAMES, DatasetBuilder, table
 from cquin.dataset.checks import midnight_sql, sql_str
 from cquin.dataset.csvread import CsvFormat, open_delimited, stage_delimited
+from cquin.dataset.ledger import file_sha256
 from cquin.dataset.xlsxread import Sheet, column_letter, is_workbook, pick_sheet, stage_sheet
 from cquin.exceptions import ConfigError, DataError
 from cquin.hookspecs import hookimpl
@@ -64,7 +65,8 @@ class MappedAdapter(Adapter):
             raise ConfigError(f"{path}: no mapping given; pass --mapping FILE (or put {MAPPING_FILE} in the folder)")
         mapping = load_mapping(mapping_path)
         builder.uk_dates_fix = f"add DD/MM/YYYY to date_formats in the mapping {mapping_path.name}"
-        builder.note(f"read with the mapping {mapping_path.name} ({mapping.name})")
+        # The mapping decides what every row means, so the run's notes keep which one, by its hash.
+        builder.note(f"read with the mapping {mapping_path.name} ({mapping.name}; sha256 {file_sha256(mapping_path)})")
         staged: list[str] = []
         shared = {t.file.lower() for t in mapping.tables.values()}
         counts = {f: sum(t.file.lower() == f for t in mapping.tables.values()) for f in shared}
