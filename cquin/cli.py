@@ -24,6 +24,7 @@ from cquin.runner import DEFAULT_RULESET
 from cquin.store import DEFAULT_STORE
 
 if TYPE_CHECKING:
+    from cquin.cycle.signoff import SignoffState
     from cquin.dataset.quality import QualityLimits
 
 app = typer.Typer(
@@ -214,6 +215,9 @@ def evaluate(
     accept_rejections: AcceptOpt = False,
     max_rejected_share: ShareOpt = None,
     mapping: MappingOpt = None,
+    supersedes: Annotated[
+        str | None, typer.Option("--supersedes", help="The stored run this evaluation replaces (it says so in every output).")
+    ] = None,
 ) -> None:
     """Evaluate a provider's records against a ruleset, store the run, and show what was earned.
 
@@ -259,6 +263,7 @@ def evaluate(
         allow_draft=allow_draft,
         quality_limits=_limits(max_rejected_share),
         accept_rejections=accept_rejections,
+        supersedes=supersedes,
     )
     if fmt == "table":  # a progress display on the terminal; machine formats stay clean
         with err.status("working…") as status:
@@ -266,9 +271,11 @@ def evaluate(
     else:
         ev = run()
     years = selected_years(ev.ruleset, year)
+    state = _signoff_state(store, ev.run_id)
     if fmt == "json":
-        document = {"data_quality_check": ev.quality.as_dict(), **result_document(ev.run_id, ev.result, ev.dataset, years)}
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        doc = {"data_quality_check": ev.quality.as_dict(), **result_document(ev.run_id, ev.result, ev.dataset, years)}
+        doc["signoff"] = state.as_dict() if state else None
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif fmt == "csv":
         sys.stdout.write(
             quality_csv_preamble(ev.quality) + result_csv(ev.result, years, disclosure_control=not no_disclosure_control)
@@ -278,10 +285,24 @@ def evaluate(
         if contract_value is None:
             err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")
         render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset)
+        if state is not None:
+            from cquin.render.cycle import render_signoff_state
+
+            render_signoff_state(out, state)
         if ev.quality.failed:
             err.print(f"[bold red]{escape(ev.quality.headline())}[/] (exit code {DATA_QUALITY_EXIT})")
     if ev.quality.failed:
         raise typer.Exit(DATA_QUALITY_EXIT)
+
+
+def _signoff_state(store: Path, run_id: str | None) -> SignoffState | None:
+    """A stored run's sign-off state (None for a run not kept), shown by every command that shows a run."""
+    if run_id is None:
+        return None
+    from cquin.cycle.signoff import signoff_state
+    from cquin.store import open_store
+
+    return signoff_state(open_store(store), run_id)
 
 
 @app.command()
@@ -300,17 +321,29 @@ def explain(
     from cquin.runner import explain_subject, require_store
 
     key = load_key(pseudonymise) if pseudonymise is not None else None
-    render_explanation(out, explain_subject(require_store(store), run_id, nhs_number, pseudonymise_key=key))
+    explanation = explain_subject(require_store(store), run_id, nhs_number, pseudonymise_key=key)
+    render_explanation(out, explanation)
+    _show_signoff(store, str(explanation.run["run_id"]))
+
+
+def _show_signoff(store: Path, run_id: str) -> None:
+    from cquin.render.cycle import render_signoff_state
+
+    state = _signoff_state(store, run_id)
+    if state is not None:
+        render_signoff_state(out, state)
 
 
 @runs_app.command("list")
 def runs_list(store: StoreOpt = DEFAULT_STORE) -> None:
     """List the runs in the audit store."""
+    from cquin.cycle.signoff import signoff_statuses
     from cquin.render.runs import render_run_list
     from cquin.runner import require_store
     from cquin.store import list_runs, open_store
 
-    render_run_list(out, list_runs(open_store(require_store(store))))
+    db = open_store(require_store(store))
+    render_run_list(out, list_runs(db), signoff_statuses(db))
 
 
 @runs_app.command("show")
@@ -323,6 +356,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id or unique pre
     db = open_store(require_store(store))
     stored = load_run(db, run_id)
     render_run(out, stored, stored_data_quality(db, stored.run["run_id"]))
+    _show_signoff(store, stored.run["run_id"])
 
 
 @runs_app.command("verify")

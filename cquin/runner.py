@@ -15,10 +15,12 @@ from typing import Any
 import duckdb
 
 from cquin.dataset import CanonicalDataset
+from cquin.dataset.duck import first_row
 from cquin.dataset.ledger import file_sha256
 from cquin.dataset.quality import DataQuality, QualityLimits, assess, load_limits
 from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
+from cquin.engine.recorded import RecordedDecision
 from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
 from cquin.exceptions import RulesetError, StoreError
 from cquin.loading import load_dataset, out_of_memory
@@ -54,8 +56,13 @@ def run_evaluation(
     allow_draft: bool = True,
     quality_limits: QualityLimits | None = None,
     accept_rejections: bool = False,
+    supersedes: str | None = None,
 ) -> Evaluation:
     """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store.
+
+    The decisions recorded in the store that the ruleset reads (``recorded_evidence``, e.g. the
+    commissioner's acceptance of the plan) are applied and kept with the run; ``supersedes`` names the
+    stored run this one replaces.
 
     The run's data are judged by the data-quality check (:mod:`cquin.dataset.quality`); a run that fails it is
     still evaluated and stored, marked as failing, and ``Evaluation.quality`` says so.
@@ -66,13 +73,25 @@ def run_evaluation(
     if rs.status == "draft" and not allow_draft:
         raise RulesetError(f"{rs.id} {rs.version} is a draft; pass --allow-draft to evaluate it")
     db = open_store(store) if store is not None else None  # fail fast on an unusable store
+    if supersedes is not None:
+        if db is None:
+            raise StoreError("--supersedes needs the audit store (it names a stored run); drop --no-store")
+        supersedes = load_run(db, supersedes).run["run_id"]
     say("loading records")
     limits = quality_limits or load_limits()
     dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
     quality = assess(dataset.ledger, limits, accept=accept_rejections)
+    recorded = recorded_for(db, dataset, rs) if db is not None else []
     say("evaluating")
     try:
-        result = evaluate(rs, dataset, contract_value=contract_value, contract_value_year2=contract_value_year2, as_of=as_of)
+        result = evaluate(
+            rs,
+            dataset,
+            contract_value=contract_value,
+            contract_value_year2=contract_value_year2,
+            as_of=as_of,
+            recorded=recorded,
+        )
     except duckdb.OutOfMemoryException:
         raise out_of_memory("evaluating") from None
     run_id = None
@@ -95,6 +114,8 @@ def run_evaluation(
                 "years": rs.years(),
                 "data_quality_limits": limits.as_dict(),
                 "accept_rejections": accept_rejections,
+                "recorded_evidence": [d.as_dict() for d in recorded],
+                **({"supersedes": supersedes} if supersedes else {}),
             },
             ruleset_json=canonical_json(rs.doc),
             breakdowns=compute_breakdowns(dataset.con, rs),
@@ -102,6 +123,16 @@ def run_evaluation(
             data_quality=quality.as_dict(),
         )
     return Evaluation(run_id, result, dataset, rs, adapter_name, quality)
+
+
+def recorded_for(db: Any, dataset: CanonicalDataset, rs: Ruleset) -> list[RecordedDecision]:
+    """The recorded-evidence decisions in the store for the provider these records are from."""
+    from cquin.cycle.signoff import recorded_decisions
+
+    if not rs.doc.get("recorded_evidence"):
+        return []
+    row = first_row(dataset.con, "SELECT provider_code FROM provider WHERE provider_code IS NOT NULL LIMIT 1")
+    return recorded_decisions(db, row[0] if row else None, rs.doc)
 
 
 @dataclass
@@ -143,6 +174,7 @@ def verify_run(store: Path, run_id: str) -> Verification:
         contract_value=Decimal(params["contract_value"]) if params.get("contract_value") else None,
         contract_value_year2=Decimal(params["contract_value_year2"]) if params.get("contract_value_year2") else None,
         as_of=dt.date.fromisoformat(params["as_of"]) if params.get("as_of") else None,
+        recorded=[RecordedDecision.from_dict(d) for d in params.get("recorded_evidence") or []],
     )
     digest = results_digest(result, dataset)
     if digest != run["results_sha256"]:
@@ -266,6 +298,8 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
         ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}", ""),
         ("ruleset_sha256", "", run["ruleset_sha256"], ""),
         ("disclosure_control", "", "applied" if control else "not applied (internal use only)", RULE_TEXT if control else ""),
+        ("results_sha256", "", run["results_sha256"], ""),
+        *signoff_rows(db, run["run_id"]),
     ]
     for c in stored.components:
         num, den = c["numerator"], c["denominator"]
@@ -295,6 +329,20 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
         for row in rows:
             w.writerow([safe_cell(x) for x in row])
     return len(rows)
+
+
+def signoff_rows(db: Any, run_id: str) -> list[tuple[str, str, str, str]]:
+    """The submission's sign-off rows: the state, then each party's latest decision on the results."""
+    from cquin.cycle.signoff import PARTIES, signoff_state
+
+    state = signoff_state(db, run_id)
+    rows = [("signoff", "status", state.status, "")]
+    for party in PARTIES:
+        s = state.latest("results", party)
+        rows.append((f"signoff.{party}", "decision", s.describe() if s else "none recorded", ""))
+    if state.supersedes:
+        rows.append(("supersedes", "", state.supersedes, ""))
+    return rows
 
 
 def load_to_folder(

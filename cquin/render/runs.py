@@ -12,12 +12,14 @@ from rich.table import Table
 from cquin.store import StoredRun
 
 
-def render_run_list(console: Console, runs: list[dict[str, Any]]) -> None:
+def render_run_list(console: Console, runs: list[dict[str, Any]], signoff: dict[str, str] | None = None) -> None:
+    """The stored runs, each with its sign-off state (``signoff``: run id -> status)."""
     if not runs:
         console.print("no runs in the audit store yet")
         return
+    signoff = signoff or {}
     table = Table(title="Runs in the audit store", title_justify="left")
-    for col in ("run id", "started", "ruleset", "adapter", "source", "as of", "totals (£)"):
+    for col in ("run id", "started", "ruleset", "adapter", "source", "as of", "totals (£)", "sign-off"):
         table.add_column(col)
     for r in runs:
         totals = ", ".join(f"{k} {v}" for k, v in json.loads(r["totals"]).items())
@@ -29,6 +31,7 @@ def render_run_list(console: Console, runs: list[dict[str, Any]]) -> None:
             escape(r["source"]),
             r["as_of"] or "",
             totals,
+            escape(signoff.get(r["run_id"], "not signed off")),
         )
     console.print(table)
 
