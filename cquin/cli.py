@@ -19,12 +19,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from cquin import __version__
-from cquin.exceptions import CquinError, UserError
+from cquin.exceptions import DATA_QUALITY_EXIT, CquinError, UserError
 from cquin.runner import DEFAULT_RULESET
 from cquin.store import DEFAULT_STORE
 
 if TYPE_CHECKING:
     from cquin.cycle.signoff import SignoffState
+    from cquin.dataset.quality import QualityLimits
 
 app = typer.Typer(
     help="Evaluate NHS England CQUIN indicators from patient-record exports, with an audit trail.",
@@ -50,6 +51,42 @@ OrgOpt = Annotated[
         "default: beside the export.",
     ),
 ]
+AcceptOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-rejections",
+        help="Accept a run whose data fail the data-quality check (too many rejected rows): exit 0, marked as accepted.",
+    ),
+]
+ShareOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-rejected-share",
+        help="For this run, the share of a file's records that may be rejected before the data-quality check fails (default 10%).",
+    ),
+]
+
+
+MappingOpt = Annotated[
+    Path | None,
+    typer.Option("--mapping", help="A mapping YAML for the mapped adapter (implies --adapter mapped); see `cquin mapping`."),
+]
+
+
+def _with_mapping(options: dict[str, str], mapping: Path | None) -> dict[str, str]:
+    if mapping is None:
+        return options
+    if "mapping" in options:
+        raise UserError("give the mapping once: --mapping FILE or --option mapping=FILE")
+    return {**options, "mapping": str(mapping)}
+
+
+def _limits(share: str | None) -> QualityLimits:
+    """The data-quality limits from the settings, with this run's share if given."""
+    from cquin.dataset.quality import load_limits, with_share
+
+    return with_share(load_limits(), share)
+
 
 # Emoji codes off: a value such as ':x:' in a file name or a reason is printed as written, never as a picture
 # (values are also passed through rich's escape(), so their brackets are never markup).
@@ -185,11 +222,19 @@ def evaluate(
         bool, typer.Option("--no-disclosure-control", help="CSV output with exact small counts (internal use only).")
     ] = False,
     org: OrgOpt = None,
+    accept_rejections: AcceptOpt = False,
+    max_rejected_share: ShareOpt = None,
+    mapping: MappingOpt = None,
     supersedes: Annotated[
         str | None, typer.Option("--supersedes", help="The stored run this evaluation replaces (it says so in every output).")
     ] = None,
 ) -> None:
-    """Evaluate a provider's records against a ruleset, store the run, and show what was earned."""
+    """Evaluate a provider's records against a ruleset, store the run, and show what was earned.
+
+    A run whose data fail the data-quality check is stored and shown, marked as failing, and the command
+    exits with code 8 (unless --accept-rejections).
+    """
+    from cquin.render.quality import quality_csv_preamble, render_quality_banner
     from cquin.render.results import render_table, result_csv, result_document, selected_years
     from cquin.runner import run_evaluation
 
@@ -217,8 +262,8 @@ def evaluate(
     run = functools.partial(
         run_evaluation,
         source,
-        adapter=adapter,
-        adapter_options=_options(option),
+        adapter=adapter or ("mapped" if mapping else None),
+        adapter_options=_with_mapping(_options(option), mapping),
         ruleset=ruleset,
         contract_value=values[0],
         contract_value_year2=values[1],
@@ -227,6 +272,8 @@ def evaluate(
         pseudonymise_key=key,
         allow_draft=allow_draft,
         org=org,
+        quality_limits=_limits(max_rejected_share),
+        accept_rejections=accept_rejections,
         supersedes=supersedes,
     )
     if fmt == "table":  # a progress display on the terminal; machine formats stay clean
@@ -237,14 +284,16 @@ def evaluate(
     years = selected_years(ev.ruleset, year)
     state = _signoff_state(store, ev.run_id)
     if fmt == "json":
-        doc = result_document(ev.run_id, ev.result, ev.dataset, years)
+        doc = {"data_quality_check": ev.quality.as_dict(), **result_document(ev.run_id, ev.result, ev.dataset, years)}
         doc["signoff"] = state.as_dict() if state else None
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif fmt == "csv":
         sys.stdout.write(
-            result_csv(ev.result, years, disclosure_control=not no_disclosure_control, pseudonymous=ev.dataset.pseudonymous)
+            quality_csv_preamble(ev.quality)
+            + result_csv(ev.result, years, disclosure_control=not no_disclosure_control, pseudonymous=ev.dataset.pseudonymous)
         )
     else:
+        render_quality_banner(out, ev.quality)
         if contract_value is None:
             err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")
         render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset)
@@ -252,6 +301,10 @@ def evaluate(
             from cquin.render.cycle import render_signoff_state
 
             render_signoff_state(out, state)
+        if ev.quality.failed:
+            err.print(f"[bold red]{escape(ev.quality.headline())}[/] (exit code {DATA_QUALITY_EXIT})")
+    if ev.quality.failed:
+        raise typer.Exit(DATA_QUALITY_EXIT)
 
 
 def _signoff_state(store: Path, run_id: str | None) -> SignoffState | None:
@@ -308,10 +361,11 @@ def runs_list(store: StoreOpt = DEFAULT_STORE) -> None:
 def runs_show(run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE) -> None:
     """Show one stored run: inputs, parameters, results and milestones."""
     from cquin.render.runs import render_run
-    from cquin.store import load_run, open_store
+    from cquin.store import load_run, open_store, stored_data_quality
 
-    stored = load_run(open_store(store, read_only=True), run_id)
-    render_run(out, stored)
+    db = open_store(store, read_only=True)
+    stored = load_run(db, run_id)
+    render_run(out, stored, stored_data_quality(db, stored.run["run_id"]))
     _show_signoff(store, stored.run["run_id"])
 
 
@@ -375,18 +429,35 @@ def load(
     ruleset: Annotated[
         str, typer.Option("--ruleset", help="Ruleset whose vocabulary (GPPS answers, categories) checks the data.")
     ] = DEFAULT_RULESET,
+    accept_rejections: AcceptOpt = False,
+    max_rejected_share: ShareOpt = None,
+    mapping: MappingOpt = None,
     org: OrgOpt = None,
 ) -> None:
-    """Read a source through an adapter and write the canonical dataset (organisational files included) plus a load report."""
+    """Read a source through an adapter and write the canonical dataset (organisational files included) plus a load report.
+
+    Exits with code 8 when the data fail the data-quality check (unless --accept-rejections).
+    """
+    from cquin.render.quality import render_quality_banner
     from cquin.render.results import render_data_quality, render_unmatched
     from cquin.runner import load_to_folder
 
-    dataset, report, unmatched = load_to_folder(
-        source, out_dir, adapter=adapter, adapter_options=_options(option), ruleset=ruleset, org=org
+    dataset, report, unmatched, quality = load_to_folder(
+        source,
+        out_dir,
+        adapter=adapter or ("mapped" if mapping else None),
+        adapter_options=_with_mapping(_options(option), mapping),
+        ruleset=ruleset,
+        quality_limits=_limits(max_rejected_share),
+        accept_rejections=accept_rejections,
+        org=org,
     )
+    render_quality_banner(out, quality)
     render_data_quality(out, dataset)
     render_unmatched(out, unmatched)
     out.print(f"wrote the canonical dataset to {out_dir}/ and the load report to {report}")
+    if quality.failed:
+        raise typer.Exit(DATA_QUALITY_EXIT)
 
 
 @adapters_app.command("list")

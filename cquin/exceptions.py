@@ -38,6 +38,12 @@ class RulesetError(UserError):
         return base + "\n" + "\n".join(f"  {p}" for p in self.problems)
 
 
+class ConfigError(UserError):
+    """A settings file (an adapter mapping, data-quality limits) cannot be read or is invalid."""
+
+    exit_code = 2
+
+
 class DataError(UserError):
     """An input file cannot be read at all (not a row-level rejection)."""
 
@@ -60,3 +66,8 @@ class ResourceError(CquinError):
     """The machine ran out of a resource (memory, disk) the user can raise."""
 
     exit_code = 7
+
+
+# Not an exception: a run whose data failed the data-quality check is still stored and shown, and the
+# command then exits with this code (unless --accept-rejections was given).
+DATA_QUALITY_EXIT = 8

@@ -27,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cquin.dataset.quality import DataQuality
 from cquin.exceptions import RulesetError, UserError
 from cquin.money import parse_pounds
 
@@ -57,6 +58,7 @@ class ProviderRun:
     entry: ProviderEntry
     run_id: str
     breakdowns: dict[str, Any]
+    quality: DataQuality | None = None
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -140,7 +142,9 @@ def read_manifest(path: Path) -> Manifest:
     return Manifest(Path(path), str(doc.get("ruleset") or DEFAULT_RULESET), as_of, entries)
 
 
-def evaluate_many(manifest: Manifest, *, store: Path, progress: Callable[[str], None] | None = None) -> list[ProviderRun]:
+def evaluate_many(
+    manifest: Manifest, *, store: Path, progress: Callable[[str], None] | None = None, accept_rejections: bool = False
+) -> list[ProviderRun]:
     """Evaluate and store every provider in the manifest, in order; returns each run with its breakdowns."""
     from cquin.engine.breakdowns import compute_breakdowns
     from cquin.runner import run_evaluation
@@ -159,8 +163,9 @@ def evaluate_many(manifest: Manifest, *, store: Path, progress: Callable[[str], 
             as_of=manifest.as_of,
             store=store,
             org=entry.org,
+            accept_rejections=accept_rejections,
         )
         assert ev.run_id is not None
-        runs.append(ProviderRun(entry, ev.run_id, compute_breakdowns(ev.dataset.con, ev.ruleset)))
+        runs.append(ProviderRun(entry, ev.run_id, compute_breakdowns(ev.dataset.con, ev.ruleset), ev.quality))
         ev.dataset.con.close()
     return runs

@@ -13,7 +13,7 @@ from cquin.adapters.base import Adapter, AdapterRegistry, RegisteredAdapter
 from cquin.exceptions import AdapterError
 
 ENTRY_POINT_GROUP = "cquin.adapters"
-BUILTIN = ("cquin.adapters.canonical", "cquin.adapters.fhir", "cquin.adapters.csds")
+BUILTIN = ("cquin.adapters.canonical", "cquin.adapters.fhir", "cquin.adapters.csds", "cquin.adapters.mapped")
 
 
 @cache

@@ -17,6 +17,7 @@ import duckdb
 from cquin.dataset import TABLE_NAMES, CanonicalDataset
 from cquin.dataset.duck import first_row
 from cquin.dataset.ledger import file_sha256
+from cquin.dataset.quality import DataQuality, QualityLimits, assess, load_limits
 from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
 from cquin.engine.recorded import RecordedDecision
@@ -39,6 +40,7 @@ class Evaluation:
     dataset: CanonicalDataset
     ruleset: Ruleset
     adapter: str
+    quality: DataQuality
 
 
 def run_evaluation(
@@ -55,6 +57,8 @@ def run_evaluation(
     pseudonymise_key: bytes | None = None,
     allow_draft: bool = True,
     org: Path | None = None,
+    quality_limits: QualityLimits | None = None,
+    accept_rejections: bool = False,
     supersedes: str | None = None,
 ) -> Evaluation:
     """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store.
@@ -63,6 +67,9 @@ def run_evaluation(
     are not beside the export.  The decisions recorded in the store that the ruleset reads
     (``recorded_evidence``, e.g. the commissioner's acceptance of the plan) are applied and kept with the run;
     ``supersedes`` names the stored run this one replaces.
+
+    The run's data are judged by the data-quality check (:mod:`cquin.dataset.quality`); a run that fails it is
+    still evaluated and stored, marked as failing, and ``Evaluation.quality`` says so.
     """
     say = progress or (lambda _msg: None)
     started = dt.datetime.now(dt.UTC)
@@ -75,7 +82,9 @@ def run_evaluation(
             raise StoreError("--supersedes needs the audit store (it names a stored run); drop --no-store")
         supersedes = load_run(db, supersedes).run["run_id"]
     say("loading records")
+    limits = quality_limits or load_limits()
     dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options, org=org)
+    quality = assess(dataset.ledger, limits, accept=accept_rejections)
     recorded = recorded_for(db, dataset, rs) if db is not None else []
     say("evaluating")
     try:
@@ -113,17 +122,20 @@ def run_evaluation(
                     "adapter_options": dict(adapter_options or {}),
                     "org": None if org is None else str(Path(org).resolve()),
                     "years": rs.years(),
+                    "data_quality_limits": limits.as_dict(),
+                    "accept_rejections": accept_rejections,
                     "recorded_evidence": [d.as_dict() for d in recorded],
                     **({"supersedes": supersedes} if supersedes else {}),
                 },
                 ruleset_json=canonical_json(rs.doc),
                 breakdowns=compute_breakdowns(dataset.con, rs),
                 pseudonymise_key=pseudonymise_key,
+                data_quality=quality.as_dict(),
             )
         # Closing checkpoints the write-ahead log into the store file (when no reader holds it), so the file
         # alone holds every committed run.
         db.conn.close()
-    return Evaluation(run_id, result, dataset, rs, adapter_name)
+    return Evaluation(run_id, result, dataset, rs, adapter_name, quality)
 
 
 def recorded_for(db: Any, dataset: CanonicalDataset, rs: Ruleset) -> list[RecordedDecision]:
@@ -290,7 +302,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
 
     from cquin.disclosure import RULE_TEXT, publish, published_percent
     from cquin.render.results import safe_cell
-    from cquin.store import evidence_missing
+    from cquin.store import evidence_missing, stored_data_quality
 
     db = open_store(store, read_only=True)
     stored = load_run(db, run_id)
@@ -301,7 +313,9 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
         p = publish(n, control=control)
         return (item, measure, p.text, p.marker)
 
+    quality = stored_data_quality(db, run["run_id"]) or {"status": "not recorded", "message": ""}
     rows: list[tuple[str, str, str, str]] = [
+        ("data_quality_check", "status", quality["status"], quality.get("message", "")),
         ("run_id", "", run["run_id"], ""),
         ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}", ""),
         ("ruleset_sha256", "", run["ruleset_sha256"], ""),
@@ -309,7 +323,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
         ("results_sha256", "", run["results_sha256"], ""),
         *signoff_rows(db, run["run_id"]),
     ]
-    rows[:0] = [("evidence_missing", "", m, "") for m in evidence_missing(run)]
+    rows[1:1] = [("evidence_missing", "", m, "") for m in evidence_missing(run)]  # after the data-quality verdict
     for c in stored.components:
         num, den = c["numerator"], c["denominator"]
         rows.append(counted(c["component"], "numerator", num))
@@ -362,14 +376,16 @@ def load_to_folder(
     adapter_options: Mapping[str, str] | None = None,
     ruleset: str = DEFAULT_RULESET,
     org: Path | None = None,
-) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]]]:
+    quality_limits: QualityLimits | None = None,
+    accept_rejections: bool = False,
+) -> tuple[CanonicalDataset, Path, list[tuple[str, str, int]], DataQuality]:
     """Load ``source`` and write the canonical CSV folder, ``rejections.csv`` and ``load-report.json``.
 
     The folder is written whole or not at all: everything goes into a new folder beside it, which then
     takes its place, so nothing from an earlier load survives (a table this source lacks is not left over
     from the last one).  A folder holding anything ``cquin load`` does not write is refused untouched.
     Files are owner-only and every cell is formula-safe.  Also returns the condition codes no LTC code
-    list knows, counted by system and code.
+    list knows, counted by system and code, and the data-quality verdict (which the load report carries first).
     The folder holds the organisational files too (from ``org`` or beside the export), so it is a complete
     canonical dataset the ``canonical`` adapter reads back.
     """
@@ -377,14 +393,22 @@ def load_to_folder(
 
     loadout.check_out_dir(out_dir, source)
     rs = load_ruleset(ruleset)
+    limits = quality_limits or load_limits()
     dataset, name = load_dataset(source, rs.vocabulary(), adapter, adapter_options, org=org)
+    quality = assess(dataset.ledger, limits, accept=accept_rejections)
     with loadout.replacing(out_dir) as staging:
-        report, unmatched = _write_load(staging, source, dataset, name, rs, org)
-    return dataset, out_dir / report.name, unmatched
+        report, unmatched = _write_load(staging, source, dataset, name, rs, org, quality)
+    return dataset, out_dir / report.name, unmatched, quality
 
 
 def _write_load(
-    out_dir: Path, source: Path, dataset: CanonicalDataset, name: str, rs: Ruleset, org: Path | None
+    out_dir: Path,
+    source: Path,
+    dataset: CanonicalDataset,
+    name: str,
+    rs: Ruleset,
+    org: Path | None,
+    quality: DataQuality,
 ) -> tuple[Path, list[tuple[str, str, int]]]:
     import csv
     import json
@@ -405,11 +429,15 @@ def _write_load(
         report,
         json.dumps(
             {
+                "data_quality_check": quality.as_dict(),
                 "source": str(source),
                 "org": None if org is None else str(org),
                 "adapter": name,
                 "ruleset": {"id": rs.id, "version": rs.version, "sha256": rs.sha256},
-                "files": {f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table} for f in dataset.ledger.files.values()},
+                "files": {
+                    f.name: {**f.as_dict(), "sha256": f.sha256, "table": f.table, "delimiter": f.delimiter}
+                    for f in dataset.ledger.files.values()
+                },
                 "tables_not_supplied": [t for t in TABLE_NAMES if t not in dataset.present],
                 "notes": dataset.ledger.notes,
                 "rejections": dataset.ledger.rejection_count(),

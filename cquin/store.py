@@ -126,6 +126,8 @@ _TABLES: dict[str, dict[str, Any]] = {
     },
     "run_unmatched_codes": {"columns": {"run_id": str, "code_system": str, "code": str, "count": int}},
     "run_breakdowns": {"columns": {"run_id": str, "breakdowns": str}},
+    # The data-quality verdict (passed, failed, or accepted with --accept-rejections) and its detail as JSON.
+    "run_data_quality": {"columns": {"run_id": str, "status": str, "detail": str}},
     "run_cohorts": {"columns": {"run_id": str, "cohort": str, "patient_id": str, "reason": str}},
     # One row per patient (or member of staff) per run; `decisions` is a JSON object keyed by component id,
     # each value [in_denominator 0|1, in_numerator 0|1, rule (population id), reason (the deciding fact)].
@@ -442,6 +444,7 @@ def record_run(
     ruleset_json: str,
     breakdowns: dict[str, Any] | None = None,
     pseudonymise_key: bytes | None = None,
+    data_quality: dict[str, Any] | None = None,
 ) -> str:
     """Write one complete run in a single transaction; returns the run id.
 
@@ -557,6 +560,14 @@ def record_run(
                 }
                 for n in result.override_notes
             )
+            if data_quality is not None:
+                db.table("run_data_quality").insert(
+                    {
+                        "run_id": run_id,
+                        "status": data_quality["status"],
+                        "detail": ps.text(json.dumps(data_quality, sort_keys=True)),
+                    }
+                )
             if breakdowns is not None:
                 db.table("run_breakdowns").insert({"run_id": run_id, "breakdowns": json.dumps(breakdowns, sort_keys=True)})
             db.table("run_unmatched_codes").insert_all(
@@ -667,6 +678,14 @@ def load_run(db: Database, run_id: str) -> StoredRun:
         milestones=list(db.query(q.format("run_milestones"), [run_id])),
         overrides=list(db.query(q.format("run_overrides"), [run_id])),
     )
+
+
+def stored_data_quality(db: Database, run_id: str) -> dict[str, Any] | None:
+    """The run's data-quality verdict (``status``, ``message``, ``failures``...), or None for a run stored before it was kept."""
+    if not db["run_data_quality"].exists():
+        return None
+    rows = list(db.query("SELECT detail FROM run_data_quality WHERE run_id = ?", [run_id]))
+    return dict(json.loads(rows[0]["detail"])) if rows else None
 
 
 def list_runs(db: Database) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ A patient-record export (FHIR, CSDS, a vendor extract) carries what happened
 to patients; it never carries the provider's plan dates, its staff list, its
 training records or the cohort overrides agreed with the commissioner.  Those
 come from the organisation itself, as canonical files (``provider.csv``,
-``staff.csv``, ``training.csv``, ``overrides.csv``).  Whatever adapter reads
+``staff.csv``, ``training.csv``, ``overrides.csv``, or the same names as
+``.xlsx`` workbooks).  Whatever adapter reads
 the export, cquin looks for them in ``--org DIR`` when given, else in the
 export's folder (the folder itself, or the folder a single export file is
 in), and reads each through the canonical reader, so it is checked, counted
@@ -17,17 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cquin.adapters.canonical import table_file
 from cquin.dataset import DatasetBuilder, table
 from cquin.dataset.tables import organisation_tables
 from cquin.exceptions import DataError
-
-
-def table_file(folder: Path, name: str) -> Path | None:
-    """The file holding canonical table ``name`` in ``folder``, if there is one."""
-    path = folder / table(name).file_name
-    if path.exists() and not path.is_file():
-        raise DataError(f"{path}: is not a regular file (expected the {name} records as a CSV file)")
-    return path if path.is_file() else None
 
 
 def organisation_folder(source: Path) -> Path:

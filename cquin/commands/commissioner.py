@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cquin.exceptions import DATA_QUALITY_EXIT
 from cquin.store import DEFAULT_STORE
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
@@ -16,6 +17,12 @@ NoSdcOpt = Annotated[
         "--no-disclosure-control",
         help="Show exact counts (internal use only): by default counts of 1-7 are suppressed and others rounded to 5.",
     ),
+]
+
+
+AcceptOpt = Annotated[
+    bool,
+    typer.Option("--accept-rejections", help="Accept runs whose data fail the data-quality check (exit 0, marked as accepted)."),
 ]
 
 
@@ -124,8 +131,14 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         out_file: Annotated[Path | None, typer.Option("--out", help="Also write one combined HTML report here.")] = None,
         store: StoreOpt = DEFAULT_STORE,
         no_disclosure_control: NoSdcOpt = False,
+        accept_rejections: AcceptOpt = False,
     ) -> None:
-        """Evaluate several providers, store each run, and compare them in one table (and one report)."""
+        """Evaluate several providers, store each run, and compare them in one table (and one report).
+
+        Exits with code 8 when any provider's data fail the data-quality check (unless --accept-rejections).
+        """
+        from rich.markup import escape
+
         from cquin.cli import err, out
         from cquin.many import evaluate_many as run_all
         from cquin.many import read_manifest
@@ -135,7 +148,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         control = not no_disclosure_control
         spec = read_manifest(manifest)
         with err.status("working…") as status:
-            runs = run_all(spec, store=store, progress=lambda m: status.update(m + "…"))
+            runs = run_all(spec, store=store, progress=lambda m: status.update(m + "…"), accept_rejections=accept_rejections)
+        failing = [r for r in runs if r.quality is not None and r.quality.failed]
+        for r in failing:
+            assert r.quality is not None
+            out.print(f"[bold red]{escape(r.entry.name)}: {escape(r.quality.headline())}[/]")
         items = [(r.entry.name, load_report_data(store, r.run_id, breakdowns=r.breakdowns)) for r in runs]
         render_comparison_table(out, items, control=control)
         if out_file is not None:
@@ -143,3 +160,5 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
             out_file.write_text(render_combined(items, control=control), encoding="utf-8")
             out.print(f"wrote the combined report for {len(items)} providers to {out_file}")
+        if failing:
+            raise typer.Exit(DATA_QUALITY_EXIT)

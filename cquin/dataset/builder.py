@@ -30,15 +30,17 @@ from cquin.dataset.checks import (
     answer_sql,
     cell_ok_sql,
     column_sql,
+    midnight_sql,
     nhs_number_ok_sql,
     nhs_number_sql,
     sql_str,
     trim_sql,
 )
-from cquin.dataset.csvread import read_csv_into
+from cquin.dataset.csvread import CsvFormat, check_canonical_header, read_csv_into
 from cquin.dataset.duck import scalar
 from cquin.dataset.ledger import FileStats, Ledger
 from cquin.dataset.tables import TABLE_NAMES, Column, Table, table
+from cquin.dataset.xlsxread import Sheet, column_letter, is_workbook, pick_sheet, stage_sheet
 from cquin.exceptions import DataError, UserError
 from cquin.faults import reraise_fault
 from cquin.privacy import make_private_dir, open_private
@@ -171,6 +173,9 @@ class DatasetBuilder:
         self.ledger = Ledger(self.con)
         self.date_styles: dict[str, str] = {}  # source file -> date style
         self.pseudonymous: str | None = None
+        self.cell_columns: dict[str, dict[str, str]] = {}  # worksheet source -> canonical column -> column letter
+        # What to tell a user whose ISO-dated file holds DD/MM/YYYY dates (an adapter with its own way may change it).
+        self.uk_dates_fix = "rerun with --option dates=uk"
         self.present: set[str] = set()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
         self._unique_refs: set[str] = set()
@@ -180,14 +185,47 @@ class DatasetBuilder:
 
     # ------------------------------------------------------------------ staging
 
-    def add_csv(self, name: str, path: Path, *, date_style: str = "iso", source: str | None = None) -> FileStats:
-        """Stage a canonical-format CSV file (header row, canonical column names) as table ``name``."""
+    def add_csv(
+        self,
+        name: str,
+        path: Path,
+        *,
+        date_style: str = "iso",
+        source: str | None = None,
+        delimiter: str | None = None,
+    ) -> FileStats:
+        """Stage a canonical-format CSV file (header row, canonical column names) as table ``name``.
+
+        ``delimiter`` None finds comma, semicolon, tab or pipe from the header row (and notes any but comma).
+        """
+        if is_workbook(path):
+            return self.add_xlsx(name, path, date_style=date_style)
         t = table(name)
         source = source or path.name
         stats = self.ledger.source(source, path, name)
         self.date_styles[source] = date_style
         self.present.add(name)
-        read_csv_into(self.con, f"raw_{name}", t, path, source, self.ledger)
+        stats.delimiter = read_csv_into(self.con, f"raw_{name}", t, path, source, self.ledger, CsvFormat(delimiter=delimiter))
+        return stats
+
+    def add_xlsx(self, name: str, path: Path, sheet: str | None = None, *, date_style: str = "iso") -> FileStats:
+        """Stage one worksheet (header row, canonical column names) of an Excel workbook as table ``name``.
+
+        With no ``sheet``, the workbook's only sheet with data, or the one named after the table.  The source
+        is named ``book.xlsx!Sheet``; each rejection's reference is its cell (``staff.xlsx!Staff!C14``).
+        """
+        t = table(name)
+        sheet = sheet or pick_sheet(path, name)
+        source = f"{path.name}!{sheet}"
+        ws = Sheet(path, sheet)
+        header = ws.header()
+        check_canonical_header(source, header, t, self.ledger)
+        stats = self.ledger.source(source, path, name)
+        self.date_styles[source] = date_style
+        self.present.add(name)
+        kinds = {c.name: c.kind for c in t.columns}
+        stage_sheet(self.con, f"raw_{name}", t.column_names, kinds, ws, header, source, self.ledger)
+        self.cell_columns[source] = {c: column_letter(header.index(c)) for c in t.column_names if c in header}
         return stats
 
     def add_rows(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -280,7 +318,10 @@ class DatasetBuilder:
             # The raw text is not needed once checked: dropping it now keeps the load within memory at scale.
             self.ledger.collect(f"raw_{name}")
             self.con.execute(f"DROP TABLE raw_{name}")
+        self.ledger.flush()  # adapter-level rejections join the table before the hints and cell references read it
+        self._date_style_hints()
         self._shared_rules()
+        self._cell_references()
         self.ledger.finish()
         ds = CanonicalDataset(self.con, self.ledger, set(self.present), self.pseudonymous)
         for name in TABLE_NAMES:
@@ -290,6 +331,44 @@ class DatasetBuilder:
         # explicitly ordered, so DuckDB may build tables in parallel without keeping row order.
         self.con.execute("SET preserve_insertion_order = false")
         return ds
+
+    def _cell_references(self) -> None:
+        """Give each rejection from a worksheet its cell (``staff.xlsx!Staff!C14``), or its row (``...!14:14``)."""
+        if not self.cell_columns:
+            return
+        rows = [(src, col, letter) for src, cols in self.cell_columns.items() for col, letter in cols.items()]
+        self.con.register(
+            "cell_letters",
+            pa.table({k: pa.array([r[i] for r in rows], pa.string()) for i, k in enumerate(("file", "col", "letter"))}),
+        )
+        try:
+            sources = ", ".join(sql_str(s) for s in self.cell_columns)
+            self.con.execute(
+                f"""UPDATE rejections SET ref = rejections.file || '!' || coalesce(
+                      (SELECT letter FROM cell_letters m WHERE m.file = rejections.file AND m.col = rejections.column_name)
+                        || CAST(line AS VARCHAR),
+                      CAST(line AS VARCHAR) || ':' || CAST(line AS VARCHAR))
+                    WHERE ref IS NULL AND line IS NOT NULL AND file IN ({sources})"""
+            )
+        finally:
+            self.con.unregister("cell_letters")
+
+    def _date_style_hints(self) -> None:
+        """Say so when a file read as ISO lost most of its rejected rows to dates that are plainly DD/MM/YYYY."""
+        iso = [f for f, style in self.date_styles.items() if style == "iso"]
+        if not iso:
+            return
+        uk_date = f"try_strptime({midnight_sql('trim(value)')}, '%d/%m/%Y') IS NOT NULL"
+        rows = self.con.execute(
+            f"""SELECT file, count(*) FILTER (WHERE reason LIKE '%is not a date (expected YYYY-MM-DD)%' AND {uk_date}) AS uk,
+                       count(*) AS n
+                FROM rejections WHERE file IN ({", ".join(sql_str(f) for f in iso)}) GROUP BY file"""
+        ).fetchall()
+        for file, uk, n in rows:
+            if uk and uk * 2 >= n:
+                hint = f"{uk:,} rejected rows have dates written DD/MM/YYYY, not YYYY-MM-DD: {self.uk_dates_fix}"
+                self.ledger.hints[file] = hint
+                self.ledger.note(f"{file}: {hint}")
 
     def _conflicting_refs(self, t: Table) -> None:
         """Reject every record of a ``_ref`` read at more than one place with different content (see :meth:`unique_refs`)."""
@@ -353,7 +432,10 @@ class DatasetBuilder:
         # Three layers, so each cell is trimmed once and each date parsed once: (1) every cell trimmed, empty
         # for missing; (2) NHS numbers normalised and dates parsed; (3) typed values and the validity flag.
         columns = [self._id_column(c) for c in t.columns]
-        trimmed = [f"coalesce({trim_sql(chr(34) + c.name + chr(34))}, '') AS \"{c.name}\"" for c in columns]
+        # A date-time at midnight (what Excel writes for a date) is its date.
+        cells = {c.name: trim_sql(f'"{c.name}"') for c in columns}
+        cells.update({c.name: midnight_sql(cells[c.name]) for c in columns if c.kind == "date"})
+        trimmed = [f"coalesce({cells[c.name]}, '') AS \"{c.name}\"" for c in columns]
         parsed = ["*"]
         selects, oks = [], []
         for col in columns:

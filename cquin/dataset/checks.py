@@ -37,6 +37,10 @@ def trim_sql(expr: str) -> str:
 def answer_sql(expr: str) -> str:
     """A GPPS answer as matched: trimmed, inner white space runs made one space, lower case."""
     return f"lower(regexp_replace({trim_sql(expr)}, '{WHITE_SPACE_RUN}', ' ', 'g'))"
+SCIENTIFIC_HINT = (
+    " is in scientific notation: a spreadsheet turned the NHS numbers into numbers and dropped digits; "
+    "format the column as Text in the spreadsheet, restore the numbers from the source system and save again"
+)
 
 
 @dataclass(frozen=True)
@@ -91,13 +95,17 @@ def column_sql(
     if col.kind == "nhs_number":
         norm, ok = nhs_number_sql(raw)
         err = (
-            f"CASE {req} WHEN NOT regexp_full_match({norm}, '[0-9]{{10}}') THEN "
+            f"CASE {req} WHEN regexp_full_match({trim_sql(raw)}, '[0-9](\\.[0-9]+)?[eE][+]?[0-9]+') THEN "
+            f"'NHS number ' || quote_text({trim_sql(raw)}) || {sql_str(SCIENTIFIC_HINT)} "
+            f"WHEN NOT regexp_full_match({norm}, '[0-9]{{10}}') THEN "
             f"'NHS number ' || quote_text({trim_sql(raw)}) || ' is not 10 digits' "
             f"WHEN NOT {ok} THEN 'NHS number ' || quote_text({trim_sql(raw)}) || ' fails the Modulus 11 check digit' END"
         )
         value = f"CASE WHEN {present} THEN {norm} END"
         return ColumnSQL(value, err, "VARCHAR", cell_ok_sql(col, present, nhs_number_ok_sql(norm)))
     if col.kind == "date":
+        timed = f"regexp_full_match({val}, '[0-9]{{1,4}}[-/][0-9]{{1,2}}[-/][0-9]{{1,4}}[ T][0-9]{{1,2}}:[0-9]{{2}}(:[0-9]{{2}}(\\.[0-9]+)?)?')"
+        val = midnight_sql(val)
         if date_style == "uk":
             shape, fmt, expected = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", "%d/%m/%Y", "DD/MM/YYYY"
             parsed = f"CAST(try_strptime({val}, '{fmt}') AS DATE)"
@@ -111,7 +119,9 @@ def column_sql(
             parsed = f"CAST(try_strptime({val}, '%Y-%m-%d') AS DATE)"
             expected = "YYYY-MM-DD"
         err = (
-            f"CASE {req} WHEN NOT {shape_ok} THEN quote_text({val}) || ' is not a date (expected {expected})' "
+            f"CASE {req} WHEN {timed} AND NOT {shape_ok} THEN quote_text({val}) || "
+            "' has a time of day; a date is read from a date-time only at midnight (00:00)' "
+            f"WHEN NOT {shape_ok} THEN quote_text({val}) || ' is not a date (expected {expected})' "
             f"WHEN {parsed} IS NULL THEN quote_text({val}) || ' is not a real date' "
             f"WHEN {parsed} < DATE '{PLAUSIBLE_FROM}' OR {parsed} > DATE '{PLAUSIBLE_TO}' THEN "
             f"quote_text({val}) || ' is outside the plausible range {PLAUSIBLE_FROM} to {PLAUSIBLE_TO}' END"
@@ -182,6 +192,14 @@ def column_sql(
     # text and code: any non-empty text; codes are checked against their system below.
     err = f"CASE {req} END"
     return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR", cell_ok_sql(col, present, "true"))
+
+
+def midnight_sql(text: str) -> str:
+    """``text`` without a time of exactly midnight (``05/03/2012 00:00``, ``2012-03-05T00:00:00.000``): Excel's date-times.
+
+    Only text longer than a date is searched, so the common case costs one length test.
+    """
+    return f"CASE WHEN length({text}) > 10 THEN regexp_replace({text}, '[ T]00:00(:00(\\.0{{1,9}})?)?Z?$', '') ELSE {text} END"
 
 
 def cell_ok_sql(col: Column, present: str, valid: str) -> str:

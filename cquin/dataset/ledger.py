@@ -29,6 +29,7 @@ class FileStats:
     accepted: int = 0
     rejected: int = 0
     notes: list[str] = field(default_factory=list)
+    delimiter: str | None = None  # the delimiter a delimited file was read with
 
     def as_dict(self) -> dict[str, object]:
         return {"read": self.read, "accepted": self.accepted, "rejected": self.rejected}
@@ -49,6 +50,7 @@ class Ledger:
         self.con = con
         self.files: dict[str, FileStats] = {}
         self.notes: list[str] = []
+        self.hints: dict[str, str] = {}  # file -> what to do about its rejections, when the load could tell
         con.execute(
             "CREATE TABLE rejections (file VARCHAR, line BIGINT, ref VARCHAR, column_name VARCHAR, value VARCHAR, reason VARCHAR)"
         )
@@ -79,6 +81,10 @@ class Ledger:
         self._consumed.append((file, line))
         if len(self._consumed) >= 10_000:
             self._flush()
+
+    def flush(self) -> None:
+        """Move buffered adapter-level rejections and records into their tables now (``finish`` does it too)."""
+        self._flush()
 
     def _flush(self) -> None:
         """Move buffered adapter-level records into DuckDB through Arrow (executemany is slow there)."""

@@ -36,8 +36,13 @@ def render_run_list(console: Console, runs: list[dict[str, Any]], signoff: dict[
     console.print(table)
 
 
-def render_run(console: Console, stored: StoredRun) -> None:
+def render_run(console: Console, stored: StoredRun, data_quality: dict[str, Any] | None = None) -> None:
     r = stored.run
+    if data_quality and data_quality.get("status") != "passed":
+        style = "bold red" if data_quality["status"] == "failed" else "yellow"
+        console.print(f"[{style}]{escape(data_quality['message'])}[/]")
+        for f in data_quality.get("failures", []):
+            console.print(f"  {escape(f['file'])}: {escape(f['rule'])}; fix: {escape(f['fix'])}")
     console.print(f"[bold]run {r['run_id']}[/]  {r['started_at']} → {r['finished_at']}  cquin {r['engine_version']}")
     console.print(f"ruleset {r['ruleset_id']} {r['ruleset_version']} sha256 {r['ruleset_sha256']}")
     console.print(f"source {escape(r['source'])} (adapter {r['adapter']}); parameters {escape(r['parameters'])}")

@@ -19,7 +19,7 @@ from sqlite_utils.db import Database
 from cquin.cycle.compare import ProgressPoint, provider_progress
 from cquin.cycle.signoff import signoff_state
 from cquin.redact import reason_kind
-from cquin.store import load_run, open_store, reason_group
+from cquin.store import load_run, open_store, reason_group, stored_data_quality
 
 
 @dataclass
@@ -37,6 +37,7 @@ class ReportData:
     available: dict[str, str]
     rejections: list[tuple[str, str, int]]  # (file, kind, count)
     breakdowns: dict[str, Any] | None
+    data_quality: dict[str, Any] | None = None  # the run's data-quality verdict (None: stored before it was kept)
     signoff: list[str] = field(default_factory=list)  # the run's sign-off state, in lines (cquin.cycle.signoff)
     progress: list[ProgressPoint] = field(default_factory=list)  # the provider's runs by as-of date (cquin.cycle.compare)
 
@@ -85,6 +86,7 @@ def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[st
         available=json.loads(run["available"]),
         rejections=rejections,
         breakdowns=breakdowns if breakdowns is not None else stored_breakdowns(db, run["run_id"]),
+        data_quality=stored_data_quality(db, run["run_id"]),
         signoff=signoff_state(db, run["run_id"]).lines(),
         progress=provider_runs(db, run["run_id"]),
     )

@@ -64,6 +64,8 @@ td.n, th.n { text-align:right; font-variant-numeric: tabular-nums; }
 .banner { padding:8px 12px; border-radius:6px; font-size:13px; margin:10px 0; }
 .banner.sdc { background:#ecfdf5; border:1px solid #a7f3d0; }
 .banner.internal { background:#fef2f2; border:1px solid #fecaca; font-weight:600; }
+.banner.dq-failed { background:#fee2e2; border:2px solid #dc2626; color:#7f1d1d; font-size:14px; }
+.banner.dq-accepted { background:#fefce8; border:1px solid #facc15; }
 .cards { display:flex; flex-wrap:wrap; gap:14px; }
 .card { border:1px solid var(--line); border-radius:8px; padding:12px 16px; min-width:300px; }
 .card .big { font-size:28px; font-weight:700; }
@@ -558,6 +560,20 @@ def banner(control: bool) -> str:
     return '<div class="banner internal">Disclosure control is OFF: this page shows exact counts and is for internal use only — do not share it outside the provider.</div>'
 
 
+def quality_banner(d: ReportData) -> str:
+    """The data-quality verdict, at the very top, when the run's data did not pass."""
+    q = d.data_quality or {}
+    if q.get("status") not in ("failed", "accepted"):
+        return ""
+    items = "".join(
+        f"<li><b>{e(f['file'])}</b>: {e(f['rule'])}"
+        + "".join(f"<br>{r['count']:,} × {e(r['reason'])}" for r in f.get("top_reasons", []))
+        + f"<br><i>fix: {e(f['fix'])}</i></li>"
+        for f in q.get("failures", [])
+    )
+    return f'<div class="banner dq-{e(q["status"])}"><b>{e(q.get("message", ""))}</b><ul>{items}</ul></div>'
+
+
 @functools.cache
 def plotly_js() -> str:
     """plotly.js's basic partial bundle (bar and scatter), shipped with cquin so the page needs no network."""
@@ -587,7 +603,8 @@ def render_report(d: ReportData, *, control: bool = True) -> str:
         *d.signoff,
     ]
     missing = "".join(f'<div class="banner internal">{e(m)}</div>' for m in evidence_missing(d.run))
-    return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), missing + banner(control) + provider_sections(d, control))
+    body = quality_banner(d) + missing + banner(control) + provider_sections(d, control)
+    return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), body)
 
 
 def render_combined(items: list[tuple[str, ReportData]], *, control: bool = True) -> str:
@@ -621,6 +638,10 @@ def render_combined(items: list[tuple[str, ReportData]], *, control: bool = True
     for i, (name, d) in enumerate(items, start=1):
         prefix = f"p{i}-"
         nav.append((f"{prefix}headline", name))
-        body += f'<h2 class="provider" id="{prefix}provider">{e(name)}</h2>' + provider_sections(d, control, prefix)
+        body += (
+            f'<h2 class="provider" id="{prefix}provider">{e(name)}</h2>'
+            + quality_banner(d)
+            + provider_sections(d, control, prefix)
+        )
     ruleset = items[0][1].ruleset.get("title", "") if items else ""
     return document(f"CQUIN comparison: {len(items)} providers", [ruleset, f"generated {dt.date.today().isoformat()}"], nav, body)

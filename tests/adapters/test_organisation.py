@@ -141,7 +141,7 @@ def test_the_table_output_starts_with_what_is_missing_and_what_it_costs(tmp_path
 
 def test_json_output_leads_with_missing_evidence_and_is_empty_when_supplied(tmp_path: Path) -> None:
     doc = json.loads(cli("evaluate", str(POPULATION / "csds"), "--no-store", "--format", "json"))
-    assert list(doc)[:2] == ["identifiers", "evidence_missing"]
+    assert list(doc)[:3] == ["data_quality_check", "identifiers", "evidence_missing"]
     assert [g["component"] for g in doc["evidence_missing"]["components"]] == ["y1.plan", "y1.staff_training"]
     org = write_org(tmp_path / "org")
     doc = json.loads(cli("evaluate", str(POPULATION / "csds"), "--no-store", "--format", "json", "--org", str(org)))
@@ -165,7 +165,8 @@ def test_stored_outputs_show_missing_evidence_first(tmp_path: Path) -> None:
     first = next(csv.reader(out.open(encoding="utf-8"), delimiter=","), None)
     lines = list(csv.reader(out.open(encoding="utf-8")))
     assert first == ["item", "measure", "value", "disclosure"]
-    assert lines[1][0] == "evidence_missing" and "y1.plan" in lines[1][2]
+    assert lines[1][0] == "data_quality_check"  # the verdict on the data comes first, then what is missing
+    assert lines[2][0] == "evidence_missing" and "y1.plan" in lines[2][2]
 
 
 def test_a_run_with_org_files_verifies_identical(tmp_path: Path) -> None:

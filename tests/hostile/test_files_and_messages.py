@@ -146,7 +146,7 @@ def test_a_file_name_in_another_case_is_read_as_its_table_with_a_note(tmp_path, 
 def test_two_files_for_one_table_differing_only_in_case_are_refused(tmp_path, vocab):
     folder = make_folder(tmp_path, patients=[patient(P1)], conditions=[condition(P1)])
     (folder / "CONDITIONS.CSV").write_text(csv_text([condition(P1)]), encoding="utf-8")
-    with pytest.raises(DataError, match=r"CONDITIONS.CSV and conditions.csv are both the conditions.csv file"):
+    with pytest.raises(DataError, match=r"CONDITIONS.CSV and conditions.csv both hold the conditions table"):
         load_dataset(folder, vocab, adapter="canonical")
 
 
