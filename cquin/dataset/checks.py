@@ -37,6 +37,8 @@ def trim_sql(expr: str) -> str:
 def answer_sql(expr: str) -> str:
     """A GPPS answer as matched: trimmed, inner white space runs made one space, lower case."""
     return f"lower(regexp_replace({trim_sql(expr)}, '{WHITE_SPACE_RUN}', ' ', 'g'))"
+
+
 SCIENTIFIC_HINT = (
     " is in scientific notation: a spreadsheet turned the NHS numbers into numbers and dropped digits; "
     "format the column as Text in the spreadsheet, restore the numbers from the source system and save again"
