@@ -9,7 +9,7 @@ import pytest
 import xlsxwriter
 
 from cquin.adapters.canonical import CanonicalAdapter
-from cquin.dataset import TABLE_NAMES, CanonicalDataset
+from cquin.dataset import TABLE_NAMES, CanonicalDataset, table
 from cquin.dataset.xlsxread import cell_text, column_letter, serial_date
 from cquin.demo.generate import generate
 from cquin.engine.evaluation import evaluate
@@ -228,3 +228,20 @@ def test_a_file_that_is_not_a_workbook_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "patients.xlsx").write_text("patient_id,served_from\n", encoding="utf-8")
     with pytest.raises(DataError, match="cannot be read as an Excel workbook"):
         load(tmp_path)
+
+
+def test_the_organisations_own_records_load_from_workbooks_in_the_org_folder(population: Path, from_csv, tmp_path: Path) -> None:
+    books = workbook_per_table(population, tmp_path / "books")
+    export, org = tmp_path / "export", tmp_path / "org"
+    export.mkdir()
+    org.mkdir()
+    for name in TABLE_NAMES:
+        if table(name).organisational:
+            (books / f"{name}.xlsx").rename(org / f"{name}.xlsx")
+        else:
+            (export / f"{name}.csv").write_bytes((population / f"{name}.csv").read_bytes())
+    ds = load_dataset(export, RULESET.vocabulary(), "canonical", {}, org=org)[0]
+    assert {f for f in ds.ledger.files if f.endswith("!Sheet1")} == {
+        f"{n}.xlsx!Sheet1" for n in TABLE_NAMES if table(n).organisational
+    }
+    assert_same(ds, from_csv)
