@@ -163,14 +163,20 @@ def evaluate(
     store: StoreOpt = DEFAULT_STORE,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the run in the audit store.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="Output: table, json or csv.")] = "table",
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the whole load report (every file and reason).")] = False,
     pseudonymise: Annotated[
         Path | None,
         typer.Option(
             "--pseudonymise", help="Key file: store a keyed hash in place of each NHS number, so the audit can be shared."
         ),
     ] = None,
-    no_disclosure_control: Annotated[
-        bool, typer.Option("--no-disclosure-control", help="CSV output with exact small counts (internal use only).")
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="For publication (with --format json or csv): counts of patients under NHS Digital disclosure control, "
+            "each marked; staff counts and money stay exact. Without it every count is exact.",
+        ),
     ] = False,
 ) -> None:
     """Evaluate a provider's records against a ruleset, store the run, and show what was earned."""
@@ -179,9 +185,13 @@ def evaluate(
 
     if fmt not in ("table", "json", "csv"):
         raise UserError(f"--format {fmt!r}: expected table, json or csv")
+    if publish and fmt == "table":
+        raise UserError("--publish is for figures to publish: use it with --format json or --format csv")
     if demo:
         from cquin.demo import DEMO_DIR
 
+        if source is not None:
+            raise UserError(f"give either SOURCE ({source}) or --demo, not both")
         source = DEMO_DIR
     if source is None:
         raise UserError("give the SOURCE to evaluate (a folder or file), or --demo for the bundled demo data")
@@ -218,13 +228,14 @@ def evaluate(
         ev = run()
     years = selected_years(ev.ruleset, year)
     if fmt == "json":
-        sys.stdout.write(json.dumps(result_document(ev.run_id, ev.result, ev.dataset, years), indent=2) + "\n")
+        doc = result_document(ev.run_id, ev.result, ev.dataset, years, publish=publish)
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif fmt == "csv":
-        sys.stdout.write(result_csv(ev.result, years, disclosure_control=not no_disclosure_control))
+        sys.stdout.write(result_csv(ev.result, years, publish=publish))
     else:
+        render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset, verbose=verbose)
         if contract_value is None:
-            err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")
-        render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset)
+            err.print("[yellow]no contract value given: pass --contract-value (the annual contract value) to see pounds[/]")
 
 
 @app.command()
@@ -287,14 +298,16 @@ def runs_verify(
 def cohort(
     run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
     year: Annotated[str, typer.Option("--year", help="Cohort: 1 or 2.")] = "1",
-    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("cohort.csv"),
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write (UTF-8 with BOM, for Excel).")] = Path("cohort.csv"),
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Write the cohort list (NHS numbers, with why each is in) for the care teams."""
+    from cquin.outfile import check_out
     from cquin.runner import require_store, write_cohort
 
     if year not in ("1", "2"):
         raise UserError(f"--year {year!r}: expected 1 or 2")
+    check_out(out_file)
     n = write_cohort(require_store(store), run_id, int(year), out_file)
     out.print(f"wrote {n:,} patients to {out_file} (contains NHS numbers: share only with the care teams)")
 
@@ -302,17 +315,18 @@ def cohort(
 @app.command()
 def submission(
     run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
-    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("submission.csv"),
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write (UTF-8 with BOM, for Excel).")] = Path(
+        "submission.csv"
+    ),
     store: StoreOpt = DEFAULT_STORE,
-    no_disclosure_control: Annotated[
-        bool, typer.Option("--no-disclosure-control", help="Exact small counts (internal use only; not for sharing).")
-    ] = False,
 ) -> None:
-    """Write the aggregate return (numerators, denominators, cohort sizes, staff counts): no patient identifiers."""
+    """Write the aggregate return for payment: exact counts, bands, money and basis; no patient identifiers."""
+    from cquin.outfile import check_out
     from cquin.runner import require_store, write_submission
 
-    n = write_submission(require_store(store), run_id, out_file, disclosure_control=not no_disclosure_control)
-    out.print(f"wrote {n} rows to {out_file}")
+    check_out(out_file)
+    n = write_submission(require_store(store), run_id, out_file)
+    out.print(f"wrote {n} rows to {out_file} (exact figures, no patient identifiers)")
 
 
 @app.command()

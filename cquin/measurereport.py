@@ -11,10 +11,12 @@ The measure's canonical URL is made from the ruleset's id and version
 (``{MEASURE_BASE}/{id}|{version}``).  The initial population of a component is
 its denominator population: the ruleset defines no wider one.
 
-Counts are published under disclosure control by default (see
-:mod:`cquin.disclosure`): a suppressed count is left out and marked with the
-standard data-absent-reason extension (``masked``); a score is given only when
-both its counts are published, and is computed from them.
+Counts are exact by default (the parties' figures); for publication
+(``control=True``, ``--publish``) counts of patients are published under
+disclosure control (see :mod:`cquin.disclosure`): a suppressed count is left
+out and marked with the standard data-absent-reason extension (``masked``); a
+score is given only when both its counts are published, and is computed from
+them.  Staff counts are never altered.
 
 Validation uses the ``fhir.resources`` R4B models (FHIR 4.3; MeasureReport is
 the same resource in R4 4.0.1 and R4B).
@@ -28,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from cquin.disclosure import publish, published_fraction
+from cquin.disclosure import applies_to, publish, published_fraction
 from cquin.exceptions import CquinError
 from cquin.report.data import ReportData, load_report_data
 
@@ -75,7 +77,7 @@ def _populations(num: int | None, den: int | None, control: bool) -> list[dict[s
     ]
 
 
-def measure_report(d: ReportData, *, control: bool = True) -> dict[str, Any]:
+def measure_report(d: ReportData, *, control: bool = False) -> dict[str, Any]:
     """The MeasureReport for one stored run, as a JSON-ready dict."""
     rs = d.ruleset
     years = [c["year"] for c in d.components]
@@ -95,14 +97,15 @@ def measure_report(d: ReportData, *, control: bool = True) -> dict[str, Any]:
             f"{c['name']}: {c['band']}",
         )
         group: dict[str, Any] = {"id": _fhir_id(c["component"]), "code": code}
+        here = applies_to(c.get("entity"), control)  # staff counts are never altered
         if c["numerator"] is not None:
-            group["population"] = _populations(c["numerator"], c["denominator"], control)
-            score = _score(c["numerator"], c["denominator"], control)
+            group["population"] = _populations(c["numerator"], c["denominator"], here)
+            score = _score(c["numerator"], c["denominator"], here)
             if score is not None:
                 group["measureScore"] = score
-            group["stratifier"] = _stratifiers(d, c, spec, control)
+            group["stratifier"] = _stratifiers(d, c, spec, here)
         else:
-            group["stratifier"] = [_year_stratifier(d, c, None, None, control)]
+            group["stratifier"] = [_year_stratifier(d, c, None, None, here)]
         groups.append(group)
     finished = d.run.get("finished_at") or d.run["started_at"]
     return {
@@ -197,11 +200,14 @@ def validate(resource: dict[str, Any]) -> None:
         raise CquinError("the MeasureReport does not validate against the FHIR schema:\n" + "\n".join(problems))
 
 
-def write_measure_report(store: Path, run_id: str, out: Path, *, disclosure_control: bool = True) -> dict[str, Any]:
+def write_measure_report(store: Path, run_id: str, out: Path, *, disclosure_control: bool = False) -> dict[str, Any]:
     """Write run ``run_id`` as a validated FHIR MeasureReport JSON file; returns the resource."""
+    from cquin.outfile import check_out, write_text
+
+    check_out(out, "--fhir-measure-report")
     resource = measure_report(load_report_data(store, run_id), control=disclosure_control)
     validate(resource)
-    out.write_text(json.dumps(resource, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    write_text(out, json.dumps(resource, indent=2, default=_json_default) + "\n")
     return resource
 
 

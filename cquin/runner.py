@@ -83,6 +83,7 @@ def run_evaluation(
                 "as_of": as_of.isoformat() if as_of else None,
                 "adapter_options": dict(adapter_options or {}),
                 "years": rs.years(),
+                "year_status": result.year_status,
             },
             ruleset_json=canonical_json(rs.doc),
             breakdowns=compute_breakdowns(dataset.con, rs),
@@ -202,8 +203,7 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     The list names patients, for the care teams: it is not an aggregate, so
     disclosure control does not apply; every cell is still made formula-safe.
     """
-    import csv
-
+    from cquin.outfile import spreadsheet_csv
     from cquin.render.results import safe_cell
     from cquin.store import cohort_members
 
@@ -211,8 +211,7 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     run = load_run(db, run_id).run
     name = f"year{year}"
     n = 0
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
+    with spreadsheet_csv(out, identifiable=True) as w:
         w.writerow(["nhs_number", "cohort", "why"])
         for row in cohort_members(db, run["run_id"], name):
             w.writerow([safe_cell(row["patient_id"]), name, safe_cell(row["reason"])])
@@ -220,61 +219,73 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     return n
 
 
-def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control: bool = True) -> int:
-    """Write the aggregate return: counts and results only, no patient identifiers.
+def write_submission(store: Path, run_id: str, out: Path) -> int:
+    """Write the aggregate return the provider submits for payment; returns its number of rows.
 
-    It leaves the provider, so by default its counts are published under
-    disclosure control (:mod:`cquin.disclosure`): the ``disclosure`` column marks
-    each suppressed or rounded figure, and a percentage is that of the published
-    counts (blank when one is suppressed). ``disclosure_control=False`` writes
-    exact counts for internal use, and the file says so.
+    Always exact: the parties to the contract exchange the figures the payment is
+    decided on, so the commissioner can check every band (disclosure control is
+    for publication, see :mod:`cquin.disclosure`).  It carries counts, bands and
+    money only, never a patient identifier: no NHS numbers, no milestone details
+    (which quote counts only anyway), no override notes.  UTF-8 with BOM.
     """
-    import csv
     import json
 
-    from cquin.disclosure import RULE_TEXT, publish, published_percent
+    from cquin.engine.outcome import NO_CONTRACT_VALUE, NextStep, basis_from_stored
+    from cquin.outfile import check_out, spreadsheet_csv
     from cquin.render.results import safe_cell
 
+    check_out(out)
     db = open_store(store)
     stored = load_run(db, run_id)
     run = stored.run
-    control = disclosure_control
+    basis = basis_from_stored(run, stored.components)
 
-    def counted(item: str, measure: str, n: int | None) -> tuple[str, str, str, str]:
-        p = publish(n, control=control)
-        return (item, measure, p.text, p.marker)
-
-    rows: list[tuple[str, str, str, str]] = [
-        ("run_id", "", run["run_id"], ""),
-        ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}", ""),
-        ("ruleset_sha256", "", run["ruleset_sha256"], ""),
-        ("disclosure_control", "", "applied" if control else "not applied (internal use only)", RULE_TEXT if control else ""),
+    rows: list[tuple[str, str, str]] = [
+        ("run_id", "", run["run_id"]),
+        ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}"),
+        ("ruleset_sha256", "", run["ruleset_sha256"]),
+        ("results_sha256", "", run["results_sha256"]),
+        ("as_of", "", run["as_of"] or "all records"),
+        ("counts", "", "exact (the figures the payment is decided on)"),
+        ("weighting", "percent_of_contract_value", basis.weighting_percent),
     ]
+    for y in basis.years:
+        rows.append(
+            (f"year.{y.year}", "contract_value", NO_CONTRACT_VALUE if y.contract_value is None else f"{y.contract_value:.2f}")
+        )
+        rows.append((f"year.{y.year}", "value", NO_CONTRACT_VALUE if y.value is None else f"{y.value:.2f}"))
+        rows.append((f"year.{y.year}", "available", NO_CONTRACT_VALUE if y.available is None else f"{y.available:.2f}"))
+        rows.append((f"year.{y.year}", "earned", NO_CONTRACT_VALUE if y.earned is None else f"{y.earned:.2f}"))
+        if y.status:
+            rows.append((f"year.{y.year}", "status", y.status))
+    rows.append(("total", "available", NO_CONTRACT_VALUE if basis.available is None else f"{basis.available:.2f}"))
+    rows.append(("total", "earned", NO_CONTRACT_VALUE if basis.earned is None else f"{basis.earned:.2f}"))
     for c in stored.components:
-        num, den = c["numerator"], c["denominator"]
-        rows.append(counted(c["component"], "numerator", num))
-        rows.append(counted(c["component"], "denominator", den))
-        if control and num is not None:
-            pct = published_percent(num, den)
-            rows.append(
-                (c["component"], "percent", pct or "", "of the published counts" if pct else "not shown: a count is suppressed")
-            )
-        else:
-            rows.append((c["component"], "percent", c["percent"] or "", ""))
-        for key in ("band", "payment_fraction", "payment"):
-            rows.append((c["component"], key, "" if c[key] is None else str(c[key]), ""))
-    for cohort_name, count in json.loads(run["cohorts"]).items():
-        rows.append(counted(f"cohort.{cohort_name}", "patients", count))
+        cid = c["component"]
+        rows.append((cid, "numerator", "" if c["numerator"] is None else str(c["numerator"])))
+        rows.append((cid, "denominator", "" if c["denominator"] is None else str(c["denominator"])))
+        rows.append((cid, "percent", c["percent"] or ""))
+        rows.append((cid, "band", c["band"]))
+        rows.append((cid, "payment_fraction", c["payment_fraction"]))
+        given = basis.year(c["year"]).contract_value is not None
+        rows.append((cid, "available", c["available"] if given else NO_CONTRACT_VALUE))
+        rows.append((cid, "payment", c["payment"] if given else NO_CONTRACT_VALUE))
+        step = NextStep.from_stored(c)
+        if step is not None:
+            rows.append((cid, "next_band", step.band))
+            rows.append((cid, "more_needed", "" if step.more_needed is None else str(step.more_needed)))
+            rows.append((cid, "next_band_worth", NO_CONTRACT_VALUE if step.worth is None else f"{step.worth:.2f}"))
+    for cohort_name, n in json.loads(run["cohorts"]).items():
+        rows.append((f"cohort.{cohort_name}", "patients", str(n)))
     pops = json.loads(run["populations"])
     ruleset = json.loads(run["ruleset_json"])
     for pid, pop in ruleset["populations"].items():
-        if pop["entity"] == "staff":
-            rows.append(counted(f"staff.{pid}", "staff", pops.get(pid, 0)))
+        if pop["entity"] == "staff" and pid in pops:
+            rows.append((f"staff.{pid}", "staff", str(pops[pid])))
     for m in stored.milestones:
-        rows.append((m["milestone"], "status", m["status"], ""))
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["item", "measure", "value", "disclosure"])
+        rows.append((m["milestone"], "status", m["status"]))
+    with spreadsheet_csv(out) as w:
+        w.writerow(["item", "measure", "value"])
         for row in rows:
             w.writerow([safe_cell(x) for x in row])
     return len(rows)

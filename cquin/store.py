@@ -290,7 +290,9 @@ def record_run(
                     "available": f"{c.available:.2f}",
                     "payment": f"{c.payment:.2f}",
                     "note": c.note,
-                    "next_band": json.dumps(c.next_band) if c.next_band is not None else None,
+                    "next_band": json.dumps(c.next_step.as_dict() if c.next_step is not None else c.next_band)
+                    if c.next_band is not None
+                    else None,
                 }
                 for i, c in enumerate(result.components)
             )
@@ -348,7 +350,9 @@ def subject_decisions_sql(result: RunResult) -> str:
     """
     selects = []
     for entity in dict.fromkeys(c.entity for c in result.components if c.entity):
-        ids = [c.id for c in result.components if c.entity == entity]
+        ids = [c.id for c in result.components if c.entity == entity and c.denominator is not None]  # not "not started"
+        if not ids:
+            continue
         items = []
         for i, cid in enumerate(ids):
             text = " || ',' || ".join(

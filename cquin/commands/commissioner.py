@@ -10,11 +10,12 @@ import typer
 from cquin.store import DEFAULT_STORE
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
-NoSdcOpt = Annotated[
+PublishOpt = Annotated[
     bool,
     typer.Option(
-        "--no-disclosure-control",
-        help="Show exact counts (internal use only): by default counts of 1-7 are suppressed and others rounded to 5.",
+        "--publish",
+        help="For publication: counts of patients under NHS Digital disclosure control (1-7 shown as *, others rounded "
+        "to 5), each marked; staff counts, file row counts and money stay exact. Without it every count is exact.",
     ),
 ]
 
@@ -25,19 +26,22 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
         out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
         store: StoreOpt = DEFAULT_STORE,
-        no_disclosure_control: NoSdcOpt = False,
+        publish: PublishOpt = False,
     ) -> None:
         """Write a run's report as one self-contained HTML page (opens offline) for a contract meeting."""
         from cquin.cli import err, out
+        from cquin.outfile import check_out
         from cquin.report import write_report
         from cquin.runner import require_store
 
-        data = write_report(require_store(store), run_id, out_file, disclosure_control=not no_disclosure_control)
-        out.print(f"wrote the report for run {data.run_id} to {out_file}")
+        check_out(out_file)
+        data = write_report(require_store(store), run_id, out_file, disclosure_control=publish)
+        out.print(
+            f"wrote the report for run {data.run_id} to {out_file} "
+            + ("(published: patient counts under disclosure control)" if publish else "(exact figures)")
+        )
         if data.breakdowns is None:
             err.print("[yellow]this run did not record its breakdowns: the report says so in those sections[/]")
-        if no_disclosure_control:
-            err.print("[yellow]disclosure control is off: the report shows exact counts; do not share it outside the provider[/]")
 
     @app.command("export")
     def export(
@@ -46,7 +50,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             Path | None, typer.Option("--fhir-measure-report", help="Write an HL7 FHIR R4 MeasureReport (JSON) here.")
         ] = None,
         store: StoreOpt = DEFAULT_STORE,
-        no_disclosure_control: NoSdcOpt = False,
+        publish: PublishOpt = False,
     ) -> None:
         """Export a stored run in a standard format (validated before it is written)."""
         from cquin.cli import out
@@ -56,9 +60,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         if fhir_measure_report is None:
             raise UserError("choose an export format, e.g. --fhir-measure-report OUT.json")
-        resource = write_measure_report(
-            require_store(store), run_id, fhir_measure_report, disclosure_control=not no_disclosure_control
-        )
+        resource = write_measure_report(require_store(store), run_id, fhir_measure_report, disclosure_control=publish)
         out.print(f"wrote a FHIR MeasureReport ({len(resource['group'])} groups, valid) to {fhir_measure_report}")
 
     @app.command("evaluate-many")
@@ -68,16 +70,22 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ],
         out_file: Annotated[Path | None, typer.Option("--out", help="Also write one combined HTML report here.")] = None,
         store: StoreOpt = DEFAULT_STORE,
-        no_disclosure_control: NoSdcOpt = False,
+        publish: PublishOpt = False,
     ) -> None:
-        """Evaluate several providers, store each run, and compare them in one table (and one report)."""
+        """Evaluate several providers, store each run, and compare them in one table (and one report).
+
+        The manifest format is documented in the README and examples/evaluate-many/manifest.yaml.
+        """
         from cquin.cli import err, out
         from cquin.many import evaluate_many as run_all
         from cquin.many import read_manifest
+        from cquin.outfile import check_out, write_text
         from cquin.report.compare import render_comparison_table
         from cquin.report.data import load_report_data
 
-        control = not no_disclosure_control
+        control = publish
+        if out_file is not None:
+            check_out(out_file)  # before any run is evaluated or stored
         spec = read_manifest(manifest)
         with err.status("working…") as status:
             runs = run_all(spec, store=store, progress=lambda m: status.update(m + "…"))
@@ -86,5 +94,5 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         if out_file is not None:
             from cquin.report.page import render_combined
 
-            out_file.write_text(render_combined(items, control=control), encoding="utf-8")
+            write_text(out_file, render_combined(items, control=control))
             out.print(f"wrote the combined report for {len(items)} providers to {out_file}")

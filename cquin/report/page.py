@@ -18,7 +18,7 @@ from typing import Any
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from cquin.disclosure import RULE_TEXT, publish, published_percent
+from cquin.disclosure import RULE_TEXT, applies_to, publish, published_percent
 from cquin.engine.breakdowns import population_order
 from cquin.report import charts
 from cquin.report.data import ReportData
@@ -124,7 +124,7 @@ def headline(d: ReportData, control: bool) -> str:
         value_line = (
             f"{money(d.totals.get(year))} earned of {money(d.available.get(year))} available"
             if avail
-            else "no contract value was given with this run: amounts are £0"
+            else "no contract value given"
         )
         cards.append(
             f'<div class="card"><div class="muted">{e(label)}</div><div class="big">{float(share) * 100:.1f}%</div>'
@@ -162,21 +162,23 @@ def components(d: ReportData, control: bool, figs: _Figures) -> str:
             continue
         nb = charts.next_band(c)
         ratio = ""
+        patients = applies_to(c.get("entity"), control)  # staff counts are never altered
         if c["numerator"] is not None:
-            pct = published_percent(c["numerator"], c["denominator"], control=control)
-            ratio = f"{count(c['numerator'], control)} of {count(c['denominator'], control)}" + (
-                f" ({pct}%)" if pct is not None else " (percentage not shown: a count is suppressed)" if control else ""
+            pct = published_percent(c["numerator"], c["denominator"], control=patients)
+            ratio = f"{count(c['numerator'], patients)} of {count(c['denominator'], patients)}" + (
+                f" ({pct}%)" if pct is not None else " (percentage not shown: a count is suppressed)" if patients else ""
             )
         more = ""
         if nb and nb.get("more_needed") is not None:
-            more = f" — {e(count(nb['more_needed'], control))} more to reach {e(nb['band'])} (pays {float(nb['pays']) * 100:g}%)"
+            worth = f": +{money(nb['worth'])}" if nb.get("worth") is not None else ""
+            more = f" — {e(count(nb['more_needed'], patients))} more to reach {e(nb['band'])} (pays {float(nb['pays']) * 100:g}%){e(worth)}"
         elif c["numerator"] is not None and nb is None and c["denominator"]:
             more = " — top band reached"
         parts.append(
             f"<h3>{e(c['component'])}: {e(c['name'])}</h3>"
             f"<div>{e(ratio)} {('— ' if ratio else '')}band reached: <b>{e(c['band'])}</b>{more}</div>"
             + (f"<div class='muted'>{e(c['note'])}</div>" if c.get("note") else "")
-            + figs.html(charts.component_figure(c, spec, control=control))
+            + figs.html(charts.component_figure(c, spec, control=patients))
         )
     return "".join(parts)
 
@@ -185,9 +187,12 @@ def funnel(d: ReportData, control: bool, figs: _Figures) -> str:
     patients = [p for p in population_order(d.ruleset, "patient") if p in d.populations]
     staff = [p for p in population_order(d.ruleset, "staff") if p in d.populations]
     out = figs.html(charts.funnel_figure(d, patients, control=control, title="Patients"))
-    rows = [[e(p), e(d.ruleset["populations"][p]["label"]), count(d.populations[p], control)] for p in patients + staff]
-    if staff:
-        out += figs.html(charts.funnel_figure(d, staff, control=control, title="Staff"))
+    rows = [
+        [e(p), e(d.ruleset["populations"][p]["label"]), count(d.populations[p], control and p in patients)]
+        for p in patients + staff
+    ]
+    if staff:  # staff counts are not patient counts: never altered by disclosure control
+        out += figs.html(charts.funnel_figure(d, staff, control=False, title="Staff"))
     return (
         "<p class='muted'>Each population in the order the ruleset builds them (each after those it draws on).</p>"
         + out
@@ -236,12 +241,11 @@ def quarters(d: ReportData, control: bool, figs: _Figures) -> str:
 
 
 def data_quality(d: ReportData, control: bool, figs: _Figures) -> str:
-    rows = [
-        [e(i["name"]), count(i["read"], control), count(i["accepted"], control), count(i["rejected"], control)] for i in d.inputs
-    ]
-    rej = [[e(f), e(k), count(n, control)] for f, k, n in d.rejections]
+    # File row counts are not counts of patients: always exact.
+    rows = [[e(i["name"]), count(i["read"], False), count(i["accepted"], False), count(i["rejected"], False)] for i in d.inputs]
+    rej = [[e(f), e(k), count(n, False)] for f, k, n in d.rejections]
     return (
-        figs.html(charts.inputs_figure(d, control=control))
+        figs.html(charts.inputs_figure(d, control=False))
         + table(["file", "read", "accepted", "rejected"], rows, numeric=(1, 2, 3))
         + "<h3>Rejected rows by reason</h3>"
         + (table(["file", "reason", "rows"], rej, numeric=(2,)) if rej else "<p>No rows were rejected.</p>")
@@ -259,7 +263,7 @@ def trace(d: ReportData, control: bool) -> str:
         ["evaluated", f"{e(r['started_at'])} to {e(r['finished_at'])} by cquin {e(r['engine_version'])}"],
         ["as of", e(r["as_of"] or "all records (no cut-off date)")],
         ["adapter", e(r["adapter"])],
-        ["disclosure control", e(RULE_TEXT if control else "OFF: internal use only")],
+        ["counts", e(f"published: patient counts under disclosure control ({RULE_TEXT})" if control else "exact")],
     ]
     return (
         table(["", ""], rows)
@@ -299,8 +303,16 @@ def provider_sections(d: ReportData, control: bool, prefix: str = "") -> str:
 
 def banner(control: bool) -> str:
     if control:
-        return f'<div class="banner sdc">Disclosure control applied: {e(RULE_TEXT)}. Percentages are of the published counts; none is shown where a count is suppressed.</div>'
-    return '<div class="banner internal">Disclosure control is OFF: this page shows exact counts and is for internal use only — do not share it outside the provider.</div>'
+        return (
+            f'<div class="banner sdc">Published figures: counts of patients are under disclosure control ({e(RULE_TEXT)}); '
+            "each altered count is marked * (suppressed) or rounded; staff counts, file row counts and money are exact. "
+            "Percentages are of the published counts, none where a count is suppressed; every band was decided on the "
+            "exact counts.</div>"
+        )
+    return (
+        '<div class="banner internal">Exact figures, for the parties to the contract: the bands and payments are decided on '
+        "them. Before publishing, write the report with --publish (disclosure control on counts of patients).</div>"
+    )
 
 
 def document(title: str, subtitle: list[str], nav: list[tuple[str, str]], body: str) -> str:
@@ -315,7 +327,7 @@ def document(title: str, subtitle: list[str], nav: list[tuple[str, str]], body: 
     )
 
 
-def render_report(d: ReportData, *, control: bool = True) -> str:
+def render_report(d: ReportData, *, control: bool = False) -> str:
     """One run's report as a complete, self-contained HTML page."""
     who = d.provider_name or "provider"
     subtitle = [
@@ -327,7 +339,7 @@ def render_report(d: ReportData, *, control: bool = True) -> str:
     return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), banner(control) + provider_sections(d, control))
 
 
-def render_combined(items: list[tuple[str, ReportData]], *, control: bool = True) -> str:
+def render_combined(items: list[tuple[str, ReportData]], *, control: bool = False) -> str:
     """Several providers' reports in one page, led by a comparison of all of them."""
     from cquin.report import compare
 
