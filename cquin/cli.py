@@ -12,7 +12,7 @@ import json
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -240,7 +240,7 @@ def evaluate(
 
 @app.command()
 def explain(
-    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
+    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store.")],
     nhs_number: Annotated[str, typer.Argument(help="The patient's NHS number (or a staff id).")],
     store: StoreOpt = DEFAULT_STORE,
     pseudonymise: Annotated[
@@ -257,34 +257,61 @@ def explain(
     render_explanation(out, explain_subject(require_store(store), run_id, nhs_number, pseudonymise_key=key))
 
 
+RunFormatOpt = Annotated[str, typer.Option("--format", help="Output: table or json.")]
+
+
+def _table_or_json(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format {fmt!r}: expected table or json")
+
+
 @runs_app.command("list")
-def runs_list(store: StoreOpt = DEFAULT_STORE) -> None:
-    """List the runs in the audit store."""
-    from cquin.render.runs import render_run_list
+def runs_list(store: StoreOpt = DEFAULT_STORE, fmt: RunFormatOpt = "table") -> None:
+    """List the runs in the audit store (full run ids)."""
+    from cquin.render.runs import render_run_list, run_list_document
     from cquin.runner import require_store
     from cquin.store import list_runs, open_store
 
-    render_run_list(out, list_runs(open_store(require_store(store))))
+    _table_or_json(fmt)
+    runs = list_runs(open_store(require_store(store)))
+    if fmt == "json":
+        sys.stdout.write(json.dumps(run_list_document(runs), indent=2) + "\n")
+    else:
+        render_run_list(out, runs)
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE) -> None:
-    """Show one stored run: inputs, parameters, results and milestones."""
-    from cquin.render.runs import render_run
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="A run id, a unique prefix, or latest.")],
+    store: StoreOpt = DEFAULT_STORE,
+    fmt: RunFormatOpt = "table",
+) -> None:
+    """Show one stored run: what was evaluated, the money and its basis, components, milestones and inputs."""
+    from cquin.render.runs import render_run, run_document
     from cquin.runner import require_store
     from cquin.store import load_run, open_store
 
-    render_run(out, load_run(open_store(require_store(store)), run_id))
+    _table_or_json(fmt)
+    stored = load_run(open_store(require_store(store)), run_id)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(run_document(stored), indent=2) + "\n")
+    else:
+        render_run(out, stored)
 
 
 @runs_app.command("verify")
 def runs_verify(
-    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE
+    run_id: Annotated[str, typer.Argument(help="A run id, a unique prefix, or latest.")],
+    store: StoreOpt = DEFAULT_STORE,
+    inputs: Annotated[
+        Path | None,
+        typer.Option("--inputs", help="A folder holding a copy of the run's input files (matched by name and SHA-256)."),
+    ] = None,
 ) -> None:
     """Re-evaluate a stored run from its input files and say whether the results are identical."""
     from cquin.runner import require_store, verify_run
 
-    v = verify_run(require_store(store), run_id)
+    v = verify_run(require_store(store), run_id, inputs=inputs)
     if v.identical:
         out.print(f"[green]run {v.run_id}: identical[/] — the inputs are unchanged and re-evaluating gives the same results")
         return
@@ -296,7 +323,7 @@ def runs_verify(
 
 @app.command()
 def cohort(
-    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
+    run_id: Annotated[str, typer.Argument(help="A run id, a unique prefix, or latest.")],
     year: Annotated[str, typer.Option("--year", help="Cohort: 1 or 2.")] = "1",
     out_file: Annotated[Path, typer.Option("--out", help="CSV file to write (UTF-8 with BOM, for Excel).")] = Path("cohort.csv"),
     store: StoreOpt = DEFAULT_STORE,
@@ -314,7 +341,7 @@ def cohort(
 
 @app.command()
 def submission(
-    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
+    run_id: Annotated[str, typer.Argument(help="A run id, a unique prefix, or latest.")],
     out_file: Annotated[Path, typer.Option("--out", help="CSV file to write (UTF-8 with BOM, for Excel).")] = Path(
         "submission.csv"
     ),
@@ -408,10 +435,55 @@ def _register_extra_commands() -> None:
 _register_extra_commands()
 
 
+def _plain_type(param: object) -> str:
+    """A parameter's type as a user reads it (TEXT, PATH, INTEGER), not the Python annotation (<list[str]>)."""
+    if getattr(param, "is_flag", False):
+        return ""
+    desc = getattr(param, "type_descriptor", None)
+    annotation = getattr(desc, "annotation", None)
+    if getattr(desc, "is_path", False) or annotation is Path:
+        name = "PATH"
+    elif annotation is int:
+        name = "INTEGER"
+    else:
+        name = "TEXT"
+    return name + (" (repeatable)" if getattr(param, "multiple", False) or getattr(desc, "is_list", False) else "")
+
+
+def _shown(text: str, ctx: object) -> str:
+    return text
+
+
+def _plain_help(command: object) -> None:
+    """Give every option and argument a plain type for the help screens (typer shows annotations otherwise)."""
+    from typer.core import TyperArgument, TyperOption
+
+    for param in getattr(command, "params", []):
+        shown = _plain_type(param)
+        if isinstance(param, TyperOption) and param.metavar is None:
+            param.metavar = shown
+        elif isinstance(param, TyperArgument):
+            param.display_type_rich = functools.partial(_shown, shown)  # type: ignore[method-assign]
+    original = getattr(command, "get_help_option", None)
+    if original is not None:
+        command.get_help_option = functools.partial(_plain_help_option, original)  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def _plain_help_option(original: Any, ctx: object) -> Any:
+    option = original(ctx)
+    if option is not None:
+        option.metavar = ""  # --help is a flag: no type to show
+    return option
+
+
 def main() -> None:
     """Console entry point: run the app, turning our own errors into one-line messages."""
     try:
-        code = app(standalone_mode=False)
+        command = typer.main.get_command(app)
+        _plain_help(command)
+        code = command(standalone_mode=False)
     except CquinError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)

@@ -99,20 +99,33 @@ class Verification:
     problems: list[str]
 
 
-def verify_run(store: Path, run_id: str) -> Verification:
-    """Re-evaluate a stored run from its inputs; say whether the results are identical, or why not."""
+def verify_run(store: Path, run_id: str, *, inputs: Path | None = None) -> Verification:
+    """Re-evaluate a stored run from its inputs; say whether the results are identical, or why not.
+
+    ``inputs`` is a folder holding a copy of the run's input files (the run was made elsewhere, or its folder
+    moved): each input is found there by its name, checked against the stored SHA-256, and the run is
+    re-evaluated from the copy.
+    """
     import json
 
     db = open_store(store)
     stored = load_run(db, run_id)
     run = stored.run
     problems = []
+    source = Path(run["source"])
+    if inputs is not None:
+        if not Path(inputs).is_dir():
+            raise StoreError(f"--inputs {inputs}: not a folder")
+        single = source.suffix != "" and not source.is_dir()  # the run read one file, not a folder
+        source = Path(inputs) / source.name if single else Path(inputs)
     for inp in stored.inputs:
         if not inp["path"] or inp["sha256"] is None:
             continue
         p = Path(inp["path"])
+        if inputs is not None:
+            p = _copy_of(Path(inputs), p, Path(run["source"]))
         if not p.exists():
-            problems.append(f"input {inp['name']} is no longer at {p}")
+            problems.append(f"input {inp['name']} is no longer at {p}" + ("" if inputs is None else " (looked in --inputs)"))
         elif file_sha256(p) != inp["sha256"]:
             problems.append(f"input {inp['name']} has changed since the run (SHA-256 differs)")
     rs = load_ruleset(run["ruleset_source"]) if Path(run["ruleset_source"]).exists() else None
@@ -124,7 +137,7 @@ def verify_run(store: Path, run_id: str) -> Verification:
         return Verification(stored.run["run_id"], False, problems)
     params = json.loads(run["parameters"])
     assert rs is not None
-    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {})
+    dataset, _ = load_dataset(source, rs.vocabulary(), run["adapter"], params.get("adapter_options") or {})
     result = evaluate(
         rs,
         dataset,
@@ -141,6 +154,17 @@ def verify_run(store: Path, run_id: str) -> Verification:
         ]
         return Verification(run["run_id"], False, ["the re-evaluated results differ from the stored ones"] + changed)
     return Verification(run["run_id"], True, [])
+
+
+def _copy_of(folder: Path, original: Path, source: Path) -> Path:
+    """Where the copy of ``original`` is in ``folder``: at its path relative to the run's source, else by name."""
+    try:
+        rel = original.relative_to(source if source.is_dir() or not source.suffix else source.parent)
+    except ValueError:
+        rel = Path(original.name)
+    if source.is_file() or source.suffix:  # a single-file source: the copy is the file itself, or one of that name
+        return folder / original.name
+    return folder / rel
 
 
 def require_store(path: Path) -> Path:

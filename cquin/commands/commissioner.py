@@ -23,7 +23,7 @@ PublishOpt = Annotated[
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("report")
     def report(
-        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
+        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store.")],
         out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
         store: StoreOpt = DEFAULT_STORE,
         publish: PublishOpt = False,
@@ -45,9 +45,17 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
     @app.command("export")
     def export(
-        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
+        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store.")],
         fhir_measure_report: Annotated[
             Path | None, typer.Option("--fhir-measure-report", help="Write an HL7 FHIR R4 MeasureReport (JSON) here.")
+        ] = None,
+        xlsx: Annotated[
+            Path | None,
+            typer.Option(
+                "--xlsx",
+                help="Write an Excel workbook here: summary, milestones, cohorts, work-lists, rejections, breakdowns "
+                "(names patients: identifiable).",
+            ),
         ] = None,
         store: StoreOpt = DEFAULT_STORE,
         publish: PublishOpt = False,
@@ -58,10 +66,23 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from cquin.measurereport import write_measure_report
         from cquin.runner import require_store
 
-        if fhir_measure_report is None:
-            raise UserError("choose an export format, e.g. --fhir-measure-report OUT.json")
-        resource = write_measure_report(require_store(store), run_id, fhir_measure_report, disclosure_control=publish)
-        out.print(f"wrote a FHIR MeasureReport ({len(resource['group'])} groups, valid) to {fhir_measure_report}")
+        if fhir_measure_report is None and xlsx is None:
+            raise UserError("choose an export format: --fhir-measure-report OUT.json or --xlsx OUT.xlsx")
+        if xlsx is not None and publish:
+            raise UserError("--publish does not apply to --xlsx: the workbook names patients, so it is never a publication")
+        if xlsx is not None:
+            from cquin.outfile import check_out
+            from cquin.workbook import write_workbook
+
+            check_out(xlsx, "--xlsx")
+            sheets = write_workbook(require_store(store), run_id, xlsx)
+            out.print(
+                f"wrote an Excel workbook ({len(sheets)} sheets) to {xlsx} "
+                "(IDENTIFIABLE: its cohort, work-list and rejection sheets name patients; share only with the care teams)"
+            )
+        if fhir_measure_report is not None:
+            resource = write_measure_report(require_store(store), run_id, fhir_measure_report, disclosure_control=publish)
+            out.print(f"wrote a FHIR MeasureReport ({len(resource['group'])} groups, valid) to {fhir_measure_report}")
 
     @app.command("evaluate-many")
     def evaluate_many(

@@ -75,6 +75,16 @@ def test_every_output_of_one_run_shows_the_same_exact_counts(demo_run: DemoRun, 
     for num, den in exact.values():
         assert f"{num:,} of {den:,} (" in html
 
+    import openpyxl
+
+    from cquin.workbook import write_workbook
+
+    write_workbook(demo_run.store, demo_run.run_id, tmp_path / "run.xlsx")
+    rows = list(openpyxl.load_workbook(tmp_path / "run.xlsx")["Summary"].iter_rows(values_only=True))
+    head = next(i for i, r in enumerate(rows) if r and r[0] == "component")
+    book = {r[0]: (r[3], r[4]) for r in rows[head + 1 :] if r and r[0] in exact}
+    assert book == exact
+
     resource = measure_report(data)
     fhir = {
         g["code"]["coding"][0]["code"]: {p["code"]["coding"][0]["code"]: p["count"] for p in g["population"]}
