@@ -7,9 +7,13 @@ the patient dimensions that partition a population (sex, age band, number of
 LTC categories, activation level).  Attainment components (no counts) carry
 only their code and the level reached, in ``code.text``.
 
-The measure's canonical URL is made from the ruleset's id and version
-(``{MEASURE_BASE}/{id}|{version}``).  The initial population of a component is
-its denominator population: the ruleset defines no wider one.
+``measure`` is the version-specific canonical reference (``url|version``) of the
+ruleset's own FHIR Measure (:mod:`cquin.measure`, ``cquin export --fhir-measure``),
+under the same canonical base; groups, stratifiers and stratum values are coded
+from that Measure's CodeSystem.  The reporter is the provider, identified by its
+ODS code (``https://fhir.nhs.uk/Id/ods-organization-code``) from provider.csv.
+The initial population of a component is its denominator population: the
+ruleset defines no wider one.  A generated narrative summarises the report.
 
 Counts are exact by default (the parties' figures); for publication
 (``control=True``, ``--publish``) counts of patients are published under
@@ -24,31 +28,30 @@ the same resource in R4 4.0.1 and R4B).
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from cquin.disclosure import applies_to, publish, published_fraction
-from cquin.exceptions import CquinError
+from cquin.disclosure import RULE_TEXT, applies_to, publish, published_fraction
+from cquin.measure import (
+    POPULATION_SYSTEM,
+    YEAR_STRATIFIER,
+    Canonical,
+    concept,
+    e,
+    fhir_id,
+    narrative,
+    stratifiers,
+    stratum_code,
+    validate_resource,
+    write_json,
+)
 from cquin.report.data import ReportData, load_report_data
 
-MEASURE_BASE = "https://cquin.example/fhir/Measure"
-CODE_SYSTEM_BASE = "https://cquin.example/fhir/CodeSystem"
-POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
-STRATIFIED_DIMENSIONS = ("sex", "age_band", "ltc_count", "activation")  # each patient in exactly one value
-
-
-def _concept(system: str, code: str, display: str | None = None, text: str | None = None) -> dict[str, Any]:
-    coding: dict[str, Any] = {"system": system, "code": code}
-    if display:
-        coding["display"] = display
-    out: dict[str, Any] = {"coding": [coding]}
-    if text:
-        out["text"] = text
-    return out
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"  # NHS England's identifier system for ODS codes
+_concept = concept
+_fhir_id = fhir_id
 
 
 def _population(code: str, n: int | None, control: bool) -> dict[str, Any]:
@@ -77,9 +80,10 @@ def _populations(num: int | None, den: int | None, control: bool) -> list[dict[s
     ]
 
 
-def measure_report(d: ReportData, *, control: bool = False) -> dict[str, Any]:
-    """The MeasureReport for one stored run, as a JSON-ready dict."""
+def measure_report(d: ReportData, *, control: bool = False, base: str | None = None) -> dict[str, Any]:
+    """The MeasureReport for one stored run, as a JSON-ready dict (``base``: the canonical base, else the ruleset's)."""
     rs = d.ruleset
+    canon = Canonical(rs, base)
     years = [c["year"] for c in d.components]
     starts = [rs["periods"][y]["from"] for y in years]
     ends = [rs["periods"][y]["to"] for y in years]
@@ -90,12 +94,7 @@ def measure_report(d: ReportData, *, control: bool = False) -> dict[str, Any]:
     groups = []
     for c in d.components:
         spec = specs.get(c["component"], {})
-        code = _concept(
-            f"{CODE_SYSTEM_BASE}/{d.run['ruleset_id']}-components",
-            c["component"],
-            c["name"],
-            f"{c['name']}: {c['band']}",
-        )
+        code = _concept(canon.code_system, c["component"], c["name"], f"{c['name']}: {c['band']}")
         group: dict[str, Any] = {"id": _fhir_id(c["component"]), "code": code}
         here = applies_to(c.get("entity"), control)  # staff counts are never altered
         if c["numerator"] is not None:
@@ -103,54 +102,101 @@ def measure_report(d: ReportData, *, control: bool = False) -> dict[str, Any]:
             score = _score(c["numerator"], c["denominator"], here)
             if score is not None:
                 group["measureScore"] = score
-            group["stratifier"] = _stratifiers(d, c, spec, here)
+            group["stratifier"] = _stratifiers(d, canon, c, spec, here)
         else:
-            group["stratifier"] = [_year_stratifier(d, c, None, None, here)]
+            group["stratifier"] = [_year_stratifier(d, canon, c, None, None, here)]
         groups.append(group)
     finished = d.run.get("finished_at") or d.run["started_at"]
+    period = {"start": min(starts), "end": end}
     return {
         "resourceType": "MeasureReport",
         "id": _fhir_id(d.run_id),
+        "text": narrative(_narrative(d, groups, period, control)),
         "status": "complete",
         "type": "summary",
-        "measure": f"{MEASURE_BASE}/{d.run['ruleset_id']}|{d.run['ruleset_version']}",
+        "measure": canon.measure_reference,
         "date": finished,
-        "period": {"start": min(starts), "end": end},
-        "identifier": [{"system": "https://cquin.example/fhir/run-id", "value": d.run_id}],
+        "period": period,
+        "identifier": [{"system": canon.run_identifier_system, "value": d.run_id}],
         "improvementNotation": _concept(
             "http://terminology.hl7.org/CodeSystem/measure-improvement-notation",
             "increase",
             "Increased score indicates improvement",
         ),
-        **({"reporter": {"display": d.provider_name}} if d.provider_name else {}),
+        **_reporter(d),
         "group": groups,
     }
 
 
-def _year_stratifier(d: ReportData, c: dict[str, Any], num: int | None, den: int | None, control: bool) -> dict[str, Any]:
+def _reporter(d: ReportData) -> dict[str, Any]:
+    """The provider as the reporter: its ODS code as a logical reference, with its name."""
+    p = (d.breakdowns or {}).get("provider") or {}
+    ref: dict[str, Any] = {}
+    if p.get("code"):
+        ref["identifier"] = {"system": ODS_SYSTEM, "value": p["code"]}
+    if p.get("name"):
+        ref["display"] = p["name"]
+    if ref:
+        ref["type"] = "Organization"
+    return {"reporter": ref} if ref else {}
+
+
+def _narrative(d: ReportData, groups: list[dict[str, Any]], period: dict[str, str], control: bool) -> str:
+    """A human-readable summary: who, when, and each component's counts, score and band."""
+    rows = []
+    by_id = {g["id"]: g for g in groups}
+    for c in d.components:
+        g = by_id[_fhir_id(c["component"])]
+        counts = {p["code"]["coding"][0]["code"]: p.get("count") for p in g.get("population", [])}
+        score = g.get("measureScore", {}).get("value")
+        rows.append(
+            f"<tr><td>{e(c['component'])}</td><td>{e(c['name'])}</td><td>{e(_shown(counts, 'numerator'))}</td>"
+            f"<td>{e(_shown(counts, 'denominator'))}</td><td>{'' if score is None else e(f'{float(score) * 100:.2f}%')}</td>"
+            f"<td>{e(c['band'])}</td></tr>"
+        )
+    who = d.provider_name or "the provider"
+    code = ((d.breakdowns or {}).get("provider") or {}).get("code")
+    sdc = (
+        f"Published: counts of patients under disclosure control ({RULE_TEXT}); staff counts exact."
+        if control
+        else "Exact counts (the figures the bands were decided on)."
+    )
+    return (
+        f"<p>{e(d.ruleset.get('title', d.run['ruleset_id']))}: {e(who)}{f' (ODS {e(code)})' if code else ''}, "
+        f"{e(period['start'])} to {e(period['end'])}, run {e(d.run_id)}. {e(sdc)}</p>"
+        "<table><thead><tr><th>component</th><th>name</th><th>numerator</th><th>denominator</th><th>score</th>"
+        f"<th>band reached</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _shown(counts: dict[str, int | None], key: str) -> str:
+    if key not in counts:
+        return ""
+    n = counts[key]
+    return "masked" if n is None else f"{n:,}"
+
+
+def _year_stratifier(
+    d: ReportData, canon: Canonical, c: dict[str, Any], num: int | None, den: int | None, control: bool
+) -> dict[str, Any]:
     label = d.ruleset["periods"][c["year"]]["label"]
-    stratum: dict[str, Any] = {
-        "value": {
-            "coding": [{"system": f"{CODE_SYSTEM_BASE}/{d.run['ruleset_id']}-periods", "code": c["year"], "display": label}],
-            "text": label,
-        }
-    }
+    stratum: dict[str, Any] = {"value": _concept(canon.code_system, c["year"], label, label)}
     if num is not None:
         stratum["population"] = _populations(num, den, control)
         score = _score(num, den, control)
         if score is not None:
             stratum["measureScore"] = score
-    return {"code": [{"text": "year"}], "stratum": [stratum]}
+    return {"code": [_concept(canon.code_system, YEAR_STRATIFIER, "Year")], "stratum": [stratum]}
 
 
-def _stratifiers(d: ReportData, c: dict[str, Any], spec: dict[str, Any], control: bool) -> list[dict[str, Any]]:
-    out = [_year_stratifier(d, c, c["numerator"], c["denominator"], control)]
+def _stratifiers(d: ReportData, canon: Canonical, c: dict[str, Any], spec: dict[str, Any], control: bool) -> list[dict[str, Any]]:
+    out = [_year_stratifier(d, canon, c, c["numerator"], c["denominator"], control)]
     b = d.breakdowns
     den_pop, num_pop = spec.get("denominator"), spec.get("numerator")
     if not b or den_pop not in b.get("populations", []) or num_pop not in b.get("populations", []):
         return out
-    for dim_id in STRATIFIED_DIMENSIONS:
-        dim = b["dimensions"].get(dim_id)
+    for s in stratifiers(d.ruleset):
+        dim = b["dimensions"].get(s["id"])
         if dim is None:
             continue
         strata = []
@@ -159,61 +205,32 @@ def _stratifiers(d: ReportData, c: dict[str, Any], spec: dict[str, Any], control
             num = dim["counts"][num_pop].get(v["id"], 0)
             if den == 0:
                 continue
-            stratum: dict[str, Any] = {"value": {"text": v["label"]}, "population": _populations(num, den, control)}
+            stratum: dict[str, Any] = {
+                "value": _concept(canon.code_system, stratum_code(s["id"], v["id"]), v["label"], v["label"]),
+                "population": _populations(num, den, control),
+            }
             score = _score(num, den, control)
             if score is not None:
                 stratum["measureScore"] = score
             strata.append(stratum)
         if strata:
-            out.append({"code": [{"text": dim_id}], "stratum": strata})
+            out.append({"code": [_concept(canon.code_system, s["id"], s["label"])], "stratum": strata})
     return out
 
 
-def _fhir_id(text: str) -> str:
-    """A FHIR id ([A-Za-z0-9-.]{1,64}) from a run or component id."""
-    out = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-.") else "-" for ch in text)
-    return out[:64] or "x"
-
-
-# Required bindings the models do not check (FHIR R4 MeasureReport.status and .type value sets).
-_REQUIRED_CODES = {
-    "status": {"complete", "pending", "error"},
-    "type": {"individual", "subject-list", "summary", "data-collection"},
-}
-
-
 def validate(resource: dict[str, Any]) -> None:
-    """Check ``resource`` against the FHIR MeasureReport model and its required codes; raise with every problem found."""
-    from fhir.resources.R4B.measurereport import MeasureReport
-    from pydantic import ValidationError
-
-    problems = [
-        f"{key}: {resource.get(key)!r} is not one of {', '.join(sorted(codes))}"
-        for key, codes in _REQUIRED_CODES.items()
-        if resource.get(key) not in codes
-    ]
-    try:
-        MeasureReport.model_validate(json.loads(json.dumps(resource, default=_json_default)))
-    except ValidationError as exc:
-        problems.append(str(exc))
-    if problems:
-        raise CquinError("the MeasureReport does not validate against the FHIR schema:\n" + "\n".join(problems))
+    """Check a MeasureReport against the FHIR model and its required codes; raise with every problem found."""
+    validate_resource(resource, "MeasureReport")
 
 
-def write_measure_report(store: Path, run_id: str, out: Path, *, disclosure_control: bool = False) -> dict[str, Any]:
+def write_measure_report(
+    store: Path, run_id: str, out: Path, *, disclosure_control: bool = False, base: str | None = None
+) -> dict[str, Any]:
     """Write run ``run_id`` as a validated FHIR MeasureReport JSON file; returns the resource."""
-    from cquin.outfile import check_out, write_text
+    from cquin.outfile import check_out
 
     check_out(out, "--fhir-measure-report")
-    resource = measure_report(load_report_data(store, run_id), control=disclosure_control)
+    resource = measure_report(load_report_data(store, run_id), control=disclosure_control, base=base)
     validate(resource)
-    write_text(out, json.dumps(resource, indent=2, default=_json_default) + "\n")
+    write_json(out, resource)
     return resource
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Decimal):
-        return float(o)  # FHIR decimals are JSON numbers; four places survive a float exactly enough to print
-    if isinstance(o, dt.date):
-        return o.isoformat()
-    raise TypeError(type(o).__name__)

@@ -45,9 +45,33 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
     @app.command("export")
     def export(
-        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store.")],
+        run_id: Annotated[
+            str | None, typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store; not needed for --fhir-measure.")
+        ] = None,
         fhir_measure_report: Annotated[
-            Path | None, typer.Option("--fhir-measure-report", help="Write an HL7 FHIR R4 MeasureReport (JSON) here.")
+            Path | None, typer.Option("--fhir-measure-report", help="Write the run as an HL7 FHIR R4 MeasureReport (JSON) here.")
+        ] = None,
+        fhir_measure: Annotated[
+            Path | None,
+            typer.Option(
+                "--fhir-measure",
+                help="Write the indicator as a FHIR R4 Measure, with its CodeSystem and Library, in a transaction Bundle "
+                "(POST it to the server's base). From the run's ruleset, or --ruleset.",
+            ),
+        ] = None,
+        tables: Annotated[
+            Path | None,
+            typer.Option("--tables", help="Write the run's long-format tables (Parquet and CSV) into this folder, for BI tools."),
+        ] = None,
+        ruleset: Annotated[
+            str | None, typer.Option("--ruleset", help="With --fhir-measure and no RUN_ID: the ruleset (id or file).")
+        ] = None,
+        canonical_base: Annotated[
+            str | None,
+            typer.Option(
+                "--canonical-base",
+                help="FHIR server base the Measure is published on (default: the ruleset's fhir.canonical_base).",
+            ),
         ] = None,
         xlsx: Annotated[
             Path | None,
@@ -60,14 +84,17 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         store: StoreOpt = DEFAULT_STORE,
         publish: PublishOpt = False,
     ) -> None:
-        """Export a stored run in a standard format (validated before it is written)."""
-        from cquin.cli import out
+        """Export a stored run (or its indicator) in a standard format, validated before it is written."""
+        from cquin.cli import err, out
         from cquin.exceptions import UserError
-        from cquin.measurereport import write_measure_report
         from cquin.runner import require_store
 
-        if fhir_measure_report is None and xlsx is None:
-            raise UserError("choose an export format: --fhir-measure-report OUT.json or --xlsx OUT.xlsx")
+        if fhir_measure_report is None and fhir_measure is None and tables is None and xlsx is None:
+            raise UserError(
+                "choose an export: --fhir-measure-report OUT.json, --fhir-measure OUT.json, --tables DIR or --xlsx OUT.xlsx"
+            )
+        if run_id is None and (fhir_measure_report is not None or tables is not None or xlsx is not None):
+            raise UserError("give the RUN_ID to export (see `cquin runs list`, or use latest)")
         if xlsx is not None and publish:
             raise UserError("--publish does not apply to --xlsx: the workbook names patients, so it is never a publication")
         if xlsx is not None:
@@ -75,14 +102,45 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             from cquin.workbook import write_workbook
 
             check_out(xlsx, "--xlsx")
-            sheets = write_workbook(require_store(store), run_id, xlsx)
+            sheets = write_workbook(require_store(store), str(run_id), xlsx)
             out.print(
                 f"wrote an Excel workbook ({len(sheets)} sheets) to {xlsx} "
                 "(IDENTIFIABLE: its cohort, work-list and rejection sheets name patients; share only with the care teams)"
             )
+        if fhir_measure is not None:
+            from cquin.measure import write_measure
+
+            if run_id is not None and ruleset is None:
+                from cquin.report.data import stored_ruleset
+
+                doc = stored_ruleset(require_store(store), run_id)
+            else:
+                from cquin.engine.ruleset import load_ruleset
+
+                doc = load_ruleset(ruleset or "cquin_2017_19").doc
+            bundle = write_measure(doc, fhir_measure, base=canonical_base)
+            m = bundle["entry"][0]["resource"]
+            out.print(
+                f"wrote the FHIR Measure {m['url']}|{m['version']} ({len(m['group'])} groups), its CodeSystem and Library (valid) to {fhir_measure}"
+            )
         if fhir_measure_report is not None:
-            resource = write_measure_report(require_store(store), run_id, fhir_measure_report, disclosure_control=publish)
+            from cquin.measurereport import write_measure_report
+
+            resource = write_measure_report(
+                require_store(store),
+                str(run_id),
+                fhir_measure_report,
+                disclosure_control=publish,
+                base=canonical_base,
+            )
             out.print(f"wrote a FHIR MeasureReport ({len(resource['group'])} groups, valid) to {fhir_measure_report}")
+        if tables is not None:
+            from cquin.tables import write_tables
+
+            written = write_tables(require_store(store), str(run_id), tables)
+            out.print(f"wrote {len(written)} tables to {tables}/: " + ", ".join(f"{t.name} ({t.rows:,} rows)" for t in written))
+            if any(t.identifiers for t in written):
+                err.print("[yellow]the decisions table holds NHS numbers: share it only as you would the audit store[/]")
 
     @app.command("evaluate-many")
     def evaluate_many(

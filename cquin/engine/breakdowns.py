@@ -259,3 +259,60 @@ def _quarters(con: duckdb.DuckDBPyConnection, doc: dict[str, Any], ruleset: Rule
                 }
             )
     return out
+
+
+def dimension_catalogue(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every dimension :func:`compute_breakdowns` can report for a ruleset, with every value it can take.
+
+    Read from the ruleset alone (no data), so a FHIR Measure and its CodeSystem can name the strata before any
+    run: ``{"id", "label", "values": [(id, label)], "partition": bool}``; ``partition`` is true when each
+    patient has exactly one value (so the strata add up to the population), false for the LTC category (a
+    patient can have several).
+    """
+    out: list[dict[str, Any]] = []
+    ltc = _first_leaf(doc, "ltc")
+    if ltc is not None:
+        cats = doc["ltc"]["categories"]
+        wanted = ltc.get("categories") or [c["id"] for c in cats]
+        out.append(
+            {
+                "id": "ltc_category",
+                "label": "LTC category",
+                "values": [(c["id"], c["label"]) for c in cats if c["id"] in wanted],
+                "partition": False,
+            }
+        )
+        top = LTC_COUNT_TOP
+        counts = [(NONE, "no LTC")] + [(str(n), f"{n} LTC categor{'y' if n == 1 else 'ies'}") for n in range(1, top)]
+        out.append(
+            {
+                "id": "ltc_count",
+                "label": "Number of LTC categories",
+                "values": [*counts, (f"{top}+", f"{top} or more LTC categories")],
+                "partition": True,
+            }
+        )
+    mid = _first_leaf(doc, "low_activation") or next(iter(doc.get("measurements") or {}), None)
+    if mid is not None:
+        label = doc["measurements"][mid]["label"]
+        pam = doc["instruments"]["pam"]
+        values = [
+            (f"pam:{lv}", f"PAM level {lv}") for lv in range(int(pam["level_range"]["min"]), int(pam["level_range"]["max"]) + 1)
+        ]
+        totals = {0.0}
+        for question in doc["instruments"]["gpps"]["questions"]:
+            totals = {t + float(o["points"]) for t in totals for o in question["options"]}
+        values += [(f"gpps:{p:g}", f"GPPS {p:g} points") for p in sorted(totals)]
+        values.append((NONE, f"no {label.lower()}"))
+        out.append({"id": "activation", "label": f"Activation level ({label.lower()})", "values": values, "partition": True})
+    first = min(p["from"] for p in doc["periods"].values())
+    bands = [
+        (f"{lo}-{hi}" if hi is not None else f"{lo}+", f"{lo} to {hi}" if hi is not None else f"{lo} and over")
+        for lo, hi in AGE_BANDS
+    ]
+    out.append({"id": "age_band", "label": f"Age on {first}", "values": [*bands, (UNKNOWN, "not known")], "partition": True})
+    sexes = [c for c in table("patients").columns if c.name == "sex"][0].values
+    out.append(
+        {"id": "sex", "label": "Sex", "values": [*((s, s) for s in sexes), (NOT_RECORDED, "not recorded")], "partition": True}
+    )
+    return out

@@ -84,3 +84,9 @@ def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[st
         rejections=rejections,
         breakdowns=breakdowns if breakdowns is not None else stored_breakdowns(db, run["run_id"]),
     )
+
+
+def stored_ruleset(store: Path | Database, run_id: str) -> dict[str, Any]:
+    """The run's own copy of its ruleset (what it was evaluated with), for exports made from the run."""
+    db = store if isinstance(store, Database) else open_store(store)
+    return dict(json.loads(load_run(db, run_id).run["ruleset_json"]))

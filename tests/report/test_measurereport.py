@@ -33,7 +33,7 @@ def test_the_export_validates_against_the_fhir_measure_report_model(demo_run: De
     resource = json.loads(out.read_text(encoding="utf-8"))
     validate(resource)  # what was written, read back, still validates
     assert (resource["resourceType"], resource["status"], resource["type"]) == ("MeasureReport", "complete", "summary")
-    assert resource["measure"] == "https://cquin.example/fhir/Measure/cquin_2017_19|1.0.0"
+    assert resource["measure"] == "https://fhir.cquin.org.uk/R4/Measure/cquin-2017-19|1.0.0"
     assert resource["period"] == {"start": "2017-04-01", "end": "2019-03-31"}
 
 
@@ -48,7 +48,7 @@ def test_each_component_is_a_group_with_its_counts_and_score(demo_run: DemoRun, 
 
 def test_a_group_is_stratified_by_year_and_by_patient_dimensions(demo_run: DemoRun, exact: dict) -> None:
     group = _group(exact, "y2.conversations")
-    by = {s["code"][0]["text"]: s for s in group["stratifier"]}
+    by = {s["code"][0]["coding"][0]["code"]: s for s in group["stratifier"]}
     assert by["year"]["stratum"][0]["value"]["coding"][0]["code"] == "year2"
     assert set(by) >= {"year", "sex", "age_band", "ltc_count", "activation"}
     # Strata partition the group: their denominators add up to the group's.
