@@ -46,7 +46,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("export")
     def export(
         run_id: Annotated[
-            str | None, typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store; not needed for --fhir-measure.")
+            str | None,
+            typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store; not needed for --fhir-measure."),
         ] = None,
         fhir_measure_report: Annotated[
             Path | None, typer.Option("--fhir-measure-report", help="Write the run as an HL7 FHIR R4 MeasureReport (JSON) here.")
