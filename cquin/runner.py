@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,7 @@ class Explanation:
     decisions: list[dict[str, object]]
     cohorts: list[dict[str, object]]
     ruleset: dict[str, Any]
+    rejections: list[dict[str, object]] = field(default_factory=list)  # rows rejected at load that name the subject
 
 
 def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key: bytes | None = None) -> Explanation:
@@ -213,12 +214,23 @@ def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key:
             "--pseudonymise KEYFILE (the key the run was written with)"
         )
     decisions = decisions_for(db, run["run_id"], subject_id)
-    if not decisions:
-        raise StoreError(f"run {run['run_id']} has no decisions about {subject!r} (not in the accepted records?)")
+    # Rows rejected at load that name this subject: its id was the rejected value, or the row's reference or reason.
+    rejections = list(
+        db.query(
+            """SELECT file, line, column_name, value, reason FROM run_rejections
+               WHERE run_id = ? AND (value = ? OR ref = ? OR instr(reason, ?) > 0) ORDER BY file, line""",
+            [run["run_id"], subject_id, subject_id, subject_id],
+        )
+    )
+    if not decisions and not rejections:
+        raise StoreError(
+            f"run {run['run_id']} has no decisions about {subject!r} and no rejected row names it "
+            "(check the NHS number or staff id; `cquin cohort` lists a cohort)"
+        )
     cohorts = list(
         db.query("SELECT cohort, reason FROM run_cohorts WHERE run_id = ? AND patient_id = ?", [run["run_id"], subject_id])
     )
-    return Explanation(run, subject_id, decisions, cohorts, json.loads(run["ruleset_json"]))
+    return Explanation(run, subject_id, decisions, cohorts, json.loads(run["ruleset_json"]), rejections)
 
 
 def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:

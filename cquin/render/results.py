@@ -62,7 +62,7 @@ def result_document(
         },
         "basis": basis,
         "components": components,
-        "cohorts": {k: _count(v, publish) for k, v in result.cohorts.items()},
+        "cohorts": {k: _count(v, publish) for k, v in result.cohorts.items() if k in years or k not in result.available},
         "populations": {k: _count(v, publish and _entity(result, k) == "patient") for k, v in result.populations.items()},
         "totals": {k: f"{v:.2f}" if given else None for k, v in result.totals.items() if k in years},
         "available": {k: f"{v:.2f}" if given else None for k, v in result.available.items() if k in years},
