@@ -13,12 +13,15 @@ import itertools
 import json
 import os
 import queue
+import re
 import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from cquin.exceptions import StoreError
 from cquin.pseudonymise import Pseudonymiser
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 600_000  # a second writer waits for the first rather than failing
 
 _TABLES: dict[str, dict[str, Any]] = {
@@ -75,7 +78,17 @@ _TABLES: dict[str, dict[str, Any]] = {
         }
     },
     "run_rejections": {
-        "columns": {"run_id": str, "file": str, "line": int, "ref": str, "column_name": str, "value": str, "reason": str}
+        # reason_group: the reason with its values, NHS numbers and line numbers taken out (see reason_group()).
+        "columns": {
+            "run_id": str,
+            "file": str,
+            "line": int,
+            "ref": str,
+            "column_name": str,
+            "value": str,
+            "reason": str,
+            "reason_group": str,
+        }
     },
     "run_components": {
         "columns": {
@@ -96,8 +109,16 @@ _TABLES: dict[str, dict[str, Any]] = {
             "payment": str,
             "note": str,
             "next_band": str,
+            # The same figures as numbers, exactly: money in pence, fractions as numerator and denominator.
+            "available_pence": int,
+            "payment_pence": int,
+            "payment_fraction_numerator": int,
+            "payment_fraction_denominator": int,
+            "share_numerator": int,
+            "share_denominator": int,
         }
     },
+    "run_totals": {"columns": {"run_id": str, "year": str, "earned_pence": int, "available_pence": int}},
     "run_milestones": {"columns": {"run_id": str, "milestone": str, "year": str, "due": str, "status": str, "detail": str}},
     "run_overrides": {
         "columns": {"run_id": str, "file": str, "line": int, "patient_id": str, "kind": str, "message": str, "reason": str}
@@ -152,11 +173,16 @@ def open_store(path: Path) -> Database:
 
 
 def _migrate(db: Database) -> None:
-    """Create missing tables and indexes; the store records its schema version."""
+    """Create missing tables and indexes and carry an older store forward; the store records its schema version."""
     with _write(db):
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        fresh = not db.table("runs").exists()
         for name, spec in _TABLES.items():
             if not db.table(name).exists():
-                db.table(name).create(spec["columns"], pk=spec.get("pk"))
+                fks = [] if name == "runs" else [("run_id", "runs", "run_id")]
+                db.table(name).create(spec["columns"], pk=spec.get("pk"), foreign_keys=fks)
+        if not fresh and found < 2:
+            _migrate_2(db)
         db.execute("CREATE INDEX IF NOT EXISTS idx_subjects_subject ON run_subjects (run_id, subject_id)")
         db.execute(
             """CREATE VIEW IF NOT EXISTS run_decisions AS
@@ -169,6 +195,66 @@ def _migrate(db: Database) -> None:
             if name not in ("runs", "run_subjects"):
                 db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def reason_group(reason: str | None) -> str:
+    """A rejection's reason with its values, NHS numbers and line numbers taken out, so like rows group together.
+
+    "exact duplicate of conditions.csv line 2803 (counted once)" -> "exact duplicate of conditions.csv line … (counted once)";
+    "unknown patient 9990022070: not in patients.csv" -> "unknown patient …: not in patients.csv".
+    """
+    return _REASON_VALUES.sub(lambda m: "line …" if m.group(0).startswith("line") else "…", reason or "")
+
+
+_REASON_VALUES = re.compile(r"'[^']*'|(?<![0-9])[0-9]{10}(?![0-9])|\bline [0-9]+")
+
+
+def _fraction_parts(text: str | None) -> tuple[int | None, int | None]:
+    if text is None:
+        return None, None
+    f = Fraction(text)
+    return f.numerator, f.denominator
+
+
+def _pence(text: str | None) -> int | None:
+    return None if text is None else int(Decimal(text) * 100)
+
+
+def _migrate_2(db: Database) -> None:
+    """Schema 2: numeric money (pence) and fractions (numerator, denominator) beside their text, each run's totals
+    as rows, reason groups for rejections, and foreign keys from every run table to ``runs``.
+
+    Existing rows are filled from what the store already holds, so a store written by an older cquin keeps
+    every run and reads exactly as a new one.
+    """
+    db.conn.create_function("cquin_reason_group", 1, reason_group, deterministic=True)
+    db.conn.create_function("cquin_pence", 1, _pence, deterministic=True)
+    db.conn.create_function("cquin_num", 1, lambda t: _fraction_parts(t)[0], deterministic=True)
+    db.conn.create_function("cquin_den", 1, lambda t: _fraction_parts(t)[1], deterministic=True)
+    for table, spec in _TABLES.items():
+        have = db.table(table).columns_dict
+        for column, kind in spec["columns"].items():
+            if column not in have:
+                db.table(table).add_column(column, kind)
+    db.execute("UPDATE run_rejections SET reason_group = cquin_reason_group(reason) WHERE reason_group IS NULL")
+    db.execute(
+        """UPDATE run_components SET available_pence = cquin_pence(available), payment_pence = cquin_pence(payment),
+                  payment_fraction_numerator = cquin_num(payment_fraction), payment_fraction_denominator = cquin_den(payment_fraction),
+                  share_numerator = cquin_num(share), share_denominator = cquin_den(share)
+           WHERE payment_pence IS NULL"""
+    )
+    for run in list(db.query("SELECT run_id, totals, available FROM runs")):
+        if not db.execute("SELECT 1 FROM run_totals WHERE run_id = ?", [run["run_id"]]).fetchone():
+            db.table("run_totals").insert_all(_total_rows(run["run_id"], json.loads(run["totals"]), json.loads(run["available"])))
+    # Declared foreign keys (sqlite-utils rebuilds each table with its key; the rows are copied unchanged).
+    db.add_foreign_keys([(t, "run_id", "runs", "run_id") for t in _TABLES if t != "runs" and not db.table(t).foreign_keys])
+
+
+def _total_rows(run_id: str, totals: dict[str, str], available: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {"run_id": run_id, "year": year, "earned_pence": _pence(totals.get(year)), "available_pence": _pence(available.get(year))}
+        for year in dict.fromkeys([*available, *totals])
+    ]
 
 
 @contextmanager
@@ -272,6 +358,8 @@ def record_run(
                 ("file", "line", "ref", "column_name", "value", "reason"),
                 run_id,
             )
+            db.conn.create_function("cquin_reason_group", 1, reason_group, deterministic=True)
+            db.execute("UPDATE run_rejections SET reason_group = cquin_reason_group(reason) WHERE run_id = ?", [run_id])
             db.table("run_components").insert_all(
                 {
                     "run_id": run_id,
@@ -293,8 +381,17 @@ def record_run(
                     "next_band": json.dumps(c.next_step.as_dict() if c.next_step is not None else c.next_band)
                     if c.next_band is not None
                     else None,
+                    "available_pence": _pence(f"{c.available:.2f}"),
+                    "payment_pence": _pence(f"{c.payment:.2f}"),
+                    "payment_fraction_numerator": _fraction_parts(c.as_dict()["payment_fraction"])[0],
+                    "payment_fraction_denominator": _fraction_parts(c.as_dict()["payment_fraction"])[1],
+                    "share_numerator": _fraction_parts(c.as_dict()["share"])[0],
+                    "share_denominator": _fraction_parts(c.as_dict()["share"])[1],
                 }
                 for i, c in enumerate(result.components)
+            )
+            db.table("run_totals").insert_all(
+                _total_rows(run_id, json.loads(str(run_row["totals"])), json.loads(str(run_row["available"])))
             )
             db.table("run_milestones").insert_all(
                 {

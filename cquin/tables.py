@@ -31,7 +31,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from cquin.exceptions import UserError
-from cquin.report.data import rejection_kind
 from cquin.store import load_run, open_store
 
 BATCH = 50_000
@@ -133,11 +132,10 @@ def _batches(conn: sqlite3.Connection, name: str, run_id: str) -> Iterator[pa.Re
             cols[6] = tuple(bool(v) for v in cols[6])
             yield pa.RecordBatch.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
     elif name == "rejections":
-        sql = "SELECT run_id, file, line, ref, column_name, value, reason FROM run_rejections WHERE run_id = ? ORDER BY file, line, rowid"
+        sql = """SELECT run_id, file, line, ref, column_name, value, reason, reason_group FROM run_rejections
+                 WHERE run_id = ? ORDER BY file, line, rowid"""
         for rows in _rows(conn, sql, [run_id]):
-            yield pa.RecordBatch.from_pylist(
-                [dict(zip(schema.names, (*r, rejection_kind(r[6])), strict=True)) for r in rows], schema=schema
-            )
+            yield pa.RecordBatch.from_pylist([dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema)
     elif name == "components":
         from decimal import Decimal
 

@@ -45,21 +45,46 @@ Details worth knowing:
 - When a PAM level and score merge, the row carries the level's file and line
   and the score's record is counted as accepted (merged); should the dataset
   checks reject that row, only the level's record shows as rejected.
-- In a folder, ``*.json`` files that are not FHIR (no ``resourceType``) are
-  skipped with a note; a file that claims to be FHIR but is not JSON stops the
-  load (DataError), while a malformed NDJSON line is one rejected record.
+- In a folder, every file is read or listed in a note with why not: ``*.json``
+  files that are not FHIR (no ``resourceType``), files of other kinds, export
+  metadata (``manifest.json``, ``log.ndjson``), subfolders.  Names match in any
+  case and ``*.ndjson.gz`` is read decompressed.  A file that claims to be FHIR
+  but is not JSON stops the load (DataError), while a malformed NDJSON line
+  (including one holding ``NaN`` or ``Infinity``, which are not JSON) is one
+  rejected record.
+- One resource, one id: a resource read twice (the same type and id) with the
+  same content counts once (the repeat is rejected as a duplicate); copies that
+  differ are all rejected as conflicting, since nothing says which is right (as
+  the CSDS adapter does with a repeated id).  For a Patient the content compared
+  is what cquin reads from it (NHS number, birth date, sex); for other
+  resources, the canonical rows they become.
+- References resolve to this export's own resources only: ``Type/id``, a Bundle
+  entry's ``fullUrl``, or an absolute URL on the export's own server (the base
+  of the entries' fullUrls, or of ``manifest.json``'s ``request``).  A reference
+  to another server (``http://other.example/fhir/Patient/p1``) is rejected as
+  such, never linked to a local ``p1`` (FHIR R4 3.3.1 "Literal references").
+  A reference by NHS number identifier matches with or without spaces or hyphens.
+- A Patient's birth date and sex are checked on the Patient: a partial
+  ``birthDate`` (``1941``, ``1941-06``; valid FHIR, but cquin needs the day) or
+  an unknown ``gender`` rejects the Patient at its own line, and its records as
+  those of a rejected Patient.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stdnum.gb import nhs as nhs_number
+
 from cquin.adapters.base import Adapter, AdapterOption
 from cquin.adapters.fhir_map import (
+    FHIR_GENDER,
     NHS_NUMBER_SYSTEM,
     PamResult,
     PatientDetails,
@@ -79,14 +104,18 @@ from cquin.adapters.fhir_read import (
     FhirFile,
     Record,
     date_part,
+    export_base,
     find_files,
     is_data_file,
+    is_remote,
     records,
+    reference_base,
     reference_key,
     reference_type,
     resource_key,
 )
 from cquin.dataset import DatasetBuilder
+from cquin.dataset.checks import PLAUSIBLE_FROM, PLAUSIBLE_TO
 from cquin.hookspecs import hookimpl
 
 READ_TYPES = ("Patient", "EpisodeOfCare", "Condition", "Observation", "QuestionnaireResponse", "Procedure", "Encounter")
@@ -97,6 +126,9 @@ NOT_FROM_FHIR = {
     "Organization": "provider details come from provider.csv, not Organization resources",
     "RelatedPerson": "a carer is recognised from the reference to a RelatedPerson; the resource itself is not needed",
 }
+# The canonical tables whose rows name the resource they came from (``_ref``): one id, one content.
+REF_TABLES = ("patients", "conditions", "assessments", "conversations")
+MANIFEST_LIMIT = 16 * 1024 * 1024  # bytes: a Bulk Data manifest lists files, it is never large
 
 
 class FhirAdapter(Adapter):
@@ -121,15 +153,30 @@ class FhirAdapter(Adapter):
     )
 
     def detect(self, path: Path) -> bool:
-        if path.is_file():
+        if not path.is_dir():
             return is_data_file(path)
-        return path.is_dir() and any(is_data_file(p) for p in path.iterdir())
+        return any(is_data_file(p) for p in path.iterdir())
 
     def load(self, path: Path, builder: DatasetBuilder, options: Mapping[str, str]) -> None:
         files, skipped = find_files(path)
-        for name in skipped:
-            builder.note(f"{name}: not a FHIR resource or Bundle (no resourceType), so not read")
-        _Load(builder, options).run(files)
+        for why in skipped:
+            builder.note(why)
+        load = _Load(builder, options)
+        if path.is_dir():
+            load.bases |= _manifest_bases(path / "manifest.json")
+        load.run(files)
+
+
+def _manifest_bases(manifest: Path) -> set[str]:
+    """The server base a Bulk Data manifest's ``request`` names (references on it are this export's own)."""
+    try:
+        if not manifest.is_file() or manifest.stat().st_size > MANIFEST_LIMIT:
+            return set()
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return set()  # the manifest only helps resolve absolute references; without it they stay unresolved
+    base = export_base(doc.get("request")) if isinstance(doc, dict) else None
+    return {base} if base else set()
 
 
 @dataclass
@@ -169,10 +216,12 @@ class _Load:
     builder: DatasetBuilder
     options: Mapping[str, str]
     full_urls: dict[str, str] = field(default_factory=dict)
+    bases: set[str] = field(default_factory=set)  # this export's server base URLs
     patients: dict[str, _Patient] = field(default_factory=dict)
     by_nhs_number: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)  # Patient key -> why it was rejected (short)
-    seen_patients: dict[str, str] = field(default_factory=dict)  # Patient key -> where first read
+    seen_patients: dict[str, tuple[str, int, PatientDetails | Refusal]] = field(default_factory=dict)  # key -> first read
+    conflicting: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # Patient key -> every place read
     episodes: list[_Episode] = field(default_factory=list)
     pam: list[_Pam] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
@@ -198,6 +247,7 @@ class _Load:
     def run(self, files: list[FhirFile]) -> None:
         for f in files:
             self.builder.source(f.name, f.path)
+        self.builder.unique_refs(*REF_TABLES)
         first = ("Patient", "EpisodeOfCare") + (("Encounter",) if self.encounter_episodes else ())
         marks = tuple(f'"{t}"' for t in first)
         for f in files:
@@ -206,6 +256,9 @@ class _Load:
                     continue  # reported in the second pass
                 if rec.full_url:
                     self.full_urls[rec.full_url] = resource_key(rec.resource, rec.full_url)
+                    base = reference_base(rec.full_url)
+                    if base:
+                        self.bases.add(base)
                 rtype = rec.resource["resourceType"]
                 if rtype == "Patient":
                     self.patient(f, rec)
@@ -251,13 +304,16 @@ class _Load:
                 f"no {elements[0]}: a {resource['resourceType']} must reference its Patient ({elements[0]})", elements[0]
             )
         ref = resource[element]
-        key = reference_key(ref, self.full_urls)
+        key = reference_key(ref, self.full_urls, self.bases)
         if key is None:
             ident = ref.get("identifier") if isinstance(ref, dict) else None
             if isinstance(ident, dict) and ident.get("system") == self.identifier_system and ident.get("value"):
-                key = self.by_nhs_number.get(str(ident["value"]).replace(" ", ""))
+                # Written with or without spaces or hyphens (999 000 0018, 999-000-0018).
+                key = self.by_nhs_number.get(nhs_number.compact(str(ident["value"])))
                 if key is None:
-                    return Refusal(f"unknown patient: no Patient has NHS number {ident['value']}", element, str(ident["value"]))
+                    return Refusal(
+                        "unknown patient: no Patient has the NHS number in the identifier", element, str(ident["value"])
+                    )
             else:
                 return Refusal(f"{element} has no reference: a {resource['resourceType']} must reference its Patient", element)
         if key in self.patients:
@@ -269,6 +325,13 @@ class _Load:
             return Refusal(f"{element} {quoted(key)} is not a Patient", element, key)
         if key.startswith("urn:"):
             return Refusal(f"unknown patient: reference {quoted(key)} matches no entry's fullUrl in the bundle", element, key)
+        if is_remote(key):
+            return Refusal(
+                f"unknown patient: reference {quoted(key)} is to a resource on another server; cquin links only this "
+                "export's own resources (Type/id, a Bundle entry's fullUrl, or a URL on the export's own server)",
+                element,
+                key,
+            )
         return Refusal(f"unknown patient {quoted(key)}: no Patient resource with that id was read", element, key)
 
     def respondent(self, resource: dict[str, Any], *elements: str) -> str:
@@ -278,7 +341,7 @@ class _Load:
             for ref in refs if isinstance(refs, list) else [refs]:
                 if isinstance(ref, dict) and isinstance(ref.get("actor"), dict):
                     ref = ref["actor"]
-                if reference_type(ref, reference_key(ref, self.full_urls)) == "RelatedPerson":
+                if reference_type(ref, reference_key(ref, self.full_urls, self.bases)) == "RelatedPerson":
                     return "carer"
         return "patient"
 
@@ -286,8 +349,8 @@ class _Load:
         """The id of the first Practitioner among ``refs`` (each a Reference, or an object holding one as ``inner``)."""
         for item in refs if isinstance(refs, list) else []:
             ref = item.get(inner) if isinstance(item, dict) else None
-            key = reference_key(ref, self.full_urls)
-            if key and reference_type(ref, key) == "Practitioner" and "/" in key:
+            key = reference_key(ref, self.full_urls, self.bases)
+            if key and reference_type(ref, key) == "Practitioner" and "/" in key and not is_remote(key):
                 return key.split("/", 1)[1]
         return None
 
@@ -297,13 +360,19 @@ class _Load:
         res = rec.resource
         assert res is not None
         key = resource_key(res, rec.full_url)
-        if key in self.seen_patients:
-            self.builder.reject(
-                f.name, rec.line, "id", key, f"duplicate Patient {quoted(key)}: already read at {self.seen_patients[key]}", key
-            )
-            return
-        self.seen_patients[key] = f"{f.name} line {rec.line}"
         details = patient_details(res, self.identifier_system)
+        if not isinstance(details, Refusal):
+            details = _checked_details(details)
+        if key in self.seen_patients and not key.endswith("/(no id)"):
+            first_file, first_line, first = self.seen_patients[key]
+            if first == details and key not in self.conflicting:
+                self.builder.reject(
+                    f.name, rec.line, "id", key, f"exact duplicate of {first_file} line {first_line} (counted once)", key
+                )
+            else:  # one id, two different patients: neither can be trusted (settled once every Patient is read)
+                self.conflicting.setdefault(key, [(first_file, first_line)]).append((f.name, rec.line))
+            return
+        self.seen_patients[key] = (f.name, rec.line, details)
         if isinstance(details, Refusal):
             self.refuse(f, rec, key, details)
             self.refused[key] = details.reason.split(":", 1)[0].split(" (", 1)[0]
@@ -330,6 +399,13 @@ class _Load:
 
     def finish_patients(self) -> None:
         """One patients row per episode; then each Patient is accepted (it has an episode) or rejected."""
+        for key, places in self.conflicting.items():
+            where = ", ".join(f"{file} line {line}" for file, line in places)
+            reason = f"conflicting Patient records for {quoted(key)} ({where}): one id with different details, so none is used"
+            for file, line in places:
+                self.builder.reject(file, line, "id", key, reason, key)
+            self.patients.pop(key, None)
+            self.refused[key] = "conflicting Patient records"
         rows = []
         for ep in self.episodes:
             if ep.refusal is not None:
@@ -359,6 +435,8 @@ class _Load:
         self.episodes.clear()
         source = "EpisodeOfCare or Encounter" if self.encounter_episodes else "EpisodeOfCare"
         for key, p in list(self.patients.items()):
+            if key in self.conflicting:
+                continue
             if p.episodes:
                 self.builder.accept_record(p.file, p.line)
                 continue
@@ -421,7 +499,7 @@ class _Load:
     def finish_pam(self) -> None:
         """A level and a score for one patient, respondent and day make one row; anything else stays separate."""
         groups: dict[tuple[str, str, str | None], list[_Pam]] = {}
-        for p in self.pam:
+        for p in self._unique_pam():
             groups.setdefault((p.patient_id, p.respondent, p.result.assessed_on or f"?{p.file}:{p.line}"), []).append(p)
         rows = []
         for group in groups.values():
@@ -446,6 +524,33 @@ class _Load:
                 rows.append(row)
         self.stage("assessments", rows)
         self.pam.clear()
+
+    def _unique_pam(self) -> list[_Pam]:
+        """The PAM observations with one per id: a same-content repeat counts once; differing copies are all rejected."""
+        by_key: dict[str, list[_Pam]] = {}
+        out = []
+        for p in self.pam:
+            if p.key.endswith("/(no id)"):
+                out.append(p)
+            else:
+                by_key.setdefault(p.key, []).append(p)
+        for key, group in by_key.items():
+            first = group[0]
+            same = all(
+                (p.patient_id, p.respondent, p.result) == (first.patient_id, first.respondent, first.result) for p in group
+            )
+            if same:
+                out.append(first)
+                for p in group[1:]:
+                    self.builder.reject(
+                        p.file, p.line, "id", key, f"exact duplicate of {first.file} line {first.line} (counted once)", key
+                    )
+                continue
+            where = ", ".join(f"{p.file} line {p.line}" for p in group)
+            reason = f"conflicting records for {quoted(key)} ({where}): one id with different content, so none is used"
+            for p in group:
+                self.builder.reject(p.file, p.line, "id", key, reason, key)
+        return sorted(out, key=lambda p: (p.file, p.line))
 
     def questionnaire(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
         answers = gpps_answers(res, self.builder.vocabulary.gpps_options)
@@ -511,6 +616,40 @@ class _Load:
             "_ref": key,
         }
         self.stage("conversations", [row])
+
+
+def _checked_details(details: PatientDetails) -> PatientDetails | Refusal:
+    """A Patient's birth date and sex checked on the Patient itself, so a bad one is charged to the Patient's line.
+
+    FHIR allows a partial birthDate (``1941``, ``1941-06``; R4 datatype ``date``); the canonical date of
+    birth is a full date, so a partial one is refused here rather than on every episode's row.
+    """
+    birth = details.date_of_birth
+    if birth is not None:
+        text = birth.strip()
+        try:
+            day = dt.date.fromisoformat(text) if len(text) == 10 and text[4] == "-" and text[7] == "-" else None
+        except ValueError:
+            return Refusal(f"birthDate {quoted(text)} is not a real date", "date_of_birth", text)
+        if day is None:
+            partial = len(text) in (4, 7) and text.replace("-", "").isdigit()
+            why = (
+                "a partial date; cquin needs the full date of birth (YYYY-MM-DD)"
+                if partial
+                else "not a date (expected YYYY-MM-DD)"
+            )
+            return Refusal(f"birthDate {quoted(text)} is {why}", "date_of_birth", text)
+        if not PLAUSIBLE_FROM <= text <= PLAUSIBLE_TO:
+            return Refusal(
+                f"birthDate {quoted(text)} is outside the plausible range {PLAUSIBLE_FROM} to {PLAUSIBLE_TO}",
+                "date_of_birth",
+                text,
+            )
+    if details.sex is not None and details.sex.strip().lower() not in FHIR_GENDER.values():
+        return Refusal(
+            f"gender {quoted(details.sex)} is not a FHIR administrative gender (male, female, other, unknown)", "sex", details.sex
+        )
+    return details
 
 
 @hookimpl

@@ -210,6 +210,10 @@ def _number(value: Any) -> str | None:
         return str(value)
     if isinstance(value, Decimal | float):
         d = Decimal(str(value))
+        if not d.is_finite() or abs(d.adjusted()) > 30:
+            # Far outside any score (1e5000, 1e30000000): passed on as written, for the builder to reject as out of
+            # range; never expanded to its digits, which for a large exponent would take hours.
+            return str(d)
         return str(int(d)) if d == d.to_integral_value() else format(d.normalize(), "f")
     if isinstance(value, str) and value.strip():
         return value.strip()

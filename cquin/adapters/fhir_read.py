@@ -1,17 +1,28 @@
 """Reading FHIR files for the ``fhir`` adapter: which files hold records, and their records one by one.
 
 A source is a FHIR Bundle JSON file, a folder of them, or a FHIR Bulk Data
-export folder of NDJSON files (one resource per line).  NDJSON files are
-streamed line by line, so an export of any size is read in constant memory;
-a Bundle is one JSON document and is parsed whole.  Each record carries the
-number users see beside it: the line of an NDJSON file, or the entry's
-position (1-based) in a Bundle.
+export folder of NDJSON files (one resource per line), plain or gzip-compressed
+(``*.ndjson.gz``: Bulk Data servers may serve files with gzip content encoding,
+and tools save them so; FHIR Bulk Data Access IG, "Bulk Data Output File
+Request").  File names are matched without regard to case
+(``Condition.000.NDJSON``).  NDJSON files are streamed line by line, so an
+export of any size is read in constant memory; a Bundle is one JSON document
+and is parsed whole.  Each record carries the number users see beside it: the
+line of an NDJSON file, or the entry's position (1-based) in a Bundle.
+
+Numbers are read exactly (decimals as :class:`~decimal.Decimal`, so a PAM score
+of 55.2 stays 55.2, and an exponent such as ``1e30000000`` costs nothing to
+read); ``NaN`` and ``Infinity`` are not JSON (RFC 8259 section 6) and make the
+line malformed.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,14 +31,14 @@ from typing import Any
 
 from cquin.exceptions import DataError
 
-# Bulk Data export metadata, not records.
-METADATA_FILES = frozenset({"manifest.json", "log.ndjson"})
+# Bulk Data export metadata, not records (names compared in lower case).
+METADATA_FILES = frozenset({"manifest.json", "log.ndjson", "log.ndjson.gz"})
 PEEK_BYTES = 64 * 1024
-# After this many unparseable lines and none parsed, the file is not NDJSON at all.
-NOT_NDJSON_AFTER = 20
 
 _BUNDLE_MARK = re.compile(rb'"resourceType"\s*:\s*"Bundle"')
-_REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+# A relative reference: Type/id, optionally a version (FHIR R4 3.3.1 "Literal references"; id is [A-Za-z0-9\-\.]{1,64}).
+_RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+_ABSOLUTE = re.compile(r"(https?://.+?)/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class FhirFile:
     name: str
     path: Path
     kind: str  # "ndjson" or "bundle"
+    compressed: bool = False  # gzip (``*.ndjson.gz``)
 
 
 @dataclass(frozen=True)
@@ -60,35 +72,66 @@ def looks_like_bundle(path: Path) -> bool:
     return bool(_BUNDLE_MARK.search(head))
 
 
-def is_data_file(path: Path) -> bool:
-    """An NDJSON resource file or a JSON Bundle (export metadata excluded)."""
-    if not path.is_file() or path.name in METADATA_FILES:
+def file_kind(path: Path) -> str | None:
+    """``ndjson``, ``ndjson.gz`` or ``json`` by the file's name (any case); None for any other name."""
+    name = path.name.lower()
+    for kind in ("ndjson.gz", "ndjson", "json"):
+        if name.endswith("." + kind):
+            return kind
+    return None
+
+
+def _regular(path: Path) -> bool:
+    """A regular file (never a FIFO, device or folder, which would hang or fail on reading); False when unreadable."""
+    try:
+        return path.is_file()
+    except OSError:  # a symlink loop, a name too long
         return False
-    if path.suffix == ".ndjson":
+
+
+def is_data_file(path: Path) -> bool:
+    """An NDJSON resource file (plain or gzip) or a JSON Bundle (export metadata excluded)."""
+    if not _regular(path) or path.name.lower() in METADATA_FILES:
+        return False
+    kind = file_kind(path)
+    if kind in ("ndjson", "ndjson.gz"):
         return True
-    return path.suffix == ".json" and looks_like_bundle(path)
+    return kind == "json" and looks_like_bundle(path)
 
 
 def find_files(path: Path) -> tuple[list[FhirFile], list[str]]:
-    """The FHIR files at ``path`` (a file, or a folder's files in name order), and a folder's JSON files that are not FHIR."""
-    if path.is_file():
-        kind = "ndjson" if path.suffix == ".ndjson" else "bundle"
-        return [FhirFile(path.name, path, kind)], []
+    """The FHIR files at ``path`` (a file, or a folder's files in name order), and why each other entry is not read.
+
+    In a folder every entry is either read or listed (``name: why``) for the load report: JSON files that
+    are not FHIR, files of other kinds, subfolders and anything that is not a regular file.
+    """
     if not path.is_dir():
-        raise DataError(f"{path}: no such file or folder")
+        if not _regular(path):
+            raise DataError(f"{path}: not a regular file or folder (a FHIR Bundle, an NDJSON file or a folder of them expected)")
+        kind = file_kind(path)
+        if kind in ("ndjson", "ndjson.gz"):
+            return [FhirFile(path.name, path, "ndjson", kind == "ndjson.gz")], []
+        return [FhirFile(path.name, path, "bundle")], []
     found, skipped = [], []
     for p in sorted(path.iterdir()):
-        if not p.is_file() or p.name in METADATA_FILES:
-            continue
-        if p.suffix == ".ndjson":
-            found.append(FhirFile(p.name, p, "ndjson"))
-        elif p.suffix == ".json":
+        kind = file_kind(p)
+        if p.is_dir():
+            skipped.append(f"{p.name}: a folder; cquin reads the files of the folder it is given, not subfolders")
+        elif not _regular(p):
+            skipped.append(f"{p.name}: not a regular file (a pipe, device or broken link), so not read")
+        elif p.name.lower() in METADATA_FILES:
+            skipped.append(f"{p.name}: Bulk Data export metadata, not resources")
+        elif kind in ("ndjson", "ndjson.gz"):
+            found.append(FhirFile(p.name, p, "ndjson", kind == "ndjson.gz"))
+        elif kind == "json":
             if _looks_like_fhir(p):
                 found.append(FhirFile(p.name, p, "bundle"))
             else:
-                skipped.append(p.name)
+                skipped.append(f"{p.name}: not a FHIR resource or Bundle (no resourceType), so not read")
+        else:
+            skipped.append(f"{p.name}: not a FHIR file (expected *.ndjson, *.ndjson.gz or Bundle *.json), so not read")
     if not found:
-        raise DataError(f"{path}: no FHIR files here (expected Bundle *.json files or Bulk Data *.ndjson files)")
+        raise DataError(f"{path}: no FHIR files here (expected Bundle *.json files or Bulk Data *.ndjson or *.ndjson.gz files)")
     return found, skipped
 
 
@@ -97,11 +140,17 @@ def _looks_like_fhir(path: Path) -> bool:
         return b'"resourceType"' in fh.read(PEEK_BYTES)
 
 
-_DECODER = json.JSONDecoder(parse_float=Decimal)
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# Decimal reads any number literal in time linear in its length (1e30000000 is one digit and an exponent);
+# Python's int() refuses integer literals over 4300 digits with a ValueError, which makes the line malformed.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_not_json_constant)
 
 
 def parse(text: str) -> Any:
-    """JSON with decimals kept exactly as written (a PAM score of 55.2 stays 55.2)."""
+    """JSON with decimals kept exactly as written (a PAM score of 55.2 stays 55.2); NaN and Infinity refused."""
     return _DECODER.decode(text)
 
 
@@ -111,6 +160,8 @@ def _unreadable(exc: BaseException) -> str:
         return f"malformed JSON: {exc.msg} at column {exc.colno}"
     if isinstance(exc, RecursionError):
         return "malformed JSON: nested too deeply to read"
+    if "is not a JSON value" in str(exc):
+        return f"malformed JSON: {exc}"
     return f"malformed JSON: a value cannot be read ({str(exc).split(';')[0]})"
 
 
@@ -119,7 +170,8 @@ def records(f: FhirFile, *, only_if_contains: tuple[str, ...] | None = None) -> 
 
     ``only_if_contains`` lets a caller that wants a few resource types skip,
     without parsing, NDJSON lines that cannot be one of them (lines that
-    contain none of the strings); lines it skips are not yielded at all.
+    contain none of the strings and no backslash: a JSON string may spell
+    ``Patient`` as ``\\u0050atient``); lines it skips are not yielded at all.
     """
     if f.kind == "ndjson":
         yield from _ndjson_records(f, only_if_contains)
@@ -127,18 +179,26 @@ def records(f: FhirFile, *, only_if_contains: tuple[str, ...] | None = None) -> 
         yield from _bundle_records(f)
 
 
+def _open_text(f: FhirFile) -> io.TextIOBase:
+    """The file as UTF-8 text (decompressed for gzip), with universal newlines as for a plain file."""
+    if f.compressed:
+        return io.TextIOWrapper(gzip.open(f.path, "rb"), encoding="utf-8")
+    return f.path.open(encoding="utf-8")
+
+
 def _ndjson_records(f: FhirFile, only_if_contains: tuple[str, ...] | None) -> Iterator[Record]:
     parsed = failed = 0
     first_problem = ""
+    what = "gzip-compressed NDJSON" if f.compressed else "NDJSON"
     try:
-        with f.path.open(encoding="utf-8") as fh:
+        with _open_text(f) as fh:
             for number, raw in enumerate(fh, 1):
                 text = raw.strip()
                 if number == 1:
                     text = text.lstrip("\ufeff")
                 if not text:
                     continue
-                if only_if_contains is not None and not any(s in text for s in only_if_contains):
+                if only_if_contains is not None and "\\" not in text and not any(s in text for s in only_if_contains):
                     continue
                 try:
                     value = parse(text)
@@ -146,8 +206,6 @@ def _ndjson_records(f: FhirFile, only_if_contains: tuple[str, ...] | None) -> It
                     failed += 1
                     problem = _unreadable(exc)
                     first_problem = first_problem or f"line {number}: {problem}"
-                    if only_if_contains is None and parsed == 0 and failed >= NOT_NDJSON_AFTER:
-                        break
                     yield Record(number, None, problem + " (each line of an NDJSON file must be one FHIR resource)", text)
                     continue
                 parsed += 1
@@ -157,14 +215,20 @@ def _ndjson_records(f: FhirFile, only_if_contains: tuple[str, ...] | None) -> It
                 yield Record(number, value)
     except UnicodeDecodeError as exc:
         raise DataError(f"{f.name}: not UTF-8 text ({exc.reason} at byte {exc.start}); FHIR NDJSON files are UTF-8") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        detail = "it ends before the compressed data does" if isinstance(exc, EOFError) else str(exc)
+        raise DataError(f"{f.name}: not a readable gzip file ({detail}); is it damaged or not really compressed?") from None
+    except OSError as exc:
+        raise DataError(f"{f.name}: cannot be read ({exc.strerror or exc})") from None
+    # A file none of whose lines is JSON is not NDJSON at all (a CSV file misnamed, say): refused whole.
     if parsed == 0 and failed and only_if_contains is None:
-        raise DataError(f"{f.name}: not NDJSON: no line is JSON ({first_problem})")
+        raise DataError(f"{f.name}: not {what}: no line is JSON ({first_problem})")
 
 
 def _bundle_records(f: FhirFile) -> Iterator[Record]:
     try:
         with f.path.open(encoding="utf-8") as fh:
-            doc = json.load(fh, parse_float=Decimal)
+            doc = _DECODER.decode(fh.read())
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{f.name}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); expected a FHIR Bundle"
@@ -201,8 +265,28 @@ def resource_key(resource: dict[str, Any], full_url: str | None = None) -> str:
     return full_url or f"{resource['resourceType']}/(no id)"
 
 
-def reference_key(reference: Any, full_urls: dict[str, str]) -> str | None:
-    """The ``Type/id`` a FHIR Reference points to, or its raw text when it cannot be read as one; None if absent."""
+def reference_base(url: str) -> str | None:
+    """The server base of an absolute resource URL (``https://x/fhir/Patient/p1`` -> ``https://x/fhir``)."""
+    m = _ABSOLUTE.fullmatch(url)
+    return m.group(1) if m else None
+
+
+def export_base(request: Any) -> str | None:
+    """The server base of a Bulk Data kick-off URL (manifest ``request``: ``BASE/$export``, ``BASE/Patient/$export``, ``BASE/Group/ID/$export``)."""
+    if not isinstance(request, str):
+        return None
+    m = re.fullmatch(r"(https?://.+?)(?:/Patient|/Group/[^/?]+)?/\$export(?:\?.*)?", request.strip())
+    return m.group(1) if m else None
+
+
+def reference_key(reference: Any, full_urls: dict[str, str], bases: frozenset[str] | set[str] = frozenset()) -> str | None:
+    """The ``Type/id`` a FHIR Reference points to, or its raw text when it cannot be read as one; None if absent.
+
+    Only references to this export's own resources become ``Type/id`` keys (FHIR R4 3.3.1): relative
+    references, a Bundle entry's ``fullUrl``, and absolute URLs on one of ``bases`` (the export's own server,
+    from its entries' fullUrls or its manifest).  A URL on another server stays as it is, so it resolves to
+    nothing here, however its tail looks (``http://other.example/fhir/Patient/p1`` is not the local ``p1``).
+    """
     if not isinstance(reference, dict):
         return None
     ref = reference.get("reference")
@@ -211,9 +295,12 @@ def reference_key(reference: Any, full_urls: dict[str, str]) -> str | None:
     ref = ref.strip()
     if ref in full_urls:
         return full_urls[ref]
-    m = _REFERENCE.search(ref)
+    m = _RELATIVE.fullmatch(ref)
     if m:
         return f"{m.group(1)}/{m.group(2)}"
+    a = _ABSOLUTE.fullmatch(ref)
+    if a and a.group(1) in bases:
+        return f"{a.group(2)}/{a.group(3)}"
     return ref
 
 
@@ -224,6 +311,11 @@ def reference_type(reference: Any, key: str | None) -> str | None:
     if isinstance(reference, dict) and isinstance(reference.get("type"), str):
         return reference["type"]
     return None
+
+
+def is_remote(key: str) -> bool:
+    """True for a reference left as an absolute URL: a resource on another server."""
+    return key.startswith(("http://", "https://"))
 
 
 def date_part(value: Any) -> str | None:

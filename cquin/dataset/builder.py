@@ -140,6 +140,7 @@ class DatasetBuilder:
         self.date_styles: dict[str, str] = {}  # source file -> date style
         self.present: set[str] = set()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._unique_refs: set[str] = set()
         for name in TABLE_NAMES:
             cols = ", ".join(f'"{c}" VARCHAR' for c in table(name).column_names)
             self.con.execute(f"CREATE TABLE raw_{name} (_file VARCHAR, _line BIGINT, _ref VARCHAR, {cols})")
@@ -194,6 +195,11 @@ class DatasetBuilder:
     def note(self, text: str) -> None:
         self.ledger.note(text)
 
+    def unique_refs(self, *names: str) -> None:
+        """Declare that in these tables ``_ref`` names one source record (a FHIR ``Type/id``): records that share a
+        ``_ref`` but stage different rows are all rejected as conflicting (identical ones are exact duplicates)."""
+        self._unique_refs.update(names)
+
     def _flush(self, name: str) -> None:
         buf = self._buffers.get(name)
         if not buf:
@@ -219,6 +225,8 @@ class DatasetBuilder:
             self._flush(name)
         if "patients" not in self.present:
             raise DataError("no patients table: patients.csv (or the adapter's equivalent) is required")
+        for name in sorted(self._unique_refs):
+            self._conflicting_refs(table(name))
         for name in TABLE_NAMES:
             self._check_rows(table(name))
             # The raw text is not needed once checked: dropping it now keeps the load within memory at scale.
@@ -234,6 +242,37 @@ class DatasetBuilder:
         # explicitly ordered, so DuckDB may build tables in parallel without keeping row order.
         self.con.execute("SET preserve_insertion_order = false")
         return ds
+
+    def _conflicting_refs(self, t: Table) -> None:
+        """Reject every record of a ``_ref`` read at more than one place with different content (see :meth:`unique_refs`)."""
+        c = self.con
+        raw = f"raw_{t.name}"
+        # Cheap aggregates find the few refs read at more than one place; only their rows are compared.
+        c.execute(
+            f"""CREATE OR REPLACE TABLE ref_multi AS SELECT _ref FROM {raw}
+                WHERE _ref IS NOT NULL AND NOT ends_with(_ref, '/(no id)') GROUP BY _ref
+                HAVING min(_file) <> max(_file) OR min(_line) <> max(_line)"""
+        )
+        if scalar(c, "SELECT count(*) FROM ref_multi"):
+            content = "to_json(struct_pack(" + ", ".join(f'"{n}" := trim("{n}")' for n in t.column_names) + "))"
+            c.execute(
+                f"""CREATE OR REPLACE TABLE ref_records AS SELECT _ref, _file, _line,
+                      string_agg({content}, chr(30) ORDER BY {content}) AS content
+                    FROM {raw} SEMI JOIN ref_multi USING (_ref) GROUP BY _ref, _file, _line"""
+            )
+            c.execute(
+                """CREATE OR REPLACE TABLE ref_conflicts AS SELECT _ref,
+                      string_agg(_file || ' line ' || CAST(_line AS VARCHAR), ', ' ORDER BY _file, _line) AS places
+                    FROM ref_records GROUP BY _ref HAVING count(DISTINCT content) > 1"""
+            )
+            c.execute(
+                """INSERT INTO rejections SELECT r._file, r._line, r._ref, NULL, r._ref,
+                      'conflicting records for ' || quote_text(r._ref) || ' (' || x.places || '): one id with different content, so none is used'
+                    FROM ref_records r JOIN ref_conflicts x USING (_ref)"""
+            )
+            c.execute(f"DELETE FROM {raw} WHERE _ref IN (SELECT _ref FROM ref_conflicts)")
+            c.execute("DROP TABLE ref_records; DROP TABLE ref_conflicts")
+        c.execute("DROP TABLE ref_multi")
 
     def _vocab_sql(self) -> dict[str, str]:
         v = self.vocabulary

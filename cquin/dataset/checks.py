@@ -124,9 +124,15 @@ def column_sql(
     if col.kind == "pam_score":
         lo, hi = vocab_sql.get("pam_score_min", "0"), vocab_sql.get("pam_score_max", "100")
         num = f"TRY_CAST({val} AS DECIMAL(18,6))"
+        # A number written otherwise (1E+5000, 1e2, -3) is out of range or not in plain decimal form: said so, not "not a number".
+        number = f"regexp_full_match({val}, '[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?')"
+        as_double = f"TRY_CAST({val} AS DOUBLE)"
         err = (
             f"CASE {req} WHEN NOT regexp_full_match({val}, '[0-9]{{1,3}}(\\.[0-9]{{1,6}})?') OR {num} IS NULL THEN "
-            f"'PAM score ' || quote_text({val}) || ' is not a number' "
+            f"CASE WHEN {number} AND NOT ({as_double} BETWEEN {lo} AND {hi}) "
+            f"THEN 'PAM score ' || quote_text({val}) || ' is outside {lo}-{hi}' "
+            f"WHEN {number} THEN 'PAM score ' || quote_text({val}) || ' is not a plain decimal number (digits, and up to 6 decimal places)' "
+            f"ELSE 'PAM score ' || quote_text({val}) || ' is not a number' END "
             f"WHEN {num} < {lo} OR {num} > {hi} THEN 'PAM score ' || {val} || ' is outside {lo}-{hi}' END"
         )
         ok = cell_ok_sql(

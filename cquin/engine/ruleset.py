@@ -842,6 +842,16 @@ def _friendly(err: jsonschema.ValidationError) -> list[tuple[tuple[str | int, ..
         return [(path, f"{where}: {err.instance!r} is not {expected}")]
     if v == "type":
         shown = canonical_json(err.instance) if not isinstance(err.instance, str) else repr(err.instance)
+        wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        if isinstance(err.instance, str) and "number" in wanted and re.fullmatch(r"[-+]?[0-9]+[eE][-+]?[0-9]+", err.instance):
+            # YAML 1.1 (which PyYAML reads) takes 1e308 as text: a number with an exponent needs a decimal point.
+            return [
+                (
+                    path,
+                    f"{where}: {err.instance} is read as text, not a number (in YAML a number with an exponent needs "
+                    f"a decimal point, such as 1.0e+2; or write the digits in full)",
+                )
+            ]
         return [(path, f"{where}: {shown} should be {_a(err.validator_value)}")]
     if v == "enum":
         return [(path, f"{where}: {err.instance!r} is not one of: {', '.join(map(str, err.validator_value))}")]

@@ -10,17 +10,13 @@ are passed in by a caller that still has the evaluation.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils.db import Database
 
-from cquin.store import load_run, open_store
-
-# A rejection's kind: its reason with quoted values and NHS numbers taken out (as the load report groups them).
-_VALUES = re.compile(r"'[^']*'|(?<![0-9])[0-9]{10}(?![0-9])")
+from cquin.store import load_run, open_store, reason_group
 
 
 @dataclass
@@ -50,7 +46,8 @@ class ReportData:
 
 
 def rejection_kind(reason: str) -> str:
-    return _VALUES.sub("…", reason or "")
+    """A rejection's kind: its reason with values, NHS numbers and line numbers taken out (as the store groups them)."""
+    return reason_group(reason)
 
 
 def stored_breakdowns(db: Database, run_id: str) -> dict[str, Any] | None:
@@ -66,11 +63,11 @@ def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[st
     db = store if isinstance(store, Database) else open_store(store)
     stored = load_run(db, run_id)
     run = stored.run
-    counts: dict[tuple[str, str], int] = {}
-    for row in db.query("SELECT file, reason FROM run_rejections WHERE run_id = ?", [run["run_id"]]):
-        key = (row["file"], rejection_kind(row["reason"]))
-        counts[key] = counts.get(key, 0) + 1
-    rejections = sorted(((f, k, n) for (f, k), n in counts.items()), key=lambda r: (r[0], -r[2], r[1]))
+    counts = db.query(
+        "SELECT file, reason_group, count(*) AS n FROM run_rejections WHERE run_id = ? GROUP BY file, reason_group",
+        [run["run_id"]],
+    )
+    rejections = sorted(((r["file"], r["reason_group"], r["n"]) for r in counts), key=lambda r: (r[0], -r[2], r[1]))
     return ReportData(
         run=run,
         ruleset=json.loads(run["ruleset_json"]),

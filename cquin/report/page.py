@@ -1,30 +1,40 @@
-"""The report as one self-contained HTML page: sections, tables, and Plotly charts with plotly.js inlined.
+"""The report as one self-contained HTML page for a contract meeting: sections, tables, bands, funnels and charts.
 
-Every text that comes from data (provider names, labels, reasons) is escaped;
-chart data is embedded by Plotly, which escapes ``</`` in its JSON.  Counts
-pass through :func:`cquin.disclosure.publish` unless disclosure control is
-switched off for internal use, and the page says which.
+Bands and funnels are HTML and CSS (labels wrap inside their own boxes, so they never collide); the rate and
+quarter charts are Plotly, with plotly.js's *basic* partial bundle (bar and scatter traces, about 1.2 MB instead
+of 4.8 MB) inlined from ``cquin/report/vendor`` (npm ``plotly.js-basic-dist-min``, MIT), so the page opens
+offline.  A print stylesheet lays it out on A4.  Every text that comes from data (provider names, labels,
+reasons) is escaped; chart data is embedded by Plotly, which escapes ``</`` in its JSON.  Counts pass through
+exact by default (the parties' figures); with ``control`` (``--publish``) counts of patients pass through
+:func:`cquin.disclosure.publish`, staff counts and file row counts never do, and the page says which.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
+import json
 from collections.abc import Iterable
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import plotly.io as pio
-from plotly.offline import get_plotlyjs
 
-from cquin.disclosure import RULE_TEXT, applies_to, publish, published_percent
-from cquin.engine.breakdowns import population_order
+from cquin.disclosure import RULE_TEXT, applies_to, publish, published_fraction, published_percent
+from cquin.engine.bands import HUNDRED, band_from_spec, to_fraction
 from cquin.report import charts
+from cquin.engine.outcome import NextStep
 from cquin.report.data import ReportData
+from cquin.report.funnel import chains
+
+PLOTLY_JS = Path(__file__).with_name("vendor") / "plotly-basic.min.js"
 
 SECTIONS = (
     ("headline", "Headline"),
+    ("next", "What to do next"),
     ("components", "Components against their bands"),
     ("funnel", "Cohort funnel"),
     ("breakdowns", "Breakdowns"),
@@ -60,6 +70,52 @@ td.n, th.n { text-align:right; font-variant-numeric: tabular-nums; }
 .status-missed { color:#b91c1c; font-weight:600; }
 .status-not { color:#b45309; font-weight:600; }
 code { font-size:12px; word-break:break-all; }
+code.id { word-break:normal; white-space:nowrap; }
+.card.total { border-color:#0f172a; border-width:2px; }
+.basis { margin:8px 0 2px; font-size:13px; }
+ol.next { margin:4px 0 6px 20px; padding:0; font-size:14px; }
+ol.next li { margin:4px 0; }
+.worth { font-weight:700; color:#15803d; white-space:nowrap; }
+.comp { margin:10px 0 14px; break-inside:avoid; }
+.comp h3 { margin:0 0 2px; }
+.bandrow { position:relative; margin-top:22px; }
+.bands { display:flex; width:100%; border-radius:4px; overflow:hidden; height:14px; }
+.bands > div { border-right:2px solid white; }
+.bandlabels { display:flex; width:100%; font-size:11px; line-height:1.25; }
+.bandlabels > div { padding:3px 4px 0 2px; overflow-wrap:anywhere; border-left:1px solid var(--line); }
+.bandlabels > div.here { font-weight:700; }
+.marker { position:absolute; top:-20px; transform:translateX(-50%); font-size:12px; font-weight:700; white-space:nowrap; }
+.marker::after { content:""; display:block; width:0; height:0; margin:1px auto 0; border-left:6px solid transparent;
+  border-right:6px solid transparent; border-top:7px solid var(--ink); }
+.funnels { display:flex; flex-wrap:wrap; gap:10px 28px; }
+.funnel { flex:1 1 320px; min-width:300px; break-inside:avoid; }
+.funnel h3 { margin:4px 0; }
+.step { display:grid; grid-template-columns: 1fr 70px; gap:0 8px; align-items:center; font-size:12px; margin:3px 0; }
+.step .bar { grid-column:1 / span 2; height:10px; background:#dbeafe; border-radius:2px; }
+.step .bar > span { display:block; height:100%; background:var(--accent); border-radius:2px; }
+.step .n { text-align:right; font-variant-numeric:tabular-nums; font-weight:600; }
+.rej { display:inline-block; height:9px; background:#dc2626; vertical-align:middle; min-width:2px; }
+.gate { padding:10px 14px; border-radius:6px; margin:10px 0; background:#fffbeb; border:1px solid #fcd34d; font-weight:600; }
+@page { size: A4; margin: 10mm 9mm; }
+.chart { break-inside:avoid; }
+@media print {
+  body { background:white; font-size:11px; zoom:0.82; }
+  nav, details, .noprint { display:none !important; }
+  header.top { background:white; color:var(--ink); padding:0 0 4px; border-bottom:2px solid var(--ink); }
+  header.top p { color:var(--muted); }
+  main { padding:0; max-width:none; }
+  section { border:none; border-radius:0; padding:0; margin:8px 0 0; }
+  section h2 { font-size:15px; margin:6px 0 4px; break-after:avoid; }
+  section h3 { font-size:12px; }
+  table { font-size:10.5px; margin:3px 0 6px; }
+  th, td { padding:2px 6px; }
+  .card { padding:6px 10px; min-width:0; flex:1 1 0; }
+  .card .big { font-size:20px; }
+  .comp { margin:4px 0 8px; }
+  .js-plotly-plot, .plotly-graph-div, .funnel, .comp, tr { break-inside:avoid; }
+  .banner { margin:4px 0; padding:4px 8px; }
+  a { color:inherit; text-decoration:none; }
+}
 """
 
 
@@ -69,6 +125,11 @@ def e(value: Any) -> str:
 
 def money(text: str | None) -> str:
     return "—" if text is None else f"£{Decimal(text):,.2f}"
+
+
+def count_rows(n: int | None, control: bool) -> str:
+    """A count of file rows: never a count of patients, so never altered by disclosure control."""
+    return count(n, False)
 
 
 def count(n: int | None, control: bool) -> str:
@@ -90,7 +151,7 @@ class _Figures:
             full_html=False,
             include_plotlyjs=False,
             div_id=f"{self.prefix}fig{self.n}",
-            config={"displaylogo": False, "displayModeBar": False, "responsive": True},
+            config={"displaylogo": False, "displayModeBar": False, "responsive": False},
         )
 
 
@@ -113,46 +174,184 @@ def _status(status: str) -> str:
 # ----------------------------------------------------------------------------- sections
 
 
+def _pounds(value: Decimal) -> str:
+    return f"£{value:,.2f}"
+
+
+def _basis(d: ReportData) -> str:
+    """How the money is worked out: the contract value(s) and the indicator's weighting, from the run and its ruleset."""
+    params = json.loads(d.run.get("parameters") or "{}")
+    weight = d.ruleset.get("indicator", {}).get("weighting_percent")
+    cv, cv2 = params.get("contract_value"), params.get("contract_value_year2")
+    if not cv and not cv2:
+        return "No contract value given with this run: evaluate with --contract-value to see pounds."
+    years = _years(d)
+    parts = []
+    for i, y in enumerate(years):
+        value = cv2 if (i > 0 and cv2) else cv
+        if value:
+            parts.append(
+                f"{d.ruleset['periods'][y]['label']}: contract value {_pounds(Decimal(value))} × {weight}% = {money(d.available.get(y))}"
+            )
+    return "Basis: " + "; ".join(parts) + ". Each component pays its share of its year's value by the band it reaches."
+
+
 def headline(d: ReportData, control: bool) -> str:
     cards = []
+    params = json.loads(d.run.get("parameters") or "{}")
+    given = params.get("contract_value") is not None or params.get("contract_value_year2") is not None
+    earned_all, avail_all = Decimal(0), Decimal(0)
     for year in _years(d):
         label = d.ruleset["periods"][year]["label"]
+        earned, avail = Decimal(d.totals.get(year, "0")), Decimal(d.available.get(year, "0"))
+        earned_all, avail_all = earned_all + earned, avail_all + avail
         share = sum(
             (Fraction(c["share"]) * Fraction(c["payment_fraction"]) for c in d.components if c["year"] == year), Fraction(0)
         )
-        avail = Decimal(d.available.get(year, "0"))
-        value_line = (
-            f"{money(d.totals.get(year))} earned of {money(d.available.get(year))} available"
-            if avail
-            else "no contract value given"
-        )
+        shown = _pounds(earned) if given else f"{float(share) * 100:.1f}%"
+        of = f"earned of {_pounds(avail)} available" if given else "of the year's value earned (no contract value given)"
         cards.append(
-            f'<div class="card"><div class="muted">{e(label)}</div><div class="big">{float(share) * 100:.1f}%</div>'
-            f"<div>of the year's value earned</div><div>{e(value_line)}</div></div>"
+            f'<div class="card"><div class="muted">{e(label)}</div><div class="big">{e(shown)}</div>'
+            f"<div>{e(of)}</div><div class='muted'>{float(share) * 100:.1f}% of the year's value</div></div>"
+        )
+    pct = f"{float(earned_all / avail_all) * 100:.1f}% of what was available" if avail_all else "no contract value given"
+    if given:
+        cards.append(
+            f'<div class="card total"><div class="muted">Both years</div><div class="big">{e(_pounds(earned_all))}</div>'
+            f"<div>earned of {e(_pounds(avail_all))} available</div><div class='muted'>{e(pct)}</div></div>"
         )
     rows = []
     for c in d.components:
         rows.append(
             [
-                f"<b>{e(c['component'])}</b><br><span class='muted'>{e(c['name'])}</span>",
-                e(d.ruleset["periods"][c["year"]]["label"]),
+                f"<b>{e(c['component'])}</b> <span class='muted'>{e(c['name'])}</span>",
+                e(d.ruleset["periods"][c["year"]]["label"].split(" (")[0]),
                 e(c["band"]),
                 f"{float(Fraction(c['payment_fraction'])) * 100:g}%",
                 f"{float(Fraction(c['share'])) * 100:g}%",
-                e(money(c["payment"])),
-                e(money(c["available"])),
+                e(money(c["payment"]) if given else "no contract value given"),
+                e(money(c["available"]) if given else "—"),
             ]
         )
-    return f'<div class="cards">{"".join(cards)}</div>' + table(
+    return f'<div class="cards">{"".join(cards)}</div><p class="basis">{e(_basis(d))}</p>' + table(
         ["component", "year", "band reached", "pays", "share", "earned", "available"], rows, numeric=(3, 4, 5, 6)
     )
+
+
+def next_steps(d: ReportData, control: bool) -> list[dict[str, Any]]:
+    """Each component below its top band: how many more would reach the next band, and what that is worth.
+
+    Worth = the component's available value x (the next band's payment - the payment reached), in pounds, rounded
+    half-up to the penny as the ruleset rounds every payment.  Ordered by worth, largest first.
+    """
+    from decimal import ROUND_HALF_UP
+
+    specs = {s["id"]: s for s in d.ruleset["components"]}
+    out = []
+    for c in d.components:
+        nb = charts.next_band(c)
+        if not nb:
+            continue
+        worth = (
+            Decimal(c["available"])
+            * (
+                Decimal(nb["pays"])
+                - Decimal(str(Fraction(c["payment_fraction"]).numerator)) / Decimal(Fraction(c["payment_fraction"]).denominator)
+            )
+        ).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        spec = specs.get(c["component"], {})
+        num_label = d.ruleset["populations"].get(spec.get("numerator", ""), {}).get("label")
+        out.append({"component": c, "next": nb, "worth": worth, "numerator_label": num_label})
+    return sorted(out, key=lambda x: (-x["worth"], x["component"]["ordinal"]))
+
+
+def what_next(d: ReportData, control: bool) -> str:
+    steps = next_steps(d, control)
+    if not steps:
+        return "<p>Every component is at its top band: nothing more to earn.</p>"
+    items = []
+    for s in steps:
+        c, nb = s["component"], s["next"]
+        pays = f"{float(Decimal(nb['pays'])) * 100:g}%"
+        if nb.get("more_needed") is not None:
+            who = (s["numerator_label"] or "subjects in the numerator").lower()
+            action = f"{e(count(nb['more_needed'], applies_to(c.get('entity'), control)))} more {e(who)}"
+        else:
+            action = "the next band is out of reach with the present denominator"
+        stored = NextStep.from_stored(c)
+        if stored is not None and stored.worth is None and stored.component:  # the run was given no contract value
+            worth = "<span class='muted'>worth: no contract value given</span>"
+        else:
+            worth = f"<span class='worth'>worth {e(_pounds(s['worth']))} more</span>" if s["worth"] > 0 else ""
+        items.append(
+            f"<li><b>{e(c['name'])}</b> ({e(c['component'])}): {action} to reach <b>{e(nb['band'])}</b> (pays {e(pays)}), {worth}</li>"
+        )
+    total = sum((s["worth"] for s in steps), Decimal(0))
+    return (
+        f"<ol class='next'>{''.join(items)}</ol>"
+        f"<p class='muted'>Reaching every next band would add {e(_pounds(total))}. Distances are counted on the exact figures"
+        + (" and published under disclosure control" if control else "")
+        + "; the patients concerned are in <code>cquin cohort</code> and <code>cquin serve</code>.</p>"
+    )
+
+
+def band_strip(c: dict[str, Any], spec: dict[str, Any], control: bool) -> str:
+    """A component's bands as coloured segments with their labels under them, and a marker above where it stands."""
+    segments: list[tuple[float, str, str, bool]] = []  # width %, colour, label, reached
+    marker: tuple[float, str] | None = None
+    if "attainment" in spec:
+        levels = list(reversed(spec["attainment"]))  # worst to best, left to right
+        w = 100 / len(levels)
+        for i, lv in enumerate(levels):
+            pays = to_fraction(lv["pays_percent"]) / HUNDRED
+            here = lv["label"] == c["band"]
+            segments.append((w, charts.pay_colour(pays), f"{lv['label']}: pays {float(pays) * 100:g}%", here))
+            if here:
+                marker = (w * (i + 0.5), "reached")
+    else:
+        on_count = spec.get("bands_on") == "numerator_count"
+        bands = [band_from_spec(b, upper_limit=None if on_count else HUNDRED) for b in spec["bands"]]
+        num = publish(c["numerator"], control=control)
+        if on_count:
+            edges = [b.lower for b in bands] + [b.upper for b in bands if b.upper is not None]
+            pos = None if num.value is None else Fraction(num.value)
+            top = max([Fraction(1), *edges]) * 2
+            unit, shown_pos = "", (None if pos is None else min(pos, top))
+            label = None if num.value is None else f"{num.value:,}"
+        else:
+            frac = published_fraction(c["numerator"], c["denominator"], control=control)
+            top, unit = HUNDRED, "%"
+            shown_pos = None if frac is None else frac * HUNDRED
+            label = None if frac is None else f"{published_percent(c['numerator'], c['denominator'], control=control)}%"
+        for b in bands:
+            upper = b.upper if b.upper is not None else top
+            here = b.describe(unit) == c["band"] or (b.label and b.label in (c["band"] or ""))
+            segments.append(
+                (
+                    float((upper - b.lower) / top * 100),
+                    charts.pay_colour(b.pays),
+                    f"{b.describe(unit)}: pays {float(b.pays) * 100:g}%",
+                    bool(here),
+                )
+            )
+        if shown_pos is not None and label is not None:
+            marker = (float(shown_pos / top * 100), label)
+    bars = "".join(f'<div style="width:{w:.3f}%;background:{col}" title="{e(lab)}"></div>' for w, col, lab, _ in segments)
+    labels = "".join(
+        f'<div class="{"here" if here else ""}" style="width:{w:.3f}%">{e(lab)}</div>' for w, _, lab, here in segments
+    )
+    mk = ""
+    if marker is not None:
+        left = min(max(marker[0], 3.0), 97.0)  # keep the marker's text on the strip at the ends
+        mk = f'<div class="marker" style="left:{left:.3f}%">{e(marker[1])}</div>'
+    return f'<div class="bandrow">{mk}<div class="bands">{bars}</div><div class="bandlabels">{labels}</div></div>'
 
 
 def components(d: ReportData, control: bool, figs: _Figures) -> str:
     specs = {c["id"]: c for c in d.ruleset["components"]}
     parts = [
-        "<p class='muted'>Each bar is a component's payment bands, coloured from pays nothing (red) to pays in full (green); "
-        "the diamond is where the provider stands"
+        "<p class='muted'>Each strip is a component's payment bands, coloured from pays nothing (red) to pays in full (green); "
+        "the pointer is where the provider stands"
         + (" (from the published, rounded counts)" if control else "")
         + ". Bands are decided on the exact counts.</p>"
     ]
@@ -162,61 +361,100 @@ def components(d: ReportData, control: bool, figs: _Figures) -> str:
             continue
         nb = charts.next_band(c)
         ratio = ""
-        patients = applies_to(c.get("entity"), control)  # staff counts are never altered
         if c["numerator"] is not None:
+            patients = applies_to(c.get("entity"), control)  # staff counts are never altered
             pct = published_percent(c["numerator"], c["denominator"], control=patients)
             ratio = f"{count(c['numerator'], patients)} of {count(c['denominator'], patients)}" + (
                 f" ({pct}%)" if pct is not None else " (percentage not shown: a count is suppressed)" if patients else ""
             )
         more = ""
         if nb and nb.get("more_needed") is not None:
-            worth = f": +{money(nb['worth'])}" if nb.get("worth") is not None else ""
-            more = f" — {e(count(nb['more_needed'], patients))} more to reach {e(nb['band'])} (pays {float(nb['pays']) * 100:g}%){e(worth)}"
+            more = f" — {e(count(nb['more_needed'], applies_to(c.get('entity'), control)))} more to reach {e(nb['band'])} (pays {float(Decimal(nb['pays'])) * 100:g}%)"
         elif c["numerator"] is not None and nb is None and c["denominator"]:
             more = " — top band reached"
         parts.append(
-            f"<h3>{e(c['component'])}: {e(c['name'])}</h3>"
+            f"<div class='comp'><h3>{e(c['component'])}: {e(c['name'])}</h3>"
             f"<div>{e(ratio)} {('— ' if ratio else '')}band reached: <b>{e(c['band'])}</b>{more}</div>"
             + (f"<div class='muted'>{e(c['note'])}</div>" if c.get("note") else "")
-            + figs.html(charts.component_figure(c, spec, control=patients))
+            + band_strip(c, spec, applies_to(c.get("entity"), control))
+            + "</div>"
         )
     return "".join(parts)
 
 
+def _funnel_html(d: ReportData, chain: list[str], control: bool, title: str) -> str:
+    pops = d.ruleset["populations"]
+    first = publish(d.populations.get(chain[0], 0), control=control).value or 0
+    steps = []
+    prev: int | None = None
+    for pid in chain:
+        p = publish(d.populations.get(pid, 0), control=control)
+        width = 0.0 if not first or p.value is None else 100 * p.value / first
+        of_prev = ""
+        if prev and p.value is not None:
+            of_prev = f" <span class='muted'>({100 * p.value / prev:.0f}% of the step above)</span>"
+        steps.append(
+            f"<div class='step' title='{e(pid)}'><div>{e(pops[pid]['label'])}{of_prev}</div><div class='n'>{e(count(d.populations.get(pid, 0), control))}</div>"
+            f"<div class='bar'><span style='width:{width:.2f}%'></span></div></div>"
+        )
+        prev = p.value
+    return f"<div class='funnel'><h3>{e(title)}</h3>{''.join(steps)}</div>"
+
+
 def funnel(d: ReportData, control: bool, figs: _Figures) -> str:
-    patients = [p for p in population_order(d.ruleset, "patient") if p in d.populations]
-    staff = [p for p in population_order(d.ruleset, "staff") if p in d.populations]
-    out = figs.html(charts.funnel_figure(d, patients, control=control, title="Patients"))
-    rows = [
-        [e(p), e(d.ruleset["populations"][p]["label"]), count(d.populations[p], control and p in patients)]
-        for p in patients + staff
-    ]
-    if staff:  # staff counts are not patient counts: never altered by disclosure control
-        out += figs.html(charts.funnel_figure(d, staff, control=False, title="Staff"))
+    present = set(d.populations)
+    out = []
+    for entity, noun in (("patient", "Patients"), ("staff", "Staff")):
+        for i, chain in enumerate(chains(d.ruleset, entity, present)):
+            if len(chain) < 2:
+                continue
+            title = noun if i == 0 else f"{noun}: {d.ruleset['populations'][chain[1]]['label']}"
+            out.append(_funnel_html(d, chain, control and entity == "patient", title))  # staff counts: exact
     return (
-        "<p class='muted'>Each population in the order the ruleset builds them (each after those it draws on).</p>"
-        + out
-        + table(["population", "label", "count"], rows, numeric=(2,))
+        "<p class='muted'>Each funnel is a chain of populations in which every step is inside the one above it (as the "
+        "ruleset defines them), so counts only fall. A population that is not inside the one before it, such as a cohort "
+        "that agreed overrides may widen, starts its own funnel beside the first.</p>"
+        f"<div class='funnels'>{''.join(out)}</div>"
     )
+
+
+def _rate_components(d: ReportData) -> list[tuple[str, str, str]]:
+    b = d.breakdowns or {}
+    pops = set(b.get("populations", []))
+    out = []
+    for s in d.ruleset["components"]:
+        # A component paid on a count (not a rate) is left out: its rate decides nothing.
+        if s.get("denominator") in pops and s.get("numerator") in pops and s.get("bands_on") != "numerator_count":
+            out.append((s["name"], s["denominator"], s["numerator"]))
+    return out
 
 
 def breakdowns(d: ReportData, control: bool, figs: _Figures) -> str:
     b = d.breakdowns
     if not b:
         return "<p>These breakdowns were not recorded with this run (runs record them from cquin's breakdowns aggregate).</p>"
-    pops = [p for p in b["populations"] if p in d.ruleset["populations"]]
-    labels = {p: d.ruleset["populations"][p]["label"] for p in pops}
-    emphasised = {c[k] for c in d.ruleset["components"] for k in ("denominator", "numerator") if k in c}
+    comps = _rate_components(d)
     parts = [
-        f"<p class='muted'>Patients in each population, by dimension. Populations not used as a component's "
-        f"numerator or denominator start hidden: click the legend to show them. Ages are on {e(b.get('age_reference_date'))}.</p>"
+        f"<p class='muted'>Each component's rate (numerator ÷ denominator) for each group of patients; hover over a bar for "
+        f"the counts. A group with no one in a component's denominator has no bar. Ages are on {e(b.get('age_reference_date'))}.</p>"
     ]
     for dim in b["dimensions"].values():
-        parts.append(figs.html(charts.breakdown_figure(dim, pops, labels, emphasised, control=control)))
-        rows = [[e(v["label"])] + [count(dim["counts"].get(p, {}).get(v["id"], 0), control) for p in pops] for v in dim["values"]]
         parts.append(
-            "<details><summary>table</summary>"
-            + table([e(dim["label"])] + [e(labels[p]) for p in pops], rows, numeric=range(1, len(pops) + 1))
+            f"<div class='chart'><h3>{e(dim['label'])}</h3>"
+            + figs.html(charts.rates_figure(dim, comps, control=control))
+            + "</div>"
+        )
+        rows = []
+        for v in dim["values"]:
+            cells = [e(v["label"])]
+            for _, den_pop, num_pop in comps:
+                num = dim["counts"].get(num_pop, {}).get(v["id"], 0)
+                den = dim["counts"].get(den_pop, {}).get(v["id"], 0)
+                cells.append(f"{count(num, control)} of {count(den, control)}")
+            rows.append(cells)
+        parts.append(
+            "<details><summary>counts</summary>"
+            + table([e(dim["label"])] + [e(t) for t, _, _ in comps], rows, numeric=range(1, len(comps) + 1))
             + "</details>"
         )
     return "".join(parts)
@@ -241,22 +479,38 @@ def quarters(d: ReportData, control: bool, figs: _Figures) -> str:
 
 
 def data_quality(d: ReportData, control: bool, figs: _Figures) -> str:
-    # File row counts are not counts of patients: always exact.
-    rows = [[e(i["name"]), count(i["read"], False), count(i["accepted"], False), count(i["rejected"], False)] for i in d.inputs]
-    rej = [[e(f), e(k), count(n, False)] for f, k, n in d.rejections]
+    most = max((i["rejected"] or 0 for i in d.inputs), default=0)
+    rows = []
+    for i in d.inputs:
+        rej = i["rejected"] or 0
+        share = f"{100 * rej / i['read']:.1f}%" if i["read"] else "—"
+        bar = f"<span class='rej' style='width:{(80 * rej / most) if most else 0:.1f}px'></span>" if rej else ""
+        rows.append(
+            [e(i["name"]), count_rows(i["read"], control), count_rows(i["accepted"], control), f"{bar} {count_rows(rej, control)}", e(share)]
+        )
+    rej_rows = [[e(f), e(k), count_rows(n, control)] for f, k, n in d.rejections]
+    total_rej = sum(i["rejected"] or 0 for i in d.inputs)
+    total_read = sum(i["read"] or 0 for i in d.inputs)
+    summary = (
+        f"<p>{count_rows(total_rej, control)} of {count_rows(total_read, control)} rows were rejected "
+        f"({100 * total_rej / total_read:.2f}%), in {len(d.rejections)} kinds of problem.</p>"
+        if total_read
+        else "<p>No rows were read.</p>"
+    )
     return (
-        figs.html(charts.inputs_figure(d, control=False))
-        + table(["file", "read", "accepted", "rejected"], rows, numeric=(1, 2, 3))
+        summary
+        + table(["file", "read", "accepted", "rejected", "share rejected"], rows, numeric=(1, 2, 3, 4))
         + "<h3>Rejected rows by reason</h3>"
-        + (table(["file", "reason", "rows"], rej, numeric=(2,)) if rej else "<p>No rows were rejected.</p>")
-        + "<p class='muted'>Each rejected row, with its line and value, is kept in the audit store.</p>"
+        + (table(["file", "reason", "rows"], rej_rows, numeric=(2,)) if rej_rows else "<p>No rows were rejected.</p>")
+        + "<p class='muted'>Reasons are grouped with their values and line numbers taken out (every exact duplicate in a file "
+        "is one reason). Each rejected row, with its line and value, is kept in the audit store.</p>"
     )
 
 
 def trace(d: ReportData, control: bool) -> str:
     r = d.run
     rows = [
-        ["run id", f"<code>{e(r['run_id'])}</code>"],
+        ["run id", f"<code class='id'>{e(r['run_id'])}</code>"],
         ["ruleset", f"{e(r['ruleset_id'])} version {e(r['ruleset_version'])}"],
         ["ruleset SHA-256", f"<code>{e(r['ruleset_sha256'])}</code>"],
         ["results SHA-256", f"<code>{e(r['results_sha256'])}</code>"],
@@ -291,6 +545,7 @@ def provider_sections(d: ReportData, control: bool, prefix: str = "") -> str:
     figs = _Figures(prefix)
     body = {
         "headline": headline(d, control),
+        "next": what_next(d, control),
         "components": components(d, control, figs),
         "funnel": funnel(d, control, figs),
         "breakdowns": breakdowns(d, control, figs),
@@ -315,6 +570,12 @@ def banner(control: bool) -> str:
     )
 
 
+@functools.cache
+def plotly_js() -> str:
+    """plotly.js's basic partial bundle (bar and scatter), shipped with cquin so the page needs no network."""
+    return PLOTLY_JS.read_text(encoding="utf-8")
+
+
 def document(title: str, subtitle: list[str], nav: list[tuple[str, str]], body: str) -> str:
     links = "".join(f'<a href="#{e(i)}">{e(t)}</a>' for i, t in nav)
     subs = "".join(f"<p>{e(s)}</p>" for s in subtitle)
@@ -322,7 +583,7 @@ def document(title: str, subtitle: list[str], nav: list[tuple[str, str]], body: 
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{e(title)}</title><style>{CSS}</style>"
-        f"<script type='text/javascript'>{get_plotlyjs()}</script></head>"
+        f"<script type='text/javascript'>{plotly_js()}</script></head>"
         f"<body><header class='top'><h1>{e(title)}</h1>{subs}</header><nav>{links}</nav><main>{body}</main></body></html>\n"
     )
 
@@ -356,7 +617,7 @@ def render_combined(items: list[tuple[str, ReportData]], *, control: bool = Fals
             row.append(
                 f"{float(compare.earned_share(d, y)) * 100:.1f}%<br><span class='muted'>{e(money(d.totals.get(y)))} of {e(money(d.available.get(y)))}</span>"
             )
-        row.append(f"<code>{e(d.run_id)}</code>")
+        row.append(f"<code class='id'>{e(d.run_id)}</code>")
         rows.append(row)
     head = ["provider"] + [e(cid) for cid, _ in cols] + [e(f"{y} earned") for y in ys] + ["run id"]
     comparison = (

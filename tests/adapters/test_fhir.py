@@ -340,11 +340,44 @@ def test_an_invalid_nhs_number_rejects_the_patient_and_everything_about_them(voc
     ]
 
 
-def test_an_unreadable_birth_date_is_rejected_by_the_builder_with_the_value(vocab, tmp_path):
-    ds = load(vocab, write_bulk(tmp_path, patient("p1", birthDate="1950-02"), episode("ep1", "p1")))
+@pytest.mark.parametrize("birth", ["1941", "1941-06"])
+def test_a_partial_birth_date_rejects_the_patient_at_its_own_line_and_its_episodes_as_of_a_rejected_patient(
+    vocab, tmp_path, birth
+):
+    ds = load(vocab, write_bulk(tmp_path, patient("p1", birthDate=birth), episode("ep1", "p1")))
     assert rejections(ds) == [
-        ("EpisodeOfCare.000.ndjson", 1, "EpisodeOfCare/ep1", "'1950-02' is not a date (expected YYYY-MM-DD)")
+        (
+            "EpisodeOfCare.000.ndjson",
+            1,
+            "EpisodeOfCare/ep1",
+            f"unknown patient 'Patient/p1': that Patient record was rejected (birthDate '{birth}' is a partial date; "
+            "cquin needs the full date of birth)",
+        ),
+        (
+            "Patient.000.ndjson",
+            1,
+            "Patient/p1",
+            f"birthDate '{birth}' is a partial date; cquin needs the full date of birth (YYYY-MM-DD)",
+        ),
     ]
+    assert ds.ledger.files["Patient.000.ndjson"].as_dict() == {"read": 1, "accepted": 0, "rejected": 1}
+
+
+def test_an_impossible_birth_date_or_unknown_gender_is_charged_to_the_patient(vocab, tmp_path):
+    ds = load(
+        vocab,
+        write_bulk(
+            tmp_path,
+            patient("p1", birthDate="1950-02-30"),
+            patient("p2", nhs="9990000018", gender="robot"),
+            episode("ep1", "p1"),
+            episode("ep2", "p2"),
+        ),
+    )
+    by_file = {(f, line): reason for f, line, _, reason in rejections(ds)}
+    assert by_file[("Patient.000.ndjson", 1)] == "birthDate '1950-02-30' is not a real date"
+    assert by_file[("Patient.000.ndjson", 2)].startswith("gender 'robot' is not a FHIR administrative gender")
+    assert ds.ledger.files["Patient.000.ndjson"].as_dict() == {"read": 2, "accepted": 0, "rejected": 2}
 
 
 # ---------------------------------------------------------------------- bad input

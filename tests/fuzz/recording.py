@@ -49,3 +49,6 @@ class RecordingBuilder:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def unique_refs(self, *names: str) -> None:
+        """Records sharing a ``_ref`` are compared at build time, which a recorder never reaches."""

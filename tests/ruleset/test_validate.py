@@ -98,6 +98,11 @@ CASES = {
         "  weighting_percent: lots\n",
         ("weighting_percent", "'lots'", "should be a number"),
     ),
+    "schema: a number with an exponent but no decimal point is YAML text, and the message says so": Planted(
+        "  weighting_percent: 0.25\n",
+        "  weighting_percent: 1e308\n",
+        ("weighting_percent", "1e308 is read as text, not a number", "needs a decimal point"),
+    ),
     "schema: impossible date": Planted(
         "effective: {from: 2017-04-01,",
         "effective: {from: 2017-13-01,",
