@@ -25,8 +25,8 @@ import plotly.io as pio
 
 from cquin.disclosure import RULE_TEXT, applies_to, publish, published_fraction, published_percent
 from cquin.engine.bands import HUNDRED, band_from_spec, to_fraction
-from cquin.report import charts
 from cquin.engine.outcome import NextStep
+from cquin.report import charts
 from cquin.report.data import ReportData
 from cquin.report.funnel import chains
 
@@ -486,7 +486,13 @@ def data_quality(d: ReportData, control: bool, figs: _Figures) -> str:
         share = f"{100 * rej / i['read']:.1f}%" if i["read"] else "—"
         bar = f"<span class='rej' style='width:{(80 * rej / most) if most else 0:.1f}px'></span>" if rej else ""
         rows.append(
-            [e(i["name"]), count_rows(i["read"], control), count_rows(i["accepted"], control), f"{bar} {count_rows(rej, control)}", e(share)]
+            [
+                e(i["name"]),
+                count_rows(i["read"], control),
+                count_rows(i["accepted"], control),
+                f"{bar} {count_rows(rej, control)}",
+                e(share),
+            ]
         )
     rej_rows = [[e(f), e(k), count_rows(n, control)] for f, k, n in d.rejections]
     total_rej = sum(i["rejected"] or 0 for i in d.inputs)
