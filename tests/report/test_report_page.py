@@ -37,7 +37,7 @@ def test_the_report_is_exact_by_default_and_publishing_leaves_staff_counts_alone
 
 def test_the_report_says_what_the_next_band_is_worth(demo_run: DemoRun) -> None:
     html = render_report(load_report_data(demo_run.store, demo_run.run_id, breakdowns=demo_run.breakdowns))
-    assert "2 more to reach above 85% (pays 100%): +£2,700.00" in html
+    assert "worth £2,700.00 more" in html and "2 more relevant staff trained" in html
 
 
 def test_breakdowns_kept_in_the_store_are_read_back(demo_run: DemoRun, tmp_path: Path) -> None:
