@@ -12,7 +12,7 @@ import json
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from cquin import __version__
 from cquin.exceptions import CquinError, UserError
 from cquin.runner import DEFAULT_RULESET
 from cquin.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from cquin.cycle.signoff import SignoffState
 
 app = typer.Typer(
     help="Evaluate NHS England CQUIN indicators from patient-record exports, with an audit trail.",
@@ -178,6 +181,9 @@ def evaluate(
             "each marked; staff counts and money stay exact. Without it every count is exact.",
         ),
     ] = False,
+    supersedes: Annotated[
+        str | None, typer.Option("--supersedes", help="The stored run this evaluation replaces (it says so in every output).")
+    ] = None,
 ) -> None:
     """Evaluate a provider's records against a ruleset, store the run, and show what was earned."""
     from cquin.render.results import render_table, result_csv, result_document, selected_years
@@ -220,6 +226,7 @@ def evaluate(
         store=None if no_store else store,
         pseudonymise_key=key,
         allow_draft=allow_draft,
+        supersedes=supersedes,
     )
     if fmt == "table":  # a progress display on the terminal; machine formats stay clean
         with err.status("working…") as status:
@@ -227,8 +234,10 @@ def evaluate(
     else:
         ev = run()
     years = selected_years(ev.ruleset, year)
+    state = _signoff_state(store, ev.run_id)
     if fmt == "json":
         doc = result_document(ev.run_id, ev.result, ev.dataset, years, publish=publish)
+        doc["signoff"] = state.as_dict() if state else None
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif fmt == "csv":
         sys.stdout.write(result_csv(ev.result, years, publish=publish))
@@ -236,6 +245,20 @@ def evaluate(
         render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset, verbose=verbose)
         if contract_value is None:
             err.print("[yellow]no contract value given: pass --contract-value (the annual contract value) to see pounds[/]")
+        if state is not None:
+            from cquin.render.cycle import render_signoff_state
+
+            render_signoff_state(out, state)
+
+
+def _signoff_state(store: Path, run_id: str | None) -> SignoffState | None:
+    """A stored run's sign-off state (None for a run not kept), shown by every command that shows a run."""
+    if run_id is None:
+        return None
+    from cquin.cycle.signoff import signoff_state
+    from cquin.store import open_store
+
+    return signoff_state(open_store(store), run_id)
 
 
 @app.command()
@@ -254,7 +277,17 @@ def explain(
     from cquin.runner import explain_subject, require_store
 
     key = load_key(pseudonymise) if pseudonymise is not None else None
-    render_explanation(out, explain_subject(require_store(store), run_id, nhs_number, pseudonymise_key=key))
+    explanation = explain_subject(require_store(store), run_id, nhs_number, pseudonymise_key=key)
+    render_explanation(out, explanation)
+    _show_signoff(store, str(explanation.run["run_id"]))
+
+
+def _show_signoff(store: Path, run_id: str) -> None:
+    from cquin.render.cycle import render_signoff_state
+
+    state = _signoff_state(store, run_id)
+    if state is not None:
+        render_signoff_state(out, state)
 
 
 RunFormatOpt = Annotated[str, typer.Option("--format", help="Output: table or json.")]
@@ -267,17 +300,21 @@ def _table_or_json(fmt: str) -> None:
 
 @runs_app.command("list")
 def runs_list(store: StoreOpt = DEFAULT_STORE, fmt: RunFormatOpt = "table") -> None:
-    """List the runs in the audit store (full run ids)."""
+    """List the runs in the audit store (full run ids), each with its sign-off state."""
+    from cquin.cycle.signoff import signoff_statuses
     from cquin.render.runs import render_run_list, run_list_document
     from cquin.runner import require_store
     from cquin.store import list_runs, open_store
 
     _table_or_json(fmt)
-    runs = list_runs(open_store(require_store(store)))
+    db = open_store(require_store(store))
+    runs = list_runs(db)
     if fmt == "json":
-        sys.stdout.write(json.dumps(run_list_document(runs), indent=2) + "\n")
+        statuses = signoff_statuses(db)
+        doc = [{**r, "signoff": statuses.get(r["run_id"], "not signed off")} for r in run_list_document(runs)]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        render_run_list(out, runs)
+        render_run_list(out, runs, signoff_statuses(db))
 
 
 @runs_app.command("show")
@@ -294,9 +331,13 @@ def runs_show(
     _table_or_json(fmt)
     stored = load_run(open_store(require_store(store)), run_id)
     if fmt == "json":
-        sys.stdout.write(json.dumps(run_document(stored), indent=2) + "\n")
+        doc = run_document(stored)
+        state = _signoff_state(store, stored.run["run_id"])
+        doc["signoff"] = state.as_dict() if state else None
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         render_run(out, stored)
+        _show_signoff(store, stored.run["run_id"])
 
 
 @runs_app.command("verify")

@@ -15,9 +15,11 @@ from typing import Any
 import duckdb
 
 from cquin.dataset import CanonicalDataset
+from cquin.dataset.duck import first_row
 from cquin.dataset.ledger import file_sha256
 from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
+from cquin.engine.recorded import RecordedDecision
 from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
 from cquin.exceptions import RulesetError, StoreError
 from cquin.loading import load_dataset, out_of_memory
@@ -50,19 +52,37 @@ def run_evaluation(
     progress: Callable[[str], None] | None = None,
     pseudonymise_key: bytes | None = None,
     allow_draft: bool = True,
+    supersedes: str | None = None,
 ) -> Evaluation:
-    """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store."""
+    """Load ``source``, evaluate the ruleset, and (unless ``store`` is None) keep the run in the audit store.
+
+    The decisions recorded in the store that the ruleset reads (``recorded_evidence``, e.g. the
+    commissioner's acceptance of the plan) are applied and kept with the run; ``supersedes`` names the
+    stored run this one replaces.
+    """
     say = progress or (lambda _msg: None)
     started = dt.datetime.now(dt.UTC)
     rs = load_ruleset(ruleset)
     if rs.status == "draft" and not allow_draft:
         raise RulesetError(f"{rs.id} {rs.version} is a draft; pass --allow-draft to evaluate it")
     db = open_store(store) if store is not None else None  # fail fast on an unusable store
+    if supersedes is not None:
+        if db is None:
+            raise StoreError("--supersedes needs the audit store (it names a stored run); drop --no-store")
+        supersedes = load_run(db, supersedes).run["run_id"]
     say("loading records")
     dataset, adapter_name = load_dataset(source, rs.vocabulary(), adapter, adapter_options)
+    recorded = recorded_for(db, dataset, rs) if db is not None else []
     say("evaluating")
     try:
-        result = evaluate(rs, dataset, contract_value=contract_value, contract_value_year2=contract_value_year2, as_of=as_of)
+        result = evaluate(
+            rs,
+            dataset,
+            contract_value=contract_value,
+            contract_value_year2=contract_value_year2,
+            as_of=as_of,
+            recorded=recorded,
+        )
     except duckdb.OutOfMemoryException:
         raise out_of_memory("evaluating") from None
     run_id = None
@@ -84,12 +104,24 @@ def run_evaluation(
                 "adapter_options": dict(adapter_options or {}),
                 "years": rs.years(),
                 "year_status": result.year_status,
+                "recorded_evidence": [d.as_dict() for d in recorded],
+                **({"supersedes": supersedes} if supersedes else {}),
             },
             ruleset_json=canonical_json(rs.doc),
             breakdowns=compute_breakdowns(dataset.con, rs),
             pseudonymise_key=pseudonymise_key,
         )
     return Evaluation(run_id, result, dataset, rs, adapter_name)
+
+
+def recorded_for(db: Any, dataset: CanonicalDataset, rs: Ruleset) -> list[RecordedDecision]:
+    """The recorded-evidence decisions in the store for the provider these records are from."""
+    from cquin.cycle.signoff import recorded_decisions
+
+    if not rs.doc.get("recorded_evidence"):
+        return []
+    row = first_row(dataset.con, "SELECT provider_code FROM provider WHERE provider_code IS NOT NULL LIMIT 1")
+    return recorded_decisions(db, row[0] if row else None, rs.doc)
 
 
 @dataclass
@@ -144,6 +176,7 @@ def verify_run(store: Path, run_id: str, *, inputs: Path | None = None) -> Verif
         contract_value=Decimal(params["contract_value"]) if params.get("contract_value") else None,
         contract_value_year2=Decimal(params["contract_value_year2"]) if params.get("contract_value_year2") else None,
         as_of=dt.date.fromisoformat(params["as_of"]) if params.get("as_of") else None,
+        recorded=[RecordedDecision.from_dict(d) for d in params.get("recorded_evidence") or []],
     )
     digest = results_digest(result, dataset)
     if digest != run["results_sha256"]:
@@ -281,6 +314,7 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
         ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}"),
         ("ruleset_sha256", "", run["ruleset_sha256"]),
         ("results_sha256", "", run["results_sha256"]),
+        *((item, measure, value) for item, measure, value, _ in signoff_rows(db, run["run_id"])),
         ("as_of", "", run["as_of"] or "all records"),
         ("counts", "", "exact (the figures the payment is decided on)"),
         ("weighting", "percent_of_contract_value", basis.weighting_percent),
@@ -325,6 +359,20 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
         for row in rows:
             w.writerow([safe_cell(x) for x in row])
     return len(rows)
+
+
+def signoff_rows(db: Any, run_id: str) -> list[tuple[str, str, str, str]]:
+    """The submission's sign-off rows: the state, then each party's latest decision on the results."""
+    from cquin.cycle.signoff import PARTIES, signoff_state
+
+    state = signoff_state(db, run_id)
+    rows = [("signoff", "status", state.status, "")]
+    for party in PARTIES:
+        s = state.latest("results", party)
+        rows.append((f"signoff.{party}", "decision", s.describe() if s else "none recorded", ""))
+    if state.supersedes:
+        rows.append(("supersedes", "", state.supersedes, ""))
+    return rows
 
 
 def load_to_folder(

@@ -108,6 +108,11 @@ _TABLES: dict[str, dict[str, Any]] = {
         "title": "Breakdowns",
         "description": "Aggregate counts by dimension kept with each run (no identifiers).",
     },
+    "run_signoffs": {
+        "title": "Sign-offs",
+        "description": "Every sign-off decision (cquin signoff): run, subject (results, a cohort, the plan's acceptance), "
+        "party, name, agree or dispute, date, note and the digest agreed. Append-only; a run with one is kept as it was.",
+    },
     "run_decisions": {
         "title": "Decisions",
         "description": "Every subject and component: in the denominator? in the numerator? the rule (population) that decided and the fact.",

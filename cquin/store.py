@@ -28,6 +28,7 @@ from typing import Any
 from sqlite_utils.db import Database
 
 from cquin import __version__
+from cquin.cycle.schema import create_signoff_tables, thaw_for_migration
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.checks import sql_str
 from cquin.dataset.duck import first_row
@@ -36,7 +37,7 @@ from cquin.exceptions import StoreError
 from cquin.pseudonymise import Pseudonymiser
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 2: numeric columns and foreign keys; 3: sign-offs (cquin.cycle.schema), signed-off runs frozen
 BUSY_TIMEOUT_MS = 600_000  # a second writer waits for the first rather than failing
 
 _TABLES: dict[str, dict[str, Any]] = {
@@ -177,6 +178,8 @@ def _migrate(db: Database) -> None:
     with _write(db):
         found = db.execute("PRAGMA user_version").fetchone()[0]
         fresh = not db.table("runs").exists()
+        if found < SCHEMA_VERSION:
+            thaw_for_migration(db)  # a format change may rewrite run rows; the guards are put back below
         for name, spec in _TABLES.items():
             if not db.table(name).exists():
                 fks = [] if name == "runs" else [("run_id", "runs", "run_id")]
@@ -194,6 +197,8 @@ def _migrate(db: Database) -> None:
         for name in _TABLES:
             if name not in ("runs", "run_subjects"):
                 db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
+        # Format 3: the append-only sign-off table; every run table refuses changes to a signed-off run.
+        create_signoff_tables(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -247,6 +252,9 @@ def _migrate_2(db: Database) -> None:
         if not db.execute("SELECT 1 FROM run_totals WHERE run_id = ?", [run["run_id"]]).fetchone():
             db.table("run_totals").insert_all(_total_rows(run["run_id"], json.loads(run["totals"]), json.loads(run["available"])))
     # Declared foreign keys (sqlite-utils rebuilds each table with its key; the rows are copied unchanged).
+    # The run_decisions view is dropped first (a table rebuilt under a view fails on older SQLite tooling);
+    # _migrate creates it again.
+    db.execute("DROP VIEW IF EXISTS run_decisions")
     db.add_foreign_keys([(t, "run_id", "runs", "run_id") for t in _TABLES if t != "runs" and not db.table(t).foreign_keys])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -22,6 +23,7 @@ from cquin.engine.bands import HUNDRED, band_for, to_fraction
 from cquin.engine.money import decimal_text, percent_text, to_penny
 from cquin.engine.outcome import Basis, NextStep, build_basis
 from cquin.engine.populations import PopulationCompiler, q
+from cquin.engine.recorded import RecordedDecision, in_force
 from cquin.engine.ruleset import Ruleset
 from cquin.exceptions import UserError
 
@@ -121,8 +123,13 @@ def evaluate(
     contract_value: Decimal | None = None,
     contract_value_year2: Decimal | None = None,
     as_of: dt.date | None = None,
+    recorded: Sequence[RecordedDecision] = (),
 ) -> RunResult:
-    """Evaluate ``ruleset`` over ``dataset``; money is computed when a contract value is given (else £0 available)."""
+    """Evaluate ``ruleset`` over ``dataset``; money is computed when a contract value is given (else £0 available).
+
+    ``recorded`` holds the decisions recorded in the audit store (``cquin signoff``) that the ruleset's
+    ``recorded_evidence`` names, e.g. the commissioner's acceptance of the plan.
+    """
     con = dataset.con
     _load_code_lists(con, ruleset)
     years = ruleset.years()
@@ -167,7 +174,7 @@ def evaluate(
             )
             continue
         if "attainment" in c:
-            level = _attainment(con, comp, ruleset, c)
+            level = _attainment(con, comp, ruleset, c, recorded, as_of)
             pays = to_fraction(level["pays_percent"]) / HUNDRED
             results.append(
                 ComponentResult(
@@ -178,7 +185,8 @@ def evaluate(
                     None,
                     None,
                     None,
-                    level["label"],
+                    level["label"]
+                    + (" (provisional: awaiting the commissioner's confirmation)" if level.get("_provisional") else ""),
                     pays,
                     share,
                     available,
@@ -351,17 +359,35 @@ def _on_or_before(day: dt.date | None, limit: dt.date) -> bool:
     return day is not None and day <= limit
 
 
-def _attainment(con: Any, comp: PopulationCompiler, ruleset: Ruleset, c: dict[str, Any]) -> dict[str, Any]:
+def _attainment(
+    con: Any,
+    comp: PopulationCompiler,
+    ruleset: Ruleset,
+    c: dict[str, Any],
+    recorded: Sequence[RecordedDecision],
+    as_of: dt.date | None,
+) -> dict[str, Any]:
     row = first_row(con, f"SELECT plan_agreed_on, recording_system_live_on FROM {comp.t('provider')} LIMIT 1")
     dates: dict[str, dt.date | None] = {
         "plan_agreed_on": row[0] if row else None,
         "recording_system_live_on": row[1] if row else None,
     }
+    declared = ruleset.doc.get("recorded_evidence") or {}
+    used = dict.fromkeys(k for level in c["attainment"] for k in level["requires"] if k in declared)
+    states = {k: in_force(declared[k], k, recorded, as_of) for k in used}
+
+    def when(key: str, due: dt.date) -> dt.date | None:
+        return states[key].date(due) if key in states else dates.get(key)
+
     for level in c["attainment"]:
-        ok = all(_on_or_before(dates.get(k), ruleset.date(ref)) for k, ref in level["requires"].items())
+        ok = all(_on_or_before(when(k, ruleset.date(ref)), ruleset.date(ref)) for k, ref in level["requires"].items())
         if ok:
             shown = ", ".join(f"{k} {v}" for k, v in dates.items() if v) or "no provider dates recorded"
-            return {**level, "_why": shown}
+            needed = [states[k] for k in level["requires"] if k in states]
+            # What the recorded evidence said, for every level: a refusal explains a lower level too.
+            shown = "; ".join([shown] + [s.describe() for s in states.values()])
+            provisional = any(s.provisional for s in needed)
+            return {**level, "_why": shown, "_provisional": provisional}
     raise UserError(f"component {c['id']}: no attainment level applies")  # validation requires a catch-all level
 
 

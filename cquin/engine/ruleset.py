@@ -60,6 +60,13 @@ class CodeList:
     sha256: str
 
 
+def _provider_dates() -> set[str]:
+    """The provider table's date columns: what an attainment level may require by a date."""
+    from cquin.dataset.tables import table
+
+    return {c.name for c in table("provider").columns if c.kind == "date"}
+
+
 @dataclass
 class Ruleset:
     """A validated ruleset: its data, where each value came from, and its code lists."""
@@ -322,6 +329,7 @@ class _Checker:
             self.check_components,
             self.check_milestones,
             self.check_conversation_codes,
+            self.check_recorded_evidence,
             self.check_citations,
         ):
             try:
@@ -733,6 +741,12 @@ class _Checker:
                 for j, level in enumerate(comp["attainment"]):
                     for key, ref in (level.get("requires") or {}).items():
                         self.date_ref(("components", i, "attainment", j, "requires", key), ref)
+                        if key not in _provider_dates() and key not in (self.doc.get("recorded_evidence") or {}):
+                            self.error(
+                                ("components", i, "attainment", j, "requires", key),
+                                f"component {cid}: {key!r} is neither a provider date ({', '.join(sorted(_provider_dates()))}) "
+                                "nor a recorded_evidence id",
+                            )
                 if comp["attainment"] and comp["attainment"][-1].get("requires"):
                     self.error(
                         ("components", i, "attainment", len(comp["attainment"]) - 1),
@@ -752,6 +766,23 @@ class _Checker:
                 self.error(("conversation_codes", "code_lists", i), f"unknown code list {ref!r}")
             elif lists[ref].get("system") == "local" and not lists[ref].get("uri"):
                 self.error(("code_lists", ref), f"code list {ref}: a local code list needs a 'uri' naming its code system")
+
+    def check_recorded_evidence(self) -> None:
+        """Each recorded decision has its own subject, distinct from what every run can be signed off on."""
+        seen: dict[str, str] = {}
+        for eid, spec in (self.doc.get("recorded_evidence") or {}).items():
+            subject = spec.get("subject")
+            if subject == "results" or str(subject).startswith("cohort"):
+                self.error(
+                    ("recorded_evidence", eid, "subject"),
+                    f"recorded evidence {eid}: subject {subject!r} is reserved (a run's results and cohorts are signed off as such)",
+                )
+            elif subject in seen:
+                self.error(
+                    ("recorded_evidence", eid, "subject"),
+                    f"recorded evidence {eid}: subject {subject!r} is also {seen[subject]}'s",
+                )
+            seen.setdefault(subject, eid)
 
     def check_milestones(self) -> None:
         pops = self.doc.get("populations") or {}

@@ -103,6 +103,15 @@ def render_ruleset(console: Console, r: Ruleset) -> None:
         console.print("\n[bold]Milestones[/]")
         for ms in d["milestones"]:
             console.print(f"  {ms['id']} (due {ms['due']}): {escape(ms['description'])}")
+    if d.get("recorded_evidence"):
+        console.print("\n[bold]Recorded evidence[/] (decisions recorded with `cquin signoff --subject ...`)")
+        for eid, ev in d["recorded_evidence"].items():
+            unrecorded = "provisional" if ev["when_not_recorded"] == "provisional" else "not met"
+            console.print(
+                f"  {eid}: {escape(ev['label'])} — recorded by the {ev['party']} as --subject {ev['subject']}; "
+                f"until recorded: {unrecorded}"
+            )
+            render_citation(console, ev, indent="    ")
 
 
 def render_citation(console: Console, node: dict[str, Any], indent: str = "  ") -> None:

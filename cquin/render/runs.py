@@ -15,16 +15,18 @@ from rich.table import Table
 from cquin.store import StoredRun
 
 
-def render_run_list(console: Console, runs: list[dict[str, Any]]) -> None:
-    """One run per row; the run id is always whole (the column never wraps or shortens), the source folds."""
+def render_run_list(console: Console, runs: list[dict[str, Any]], signoff: dict[str, str] | None = None) -> None:
+    """One run per row with its sign-off state (``signoff``: run id -> status); the run id is always whole."""
     if not runs:
         console.print("no runs in the audit store yet")
         return
+    signoff = signoff or {}
     table = Table(title="Runs in the audit store", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("run id / source", overflow="fold", min_width=max(len(r["run_id"]) for r in runs))
     table.add_column("ruleset", no_wrap=True)
     table.add_column("as of", no_wrap=True)
     table.add_column("earned (£)", justify="right", no_wrap=True)
+    table.add_column("sign-off", overflow="fold")
     for r in runs:
         totals = json.loads(r["totals"] or "{}")
         given = json.loads(r.get("parameters") or "{}").get("contract_value") is not None
@@ -34,6 +36,7 @@ def render_run_list(console: Console, runs: list[dict[str, Any]]) -> None:
             f"{r['ruleset_id']}\n{r['ruleset_version']}",
             r["as_of"] or "—",
             earned,
+            escape(signoff.get(r["run_id"], "not signed off")),
         )
     console.print(table)
     console.print("[dim]a run is named by its id, a unique prefix of it, or `latest`[/]")

@@ -10,12 +10,14 @@ are passed in by a caller that still has the evaluation.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils.db import Database
 
+from cquin.cycle.compare import ProgressPoint, provider_progress
+from cquin.cycle.signoff import signoff_state
 from cquin.store import load_run, open_store, reason_group
 
 
@@ -34,6 +36,8 @@ class ReportData:
     available: dict[str, str]
     rejections: list[tuple[str, str, int]]  # (file, kind, count)
     breakdowns: dict[str, Any] | None
+    signoff: list[str] = field(default_factory=list)  # the run's sign-off state, in lines (cquin.cycle.signoff)
+    progress: list[ProgressPoint] = field(default_factory=list)  # the provider's runs by as-of date (cquin.cycle.compare)
 
     @property
     def run_id(self) -> str:
@@ -80,7 +84,17 @@ def load_report_data(store: Path | Database, run_id: str, *, breakdowns: dict[st
         available=json.loads(run["available"]),
         rejections=rejections,
         breakdowns=breakdowns if breakdowns is not None else stored_breakdowns(db, run["run_id"]),
+        signoff=signoff_state(db, run["run_id"]).lines(),
+        progress=provider_runs(db, run["run_id"]),
     )
+
+
+def provider_runs(db: Database, run_id: str) -> list[ProgressPoint]:
+    """The run's provider's runs at each as-of date, for the progress section (empty when the run has no provider)."""
+    from cquin.cycle.signoff import run_provider
+
+    code = run_provider(db, run_id)
+    return provider_progress(db, code)[1] if code else []
 
 
 def stored_ruleset(store: Path | Database, run_id: str) -> dict[str, Any]:

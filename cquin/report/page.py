@@ -39,6 +39,7 @@ SECTIONS = (
     ("funnel", "Cohort funnel"),
     ("breakdowns", "Breakdowns"),
     ("quarters", "Activity by quarter and milestones"),
+    ("progress", "Progress over the year"),
     ("data-quality", "Data quality"),
     ("trace", "Traceability"),
 )
@@ -478,6 +479,15 @@ def quarters(d: ReportData, control: bool, figs: _Figures) -> str:
     return out + table(head, rows) + note
 
 
+def progress(d: ReportData, control: bool, figs: _Figures) -> str:
+    """The provider's runs at each as-of date (quarter on quarter), from the audit store."""
+    from cquin.report.progress import progress_figure, progress_table
+
+    if len(d.progress) < 2:
+        return "<p>Only one as-of date has been evaluated for this provider: progress shows once there are more.</p>"
+    return figs.html(progress_figure(d.progress, control=control)) + progress_table(d.progress, d.run_id, control=control)
+
+
 def data_quality(d: ReportData, control: bool, figs: _Figures) -> str:
     most = max((i["rejected"] or 0 for i in d.inputs), default=0)
     rows = []
@@ -556,6 +566,7 @@ def provider_sections(d: ReportData, control: bool, prefix: str = "") -> str:
         "funnel": funnel(d, control, figs),
         "breakdowns": breakdowns(d, control, figs),
         "quarters": quarters(d, control, figs),
+        "progress": progress(d, control, figs),
         "data-quality": data_quality(d, control, figs),
         "trace": trace(d, control),
     }
@@ -602,6 +613,7 @@ def render_report(d: ReportData, *, control: bool = False) -> str:
         f"run {d.run_id} · ruleset {d.run['ruleset_id']} {d.run['ruleset_version']} · "
         + (f"as of {d.run['as_of']}" if d.run["as_of"] else "all records")
         + f" · generated {dt.date.today().isoformat()}",
+        *d.signoff,
     ]
     return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), banner(control) + provider_sections(d, control))
 

@@ -111,7 +111,10 @@ def test_impact_shows_which_component_results_change(shown: str):
     assessment = impact.split("y1.activation_assessment: changed")[1]
     assert re.search(r"was  \d+ of \d+ \([\d.]+%\), above 50%, pays 100%", assessment)
     assert re.search(r"now  0 of \d+ \(0\.00%\), below 35%, pays 0%", assessment)
-    assert "y1.plan: same — Plan agreed and recording system in place, pays 100%" in impact
+    assert (
+        "y1.plan: same — Plan agreed and recording system in place (provisional: awaiting the commissioner's confirmation), pays 100%"
+        in impact
+    )
 
 
 def test_impact_counts_and_lists_the_patients_who_move(shown: str):
