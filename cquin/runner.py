@@ -288,7 +288,7 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     return n
 
 
-def write_submission(store: Path, run_id: str, out: Path) -> int:
+def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control: bool = False) -> int:
     """Write the aggregate return the provider submits for payment; returns its number of rows.
 
     Always exact: the parties to the contract exchange the figures the payment is
@@ -296,9 +296,15 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
     for publication, see :mod:`cquin.disclosure`).  It carries counts, bands and
     money only, never a patient identifier: no NHS numbers, no milestone details
     (which quote counts only anyway), no override notes.  UTF-8 with BOM.
+
+    ``disclosure_control`` exists only so a return someone published under
+    disclosure control can be reconciled like with like (:mod:`cquin.cycle.reconcile`):
+    it publishes counts of patients (never staff counts or money) and marks each
+    in the ``disclosure`` column.  ``cquin submission`` never sets it.
     """
     import json
 
+    from cquin.disclosure import applies_to, publish, published_percent
     from cquin.engine.outcome import NO_CONTRACT_VALUE, NextStep, basis_from_stored
     from cquin.outfile import check_out, spreadsheet_csv
     from cquin.render.results import safe_cell
@@ -309,14 +315,27 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
     run = stored.run
     basis = basis_from_stored(run, stored.components)
 
+    control = disclosure_control
+    marks: dict[int, str] = {}
+
+    def counted(item: str, measure: str, n: int | None, entity: str | None) -> tuple[str, str, str]:
+        p = publish(n, control=applies_to(entity, control))
+        if p.marker:
+            marks[len(rows)] = p.marker
+        return (item, measure, p.text)
+
     rows: list[tuple[str, str, str]] = [
         ("run_id", "", run["run_id"]),
         ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}"),
         ("ruleset_sha256", "", run["ruleset_sha256"]),
+        (
+            "disclosure_control",
+            "",
+            "applied" if control else "not applied: exact figures (the figures the payment is decided on)",
+        ),
         ("results_sha256", "", run["results_sha256"]),
         *((item, measure, value) for item, measure, value, _ in signoff_rows(db, run["run_id"])),
         ("as_of", "", run["as_of"] or "all records"),
-        ("counts", "", "exact (the figures the payment is decided on)"),
         ("weighting", "percent_of_contract_value", basis.weighting_percent),
     ]
     for y in basis.years:
@@ -332,9 +351,16 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
     rows.append(("total", "earned", NO_CONTRACT_VALUE if basis.earned is None else f"{basis.earned:.2f}"))
     for c in stored.components:
         cid = c["component"]
-        rows.append((cid, "numerator", "" if c["numerator"] is None else str(c["numerator"])))
-        rows.append((cid, "denominator", "" if c["denominator"] is None else str(c["denominator"])))
-        rows.append((cid, "percent", c["percent"] or ""))
+        entity = c.get("entity")
+        rows.append(counted(cid, "numerator", c["numerator"], entity))
+        rows.append(counted(cid, "denominator", c["denominator"], entity))
+        if applies_to(entity, control) and c["numerator"] is not None:
+            pct = published_percent(c["numerator"], c["denominator"], control=True)
+            if pct is None:
+                marks[len(rows)] = "not shown: a count is suppressed"
+            rows.append((cid, "percent", pct or ""))
+        else:
+            rows.append((cid, "percent", c["percent"] or ""))
         rows.append((cid, "band", c["band"]))
         rows.append((cid, "payment_fraction", c["payment_fraction"]))
         given = basis.year(c["year"]).contract_value is not None
@@ -343,10 +369,10 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
         step = NextStep.from_stored(c)
         if step is not None:
             rows.append((cid, "next_band", step.band))
-            rows.append((cid, "more_needed", "" if step.more_needed is None else str(step.more_needed)))
+            rows.append(counted(cid, "more_needed", step.more_needed, entity))
             rows.append((cid, "next_band_worth", NO_CONTRACT_VALUE if step.worth is None else f"{step.worth:.2f}"))
     for cohort_name, n in json.loads(run["cohorts"]).items():
-        rows.append((f"cohort.{cohort_name}", "patients", str(n)))
+        rows.append(counted(f"cohort.{cohort_name}", "patients", n, "patient"))
     pops = json.loads(run["populations"])
     ruleset = json.loads(run["ruleset_json"])
     for pid, pop in ruleset["populations"].items():
@@ -355,9 +381,9 @@ def write_submission(store: Path, run_id: str, out: Path) -> int:
     for m in stored.milestones:
         rows.append((m["milestone"], "status", m["status"]))
     with spreadsheet_csv(out) as w:
-        w.writerow(["item", "measure", "value"])
-        for row in rows:
-            w.writerow([safe_cell(x) for x in row])
+        w.writerow(["item", "measure", "value", "disclosure"])
+        for n, row in enumerate(rows):
+            w.writerow([safe_cell(x) for x in (*row, marks.get(n, ""))])
     return len(rows)
 
 

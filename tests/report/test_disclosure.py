@@ -101,7 +101,7 @@ def test_the_submission_is_always_exact_so_the_commissioner_can_check_the_band(
     assert rows[("cohort.year1", "patients")] == "3"
     assert rows[("y1.activation_assessment", "numerator")] == "3"
     assert rows[("y1.activation_assessment", "percent")] == "100.00"
-    assert rows[("counts", "")].startswith("exact")
+    assert rows[("disclosure_control", "")].startswith("not applied: exact")
 
 
 def test_the_submission_names_no_patient(three_patient_run: tuple[Path, str], tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_the_submission_names_no_patient(three_patient_run: tuple[Path, str], tm
 def test_the_submission_is_written_for_excel_with_a_byte_order_mark(three_patient_run: tuple[Path, str], tmp_path: Path) -> None:
     store, run_id = three_patient_run
     write_submission(store, run_id, tmp_path / "submission.csv")
-    assert (tmp_path / "submission.csv").read_bytes().startswith(b"\xef\xbb\xbfitem,measure,value")
+    assert (tmp_path / "submission.csv").read_bytes().startswith(b"\xef\xbb\xbfitem,measure,value,disclosure")
 
 
 def test_without_a_contract_value_the_money_says_so_not_zero(three_patient_run: tuple[Path, str], tmp_path: Path) -> None:
