@@ -71,11 +71,12 @@ def test_a_full_year_evaluated_compared_signed_off_and_reconciled(tmp_path: Path
         "y1.ltc_identification": (2, 4, "375.00"),
         "y1.activation_assessment": (1, 2, "375.00"),
         "y1.staff_training": (1, 2, "300.00"),
-        "y2.conversations": (1, 1, "1250.00"),
-        "y2.activation_improvement": (0, 0, "0.00"),
+        # Issue 16 item 6: before Year 2 begins (1 Apr 2018) it is "not started": no counts, no money.
+        "y2.conversations": (None, None, "0.00"),
+        "y2.activation_improvement": (None, None, "0.00"),
     }
     assert components(store, q3)["y1.activation_assessment"] == (3, 3, "750.00")
-    assert components(store, q3)["y2.conversations"] == (1, 2, "625.00")
+    assert components(store, q3)["y2.conversations"] == (None, None, "0.00")
     assert components(store, q4)["y1.plan"] == (None, None, "625.00")
 
     # -- compare: what moved between the quarters, and why
