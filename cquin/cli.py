@@ -12,7 +12,7 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -212,14 +212,20 @@ def evaluate(
     store: StoreOpt = DEFAULT_STORE,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the run in the audit store.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="Output: table, json or csv.")] = "table",
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the whole load report (every file and reason).")] = False,
     pseudonymise: Annotated[
         Path | None,
         typer.Option(
             "--pseudonymise", help="Key file: store a keyed hash in place of each NHS number, so the audit can be shared."
         ),
     ] = None,
-    no_disclosure_control: Annotated[
-        bool, typer.Option("--no-disclosure-control", help="CSV output with exact small counts (internal use only).")
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="For publication (with --format json or csv): counts of patients under NHS Digital disclosure control, "
+            "each marked; staff counts and money stay exact. Without it every count is exact.",
+        ),
     ] = False,
     org: OrgOpt = None,
     accept_rejections: AcceptOpt = False,
@@ -240,9 +246,13 @@ def evaluate(
 
     if fmt not in ("table", "json", "csv"):
         raise UserError(f"--format {fmt!r}: expected table, json or csv")
+    if publish and fmt == "table":
+        raise UserError("--publish is for figures to publish: use it with --format json or --format csv")
     if demo:
         from cquin.demo import DEMO_DIR
 
+        if source is not None:
+            raise UserError(f"give either SOURCE ({source}) or --demo, not both")
         source = DEMO_DIR
     if source is None:
         raise UserError("give the SOURCE to evaluate (a folder or file), or --demo for the bundled demo data")
@@ -284,19 +294,21 @@ def evaluate(
     years = selected_years(ev.ruleset, year)
     state = _signoff_state(store, ev.run_id)
     if fmt == "json":
-        doc = {"data_quality_check": ev.quality.as_dict(), **result_document(ev.run_id, ev.result, ev.dataset, years)}
+        doc = {
+            "data_quality_check": ev.quality.as_dict(),
+            **result_document(ev.run_id, ev.result, ev.dataset, years, publish=publish),
+        }
         doc["signoff"] = state.as_dict() if state else None
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif fmt == "csv":
         sys.stdout.write(
-            quality_csv_preamble(ev.quality)
-            + result_csv(ev.result, years, disclosure_control=not no_disclosure_control, pseudonymous=ev.dataset.pseudonymous)
+            quality_csv_preamble(ev.quality) + result_csv(ev.result, years, publish=publish, pseudonymous=ev.dataset.pseudonymous)
         )
     else:
         render_quality_banner(out, ev.quality)
+        render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset, verbose=verbose)
         if contract_value is None:
-            err.print("[yellow]no --contract-value given: amounts are £0; pass the annual contract value to see pounds[/]")
-        render_table(out, ev.run_id, ev.result, ev.dataset, years, ev.ruleset)
+            err.print("[yellow]no contract value given: pass --contract-value (the annual contract value) to see pounds[/]")
         if state is not None:
             from cquin.render.cycle import render_signoff_state
 
@@ -319,7 +331,7 @@ def _signoff_state(store: Path, run_id: str | None) -> SignoffState | None:
 
 @app.command()
 def explain(
-    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
+    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store.")],
     nhs_number: Annotated[str, typer.Argument(help="The patient's NHS number (or a staff id).")],
     store: StoreOpt = DEFAULT_STORE,
     pseudonymise: Annotated[
@@ -346,37 +358,70 @@ def _show_signoff(store: Path, run_id: str) -> None:
         render_signoff_state(out, state)
 
 
+RunFormatOpt = Annotated[str, typer.Option("--format", help="Output: table or json.")]
+
+
+def _table_or_json(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format {fmt!r}: expected table or json")
+
+
 @runs_app.command("list")
-def runs_list(store: StoreOpt = DEFAULT_STORE) -> None:
-    """List the runs in the audit store."""
+def runs_list(store: StoreOpt = DEFAULT_STORE, fmt: RunFormatOpt = "table") -> None:
+    """List the runs in the audit store (full run ids), each with its sign-off state."""
     from cquin.cycle.signoff import signoff_statuses
-    from cquin.render.runs import render_run_list
+    from cquin.render.runs import render_run_list, run_list_document
     from cquin.store import list_runs, open_store
 
+    _table_or_json(fmt)
     db = open_store(store, read_only=True)
-    render_run_list(out, list_runs(db), signoff_statuses(db))
+    runs = list_runs(db)
+    if fmt == "json":
+        statuses = signoff_statuses(db)
+        doc = [{**r, "signoff": statuses.get(r["run_id"], "not signed off")} for r in run_list_document(runs)]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        render_run_list(out, runs, signoff_statuses(db))
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE) -> None:
-    """Show one stored run: inputs, parameters, results and milestones."""
-    from cquin.render.runs import render_run
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="A run id, a unique prefix, or latest.")],
+    store: StoreOpt = DEFAULT_STORE,
+    fmt: RunFormatOpt = "table",
+) -> None:
+    """Show one stored run: the data-quality verdict, what was evaluated, the money and its basis, components,
+    milestones and inputs."""
+    from cquin.render.runs import render_run, run_document
     from cquin.store import load_run, open_store, stored_data_quality
 
+    _table_or_json(fmt)
     db = open_store(store, read_only=True)
     stored = load_run(db, run_id)
-    render_run(out, stored, stored_data_quality(db, stored.run["run_id"]))
-    _show_signoff(store, stored.run["run_id"])
+    quality = stored_data_quality(db, stored.run["run_id"])
+    if fmt == "json":
+        doc = run_document(stored, quality)
+        state = _signoff_state(store, stored.run["run_id"])
+        doc["signoff"] = state.as_dict() if state else None
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        render_run(out, stored, quality)
+        _show_signoff(store, stored.run["run_id"])
 
 
 @runs_app.command("verify")
 def runs_verify(
-    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")], store: StoreOpt = DEFAULT_STORE
+    run_id: Annotated[str, typer.Argument(help="A run id, a unique prefix, or latest.")],
+    store: StoreOpt = DEFAULT_STORE,
+    inputs: Annotated[
+        Path | None,
+        typer.Option("--inputs", help="A folder holding a copy of the run's input files (matched by name and SHA-256)."),
+    ] = None,
 ) -> None:
     """Re-evaluate a stored run from its input files and say whether the results are identical."""
     from cquin.runner import require_store, verify_run
 
-    v = verify_run(require_store(store), run_id)
+    v = verify_run(require_store(store), run_id, inputs=inputs)
     if v.identical:
         out.print(f"[green]run {v.run_id}: identical[/] — the inputs are unchanged and re-evaluating gives the same results")
         return
@@ -388,34 +433,37 @@ def runs_verify(
 
 @app.command()
 def cohort(
-    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
+    run_id: Annotated[str, typer.Argument(help="A run id, a unique prefix, or latest.")],
     year: Annotated[str, typer.Option("--year", help="Cohort: 1 or 2.")] = "1",
-    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("cohort.csv"),
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write (UTF-8 with BOM, for Excel).")] = Path("cohort.csv"),
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Write the cohort list (NHS numbers, with why each is in) for the care teams."""
+    from cquin.outfile import check_out
     from cquin.runner import require_store, write_cohort
 
     if year not in ("1", "2"):
         raise UserError(f"--year {year!r}: expected 1 or 2")
+    check_out(out_file)
     n = write_cohort(require_store(store), run_id, int(year), out_file)
     out.print(f"wrote {n:,} patients to {out_file} (contains NHS numbers: share only with the care teams)")
 
 
 @app.command()
 def submission(
-    run_id: Annotated[str, typer.Argument(help="A run id or unique prefix.")],
-    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("submission.csv"),
+    run_id: Annotated[str, typer.Argument(help="A run id, a unique prefix, or latest.")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write (UTF-8 with BOM, for Excel).")] = Path(
+        "submission.csv"
+    ),
     store: StoreOpt = DEFAULT_STORE,
-    no_disclosure_control: Annotated[
-        bool, typer.Option("--no-disclosure-control", help="Exact small counts (internal use only; not for sharing).")
-    ] = False,
 ) -> None:
-    """Write the aggregate return (numerators, denominators, cohort sizes, staff counts): no patient identifiers."""
+    """Write the aggregate return for payment: exact counts, bands, money and basis; no patient identifiers."""
+    from cquin.outfile import check_out
     from cquin.runner import require_store, write_submission
 
-    n = write_submission(require_store(store), run_id, out_file, disclosure_control=not no_disclosure_control)
-    out.print(f"wrote {n} rows to {out_file}")
+    check_out(out_file)
+    n = write_submission(require_store(store), run_id, out_file)
+    out.print(f"wrote {n} rows to {out_file} (exact figures, no patient identifiers)")
 
 
 @app.command()
@@ -515,6 +563,49 @@ def _register_extra_commands() -> None:
 _register_extra_commands()
 
 
+def _plain_type(param: object) -> str:
+    """A parameter's type as a user reads it (TEXT, PATH, INTEGER), not the Python annotation (<list[str]>)."""
+    if getattr(param, "is_flag", False):
+        return ""
+    desc = getattr(param, "type_descriptor", None)
+    annotation = getattr(desc, "annotation", None)
+    if getattr(desc, "is_path", False) or annotation is Path:
+        name = "PATH"
+    elif annotation is int:
+        name = "INTEGER"
+    else:
+        name = "TEXT"
+    return name + (" (repeatable)" if getattr(param, "multiple", False) or getattr(desc, "is_list", False) else "")
+
+
+def _shown(text: str, ctx: object) -> str:
+    return text
+
+
+def _plain_help(command: object) -> None:
+    """Give every option and argument a plain type for the help screens (typer shows annotations otherwise)."""
+    from typer.core import TyperArgument, TyperOption
+
+    for param in getattr(command, "params", []):
+        shown = _plain_type(param)
+        if isinstance(param, TyperOption) and param.metavar is None:
+            param.metavar = shown
+        elif isinstance(param, TyperArgument):
+            param.display_type_rich = functools.partial(_shown, shown)  # type: ignore[method-assign]
+    original = getattr(command, "get_help_option", None)
+    if original is not None:
+        command.get_help_option = functools.partial(_plain_help_option, original)  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def _plain_help_option(original: Any, ctx: object) -> Any:
+    option = original(ctx)
+    if option is not None:
+        option.metavar = ""  # --help is a flag: no type to show
+    return option
+
+
 def main() -> None:
     """Console entry point: run the app, turning our own errors into one-line messages.
 
@@ -526,7 +617,9 @@ def main() -> None:
     signals.install()
     workspace.sweep_stale()  # what a killed cquin could not remove (its temporary copies of patient data)
     try:
-        code = app(standalone_mode=False)
+        command = typer.main.get_command(app)
+        _plain_help(command)
+        code = command(standalone_mode=False)
     except CquinError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)

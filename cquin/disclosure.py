@@ -1,4 +1,12 @@
-"""Statistical disclosure control for counts that leave the provider.
+"""Statistical disclosure control, for figures that are to be *published*.
+
+The parties to a contract (provider and commissioner) exchange exact aggregate
+figures, and the payment is decided on them: every output cquin writes for them
+(terminal, JSON, CSV, submission, report, workbook, MeasureReport) is exact by
+default.  Disclosure control is what NHS Digital applies when it publishes, and
+cquin applies it only when asked (``--publish``), and then only to counts of
+patients: staff counts, file row counts and money are not counts of patients
+and are never altered (:func:`applies_to`).  Every altered cell is marked.
 
 The rule is NHS Digital's own, as its published figures apply it (codonPython
 ``suppression.py``; see shared/reference/domain.md): a count of 0 stays 0, a
@@ -38,7 +46,15 @@ class Published:
         return self.value is None
 
 
-def publish(count: int | None, *, control: bool = True) -> Published:
+PATIENT = "patient"
+
+
+def applies_to(entity: str | None, control: bool) -> bool:
+    """Whether disclosure control alters a count of ``entity``: only counts of patients, only when publishing."""
+    return control and entity == PATIENT
+
+
+def publish(count: int | None, *, control: bool = False) -> Published:
     """The count as it may leave the provider (unchanged when ``control`` is off)."""
     if count is None:
         return Published("", None, "")
@@ -53,12 +69,12 @@ def publish(count: int | None, *, control: bool = True) -> Published:
     return Published(str(rounded), rounded, "rounded")
 
 
-def published_value(count: int | None, *, control: bool = True) -> int | None:
+def published_value(count: int | None, *, control: bool = False) -> int | None:
     """The published number (None when suppressed or unknown)."""
     return publish(count, control=control).value
 
 
-def published_fraction(numerator: int | None, denominator: int | None, *, control: bool = True) -> Fraction | None:
+def published_fraction(numerator: int | None, denominator: int | None, *, control: bool = False) -> Fraction | None:
     """numerator/denominator from the published counts; None when either is suppressed or the denominator is 0."""
     n, d = published_value(numerator, control=control), published_value(denominator, control=control)
     if n is None or d is None or d == 0:
@@ -66,7 +82,7 @@ def published_fraction(numerator: int | None, denominator: int | None, *, contro
     return Fraction(n, d)
 
 
-def published_percent(numerator: int | None, denominator: int | None, *, control: bool = True) -> str | None:
+def published_percent(numerator: int | None, denominator: int | None, *, control: bool = False) -> str | None:
     """The percentage (two decimals) of the published counts, or None when it must not be shown."""
     n, d = published_value(numerator, control=control), published_value(denominator, control=control)
     if n is None or d is None:

@@ -15,7 +15,8 @@ The manifest is YAML (read with the same safe loader as rulesets)::
 
 Each provider is evaluated and stored as its own run (so each can be
 explained, verified and reported on its own); the comparison holds each run's
-id, results and breakdowns.
+id, results and breakdowns.  A worked example with every key explained is
+``examples/evaluate-many/manifest.yaml``.
 """
 
 from __future__ import annotations

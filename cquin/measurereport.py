@@ -15,10 +15,12 @@ ODS code (``https://fhir.nhs.uk/Id/ods-organization-code``) from provider.csv.
 The initial population of a component is its denominator population: the
 ruleset defines no wider one.  A generated narrative summarises the report.
 
-Counts are published under disclosure control by default (see
-:mod:`cquin.disclosure`): a suppressed count is left out and marked with the
-standard data-absent-reason extension (``masked``); a score is given only when
-both its counts are published, and is computed from them.
+Counts are exact by default (the parties' figures); for publication
+(``control=True``, ``--publish``) counts of patients are published under
+disclosure control (see :mod:`cquin.disclosure`): a suppressed count is left
+out and marked with the standard data-absent-reason extension (``masked``); a
+score is given only when both its counts are published, and is computed from
+them.  Staff counts are never altered.
 
 Validation uses the ``fhir.resources`` R4B models (FHIR 4.3; MeasureReport is
 the same resource in R4 4.0.1 and R4B).
@@ -30,7 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from cquin.disclosure import RULE_TEXT, publish, published_fraction
+from cquin.disclosure import RULE_TEXT, applies_to, publish, published_fraction
 from cquin.measure import (
     POPULATION_SYSTEM,
     YEAR_STRATIFIER,
@@ -78,7 +80,7 @@ def _populations(num: int | None, den: int | None, control: bool) -> list[dict[s
     ]
 
 
-def measure_report(d: ReportData, *, control: bool = True, base: str | None = None) -> dict[str, Any]:
+def measure_report(d: ReportData, *, control: bool = False, base: str | None = None) -> dict[str, Any]:
     """The MeasureReport for one stored run, as a JSON-ready dict (``base``: the canonical base, else the ruleset's)."""
     rs = d.ruleset
     canon = Canonical(rs, base)
@@ -94,14 +96,15 @@ def measure_report(d: ReportData, *, control: bool = True, base: str | None = No
         spec = specs.get(c["component"], {})
         code = _concept(canon.code_system, c["component"], c["name"], f"{c['name']}: {c['band']}")
         group: dict[str, Any] = {"id": _fhir_id(c["component"]), "code": code}
+        here = applies_to(c.get("entity"), control)  # staff counts are never altered
         if c["numerator"] is not None:
-            group["population"] = _populations(c["numerator"], c["denominator"], control)
-            score = _score(c["numerator"], c["denominator"], control)
+            group["population"] = _populations(c["numerator"], c["denominator"], here)
+            score = _score(c["numerator"], c["denominator"], here)
             if score is not None:
                 group["measureScore"] = score
-            group["stratifier"] = _stratifiers(d, canon, c, spec, control)
+            group["stratifier"] = _stratifiers(d, canon, c, spec, here)
         else:
-            group["stratifier"] = [_year_stratifier(d, canon, c, None, None, control)]
+            group["stratifier"] = [_year_stratifier(d, canon, c, None, None, here)]
         groups.append(group)
     finished = d.run.get("finished_at") or d.run["started_at"]
     period = {"start": min(starts), "end": end}
@@ -153,7 +156,11 @@ def _narrative(d: ReportData, groups: list[dict[str, Any]], period: dict[str, st
         )
     who = d.provider_name or "the provider"
     code = ((d.breakdowns or {}).get("provider") or {}).get("code")
-    sdc = f"Counts under disclosure control ({RULE_TEXT})." if control else "Exact counts (internal use only)."
+    sdc = (
+        f"Published: counts of patients under disclosure control ({RULE_TEXT}); staff counts exact."
+        if control
+        else "Exact counts (the figures the bands were decided on)."
+    )
     return (
         f"<p>{e(d.ruleset.get('title', d.run['ruleset_id']))}: {e(who)}{f' (ODS {e(code)})' if code else ''}, "
         f"{e(period['start'])} to {e(period['end'])}, run {e(d.run_id)}. {e(sdc)}</p>"
@@ -217,9 +224,12 @@ def validate(resource: dict[str, Any]) -> None:
 
 
 def write_measure_report(
-    store: Path, run_id: str, out: Path, *, disclosure_control: bool = True, base: str | None = None
+    store: Path, run_id: str, out: Path, *, disclosure_control: bool = False, base: str | None = None
 ) -> dict[str, Any]:
     """Write run ``run_id`` as a validated FHIR MeasureReport JSON file; returns the resource."""
+    from cquin.outfile import check_out
+
+    check_out(out, "--fhir-measure-report")
     resource = measure_report(load_report_data(store, run_id), control=disclosure_control, base=base)
     validate(resource)
     write_json(out, resource)

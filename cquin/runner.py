@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,7 @@ def run_evaluation(
                     "adapter_options": dict(adapter_options or {}),
                     "org": None if org is None else str(Path(org).resolve()),
                     "years": rs.years(),
+                    "year_status": result.year_status,
                     "data_quality_limits": limits.as_dict(),
                     "accept_rejections": accept_rejections,
                     "recorded_evidence": [d.as_dict() for d in recorded],
@@ -155,20 +156,33 @@ class Verification:
     problems: list[str]
 
 
-def verify_run(store: Path, run_id: str) -> Verification:
-    """Re-evaluate a stored run from its inputs; say whether the results are identical, or why not."""
+def verify_run(store: Path, run_id: str, *, inputs: Path | None = None) -> Verification:
+    """Re-evaluate a stored run from its inputs; say whether the results are identical, or why not.
+
+    ``inputs`` is a folder holding a copy of the run's input files (the run was made elsewhere, or its folder
+    moved): each input is found there by its name, checked against the stored SHA-256, and the run is
+    re-evaluated from the copy.
+    """
     import json
 
     db = open_store(store, read_only=True)
     stored = load_run(db, run_id)
     run = stored.run
     problems = []
+    source = Path(run["source"])
+    if inputs is not None:
+        if not Path(inputs).is_dir():
+            raise StoreError(f"--inputs {inputs}: not a folder")
+        single = source.suffix != "" and not source.is_dir()  # the run read one file, not a folder
+        source = Path(inputs) / source.name if single else Path(inputs)
     for inp in stored.inputs:
         if not inp["path"] or inp["sha256"] is None:
             continue
         p = Path(inp["path"])
+        if inputs is not None:
+            p = _copy_of(Path(inputs), p, Path(run["source"]))
         if not p.exists():
-            problems.append(f"input {inp['name']} is no longer at {p}")
+            problems.append(f"input {inp['name']} is no longer at {p}" + ("" if inputs is None else " (looked in --inputs)"))
         elif file_sha256(p) != inp["sha256"]:
             problems.append(f"input {inp['name']} has changed since the run (SHA-256 differs)")
     rs = load_ruleset(run["ruleset_source"]) if Path(run["ruleset_source"]).exists() else None
@@ -181,7 +195,7 @@ def verify_run(store: Path, run_id: str) -> Verification:
     params = json.loads(run["parameters"])
     assert rs is not None
     org = Path(params["org"]) if params.get("org") else None
-    dataset, _ = load_dataset(Path(run["source"]), rs.vocabulary(), run["adapter"], params.get("adapter_options") or {}, org=org)
+    dataset, _ = load_dataset(source, rs.vocabulary(), run["adapter"], params.get("adapter_options") or {}, org=org)
     result = evaluate(
         rs,
         dataset,
@@ -208,6 +222,17 @@ def verify_run(store: Path, run_id: str) -> Verification:
     return Verification(run["run_id"], True, [])
 
 
+def _copy_of(folder: Path, original: Path, source: Path) -> Path:
+    """Where the copy of ``original`` is in ``folder``: at its path relative to the run's source, else by name."""
+    try:
+        rel = original.relative_to(source if source.is_dir() or not source.suffix else source.parent)
+    except ValueError:
+        rel = Path(original.name)
+    if source.is_file() or source.suffix:  # a single-file source: the copy is the file itself, or one of that name
+        return folder / original.name
+    return folder / rel
+
+
 def require_store(path: Path) -> Path:
     if not Path(path).exists():
         raise StoreError(f"{path}: no audit store here (run `cquin evaluate` first, or pass --store)")
@@ -221,6 +246,7 @@ class Explanation:
     decisions: list[dict[str, object]]
     cohorts: list[dict[str, object]]
     ruleset: dict[str, Any]
+    rejections: list[dict[str, object]] = field(default_factory=list)  # rows rejected at load that name the subject
 
 
 def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key: bytes | None = None) -> Explanation:
@@ -254,12 +280,23 @@ def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key:
             "--pseudonymise KEYFILE (the key the run was written with)"
         )
     decisions = decisions_for(db, run["run_id"], subject_id)
-    if not decisions:
-        raise StoreError(f"run {run['run_id']} has no decisions about {subject!r} (not in the accepted records?)")
+    # Rows rejected at load that name this subject: its id was the rejected value, or the row's reference or reason.
+    rejections = list(
+        db.query(
+            """SELECT file, line, column_name, value, reason FROM run_rejections
+               WHERE run_id = ? AND (value = ? OR ref = ? OR instr(reason, ?) > 0) ORDER BY file, line""",
+            [run["run_id"], subject_id, subject_id, subject_id],
+        )
+    )
+    if not decisions and not rejections:
+        raise StoreError(
+            f"run {run['run_id']} has no decisions about {subject!r} and no rejected row names it "
+            "(check the NHS number or staff id; `cquin cohort` lists a cohort)"
+        )
     cohorts = list(
         db.query("SELECT cohort, reason FROM run_cohorts WHERE run_id = ? AND patient_id = ?", [run["run_id"], subject_id])
     )
-    return Explanation(run, subject_id, decisions, cohorts, json.loads(run["ruleset_json"]))
+    return Explanation(run, subject_id, decisions, cohorts, json.loads(run["ruleset_json"]), rejections)
 
 
 def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
@@ -268,9 +305,8 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     The list names patients, for the care teams: it is not an aggregate, so
     disclosure control does not apply; every cell is still made formula-safe.
     """
-    import csv
-
     from cquin.engine.evidence import PSEUDONYMOUS_MARK
+    from cquin.outfile import spreadsheet_csv
     from cquin.render.results import safe_cell
     from cquin.store import cohort_members, evidence_missing
 
@@ -279,8 +315,8 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     name = f"year{year}"
     n = 0
     pseudonymous = any(m.startswith(PSEUDONYMOUS_MARK) for m in evidence_missing(run))
-    with open_private(out) as fh:  # NHS numbers: owner-only, even if the file existed with wider access
-        w = csv.writer(fh, lineterminator="\n")
+    # NHS numbers: owner-only (0600), even if the file existed with wider access.
+    with spreadsheet_csv(out, identifiable=True) as w:
         w.writerow(["pseudonymous_patient_id" if pseudonymous else "nhs_number", "cohort", "why"])
         for row in cohort_members(db, run["run_id"], name):
             w.writerow([safe_cell(row["patient_id"]), name, safe_cell(row["reason"])])
@@ -288,69 +324,110 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     return n
 
 
-def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control: bool = True) -> int:
-    """Write the aggregate return: counts and results only, no patient identifiers.
+def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control: bool = False) -> int:
+    """Write the aggregate return the provider submits for payment; returns its number of rows.
 
-    It leaves the provider, so by default its counts are published under
-    disclosure control (:mod:`cquin.disclosure`): the ``disclosure`` column marks
-    each suppressed or rounded figure, and a percentage is that of the published
-    counts (blank when one is suppressed). ``disclosure_control=False`` writes
-    exact counts for internal use, and the file says so.
+    Always exact: the parties to the contract exchange the figures the payment is
+    decided on, so the commissioner can check every band (disclosure control is
+    for publication, see :mod:`cquin.disclosure`).  It carries counts, bands and
+    money only, never a patient identifier: no NHS numbers, no milestone details
+    (which quote counts only anyway), no override notes.  UTF-8 with BOM.
+
+    ``disclosure_control`` exists only so a return someone published under
+    disclosure control can be reconciled like with like (:mod:`cquin.cycle.reconcile`):
+    it publishes counts of patients (never staff counts or money) and marks each
+    in the ``disclosure`` column.  ``cquin submission`` never sets it.
     """
-    import csv
     import json
 
-    from cquin.disclosure import RULE_TEXT, publish, published_percent
+    from cquin.disclosure import RULE_TEXT, applies_to, publish, published_percent
+    from cquin.engine.outcome import NO_CONTRACT_VALUE, NextStep, basis_from_stored
+    from cquin.outfile import check_out, spreadsheet_csv
     from cquin.render.results import safe_cell
     from cquin.store import evidence_missing, stored_data_quality
 
+    check_out(out)
     db = open_store(store, read_only=True)
     stored = load_run(db, run_id)
     run = stored.run
-    control = disclosure_control
+    basis = basis_from_stored(run, stored.components)
 
-    def counted(item: str, measure: str, n: int | None) -> tuple[str, str, str, str]:
-        p = publish(n, control=control)
-        return (item, measure, p.text, p.marker)
+    control = disclosure_control
+    marks: dict[int, str] = {}
+
+    def counted(item: str, measure: str, n: int | None, entity: str | None) -> tuple[str, str, str]:
+        p = publish(n, control=applies_to(entity, control))
+        if p.marker:
+            marks[len(rows)] = p.marker
+        return (item, measure, p.text)
 
     quality = stored_data_quality(db, run["run_id"]) or {"status": "not recorded", "message": ""}
-    rows: list[tuple[str, str, str, str]] = [
-        ("data_quality_check", "status", quality["status"], quality.get("message", "")),
-        ("run_id", "", run["run_id"], ""),
-        ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}", ""),
-        ("ruleset_sha256", "", run["ruleset_sha256"], ""),
-        ("disclosure_control", "", "applied" if control else "not applied (internal use only)", RULE_TEXT if control else ""),
-        ("results_sha256", "", run["results_sha256"], ""),
-        *signoff_rows(db, run["run_id"]),
+    rows: list[tuple[str, str, str]] = [
+        ("data_quality_check", "status", quality["status"]),  # the verdict on the data comes first
+        *(("evidence_missing", "", m) for m in evidence_missing(run)),  # then what is missing
+        ("run_id", "", run["run_id"]),
+        ("ruleset", "", f"{run['ruleset_id']} {run['ruleset_version']}"),
+        ("ruleset_sha256", "", run["ruleset_sha256"]),
+        (
+            "disclosure_control",
+            "",
+            "applied" if control else "not applied: exact figures (the figures the payment is decided on)",
+        ),
+        ("results_sha256", "", run["results_sha256"]),
+        *((item, measure, value) for item, measure, value, _ in signoff_rows(db, run["run_id"])),
+        ("as_of", "", run["as_of"] or "all records"),
+        ("weighting", "percent_of_contract_value", basis.weighting_percent),
     ]
-    rows[1:1] = [("evidence_missing", "", m, "") for m in evidence_missing(run)]  # after the data-quality verdict
+    if quality.get("message"):
+        marks[0] = quality["message"]
+    if control:
+        marks[[r[0] for r in rows].index("disclosure_control")] = RULE_TEXT
+    for y in basis.years:
+        rows.append(
+            (f"year.{y.year}", "contract_value", NO_CONTRACT_VALUE if y.contract_value is None else f"{y.contract_value:.2f}")
+        )
+        rows.append((f"year.{y.year}", "value", NO_CONTRACT_VALUE if y.value is None else f"{y.value:.2f}"))
+        rows.append((f"year.{y.year}", "available", NO_CONTRACT_VALUE if y.available is None else f"{y.available:.2f}"))
+        rows.append((f"year.{y.year}", "earned", NO_CONTRACT_VALUE if y.earned is None else f"{y.earned:.2f}"))
+        if y.status:
+            rows.append((f"year.{y.year}", "status", y.status))
+    rows.append(("total", "available", NO_CONTRACT_VALUE if basis.available is None else f"{basis.available:.2f}"))
+    rows.append(("total", "earned", NO_CONTRACT_VALUE if basis.earned is None else f"{basis.earned:.2f}"))
     for c in stored.components:
-        num, den = c["numerator"], c["denominator"]
-        rows.append(counted(c["component"], "numerator", num))
-        rows.append(counted(c["component"], "denominator", den))
-        if control and num is not None:
-            pct = published_percent(num, den)
-            rows.append(
-                (c["component"], "percent", pct or "", "of the published counts" if pct else "not shown: a count is suppressed")
-            )
+        cid = c["component"]
+        entity = c.get("entity")
+        rows.append(counted(cid, "numerator", c["numerator"], entity))
+        rows.append(counted(cid, "denominator", c["denominator"], entity))
+        if applies_to(entity, control) and c["numerator"] is not None:
+            pct = published_percent(c["numerator"], c["denominator"], control=True)
+            if pct is None:
+                marks[len(rows)] = "not shown: a count is suppressed"
+            rows.append((cid, "percent", pct or ""))
         else:
-            rows.append((c["component"], "percent", c["percent"] or "", ""))
-        for key in ("band", "payment_fraction", "payment"):
-            rows.append((c["component"], key, "" if c[key] is None else str(c[key]), ""))
-    for cohort_name, count in json.loads(run["cohorts"]).items():
-        rows.append(counted(f"cohort.{cohort_name}", "patients", count))
+            rows.append((cid, "percent", c["percent"] or ""))
+        rows.append((cid, "band", c["band"]))
+        rows.append((cid, "payment_fraction", c["payment_fraction"]))
+        given = basis.year(c["year"]).contract_value is not None
+        rows.append((cid, "available", c["available"] if given else NO_CONTRACT_VALUE))
+        rows.append((cid, "payment", c["payment"] if given else NO_CONTRACT_VALUE))
+        step = NextStep.from_stored(c)
+        if step is not None:
+            rows.append((cid, "next_band", step.band))
+            rows.append(counted(cid, "more_needed", step.more_needed, entity))
+            rows.append((cid, "next_band_worth", NO_CONTRACT_VALUE if step.worth is None else f"{step.worth:.2f}"))
+    for cohort_name, n in json.loads(run["cohorts"]).items():
+        rows.append(counted(f"cohort.{cohort_name}", "patients", n, "patient"))
     pops = json.loads(run["populations"])
     ruleset = json.loads(run["ruleset_json"])
     for pid, pop in ruleset["populations"].items():
-        if pop["entity"] == "staff":
-            rows.append(counted(f"staff.{pid}", "staff", pops.get(pid, 0)))
+        if pop["entity"] == "staff" and pid in pops:
+            rows.append((f"staff.{pid}", "staff", str(pops[pid])))
     for m in stored.milestones:
-        rows.append((m["milestone"], "status", m["status"], ""))
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
+        rows.append((m["milestone"], "status", m["status"]))
+    with spreadsheet_csv(out) as w:
         w.writerow(["item", "measure", "value", "disclosure"])
-        for row in rows:
-            w.writerow([safe_cell(x) for x in row])
+        for n, row in enumerate(rows):
+            w.writerow([safe_cell(x) for x in (*row, marks.get(n, ""))])
     return len(rows)
 
 

@@ -526,7 +526,9 @@ def record_run(
                     "available": f"{c.available:.2f}",
                     "payment": f"{c.payment:.2f}",
                     "note": c.note,
-                    "next_band": json.dumps(c.next_band) if c.next_band is not None else None,
+                    "next_band": json.dumps(c.next_step.as_dict() if c.next_step is not None else c.next_band)
+                    if c.next_band is not None
+                    else None,
                     "available_pence": _pence(f"{c.available:.2f}"),
                     "payment_pence": _pence(f"{c.payment:.2f}"),
                     "payment_fraction_numerator": _fraction_parts(c.as_dict()["payment_fraction"])[0],
@@ -601,7 +603,9 @@ def subject_decisions_sql(result: RunResult) -> str:
     """
     selects = []
     for entity in dict.fromkeys(c.entity for c in result.components if c.entity):
-        ids = [c.id for c in result.components if c.entity == entity]
+        ids = [c.id for c in result.components if c.entity == entity and c.denominator is not None]  # not "not started"
+        if not ids:
+            continue
         items = []
         for i, cid in enumerate(ids):
             text = " || ',' || ".join(
@@ -663,13 +667,34 @@ def _copy(db: Database, dataset: CanonicalDataset, sql: str, table: str, columns
         fetcher.join()
 
 
+LATEST = "latest"
+
+
+def resolve_run_id(db: Database, ref: str) -> str:
+    """The full run id for ``ref``: a run id, a unique prefix of one, or ``latest`` (the last run started)."""
+    ref = ref.strip()
+    if ref == LATEST:
+        rows = list(db.query("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"))
+        if not rows:
+            raise StoreError("the audit store holds no runs yet: `latest` needs one (run `cquin evaluate` first)")
+        return str(rows[0]["run_id"])
+    if list(db.query("SELECT 1 FROM runs WHERE run_id = ?", [ref])):
+        return ref
+    escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    matches = [
+        r["run_id"] for r in db.query("SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id", [escaped + "%"])
+    ]
+    if len(matches) == 1:
+        return str(matches[0])
+    if not matches:
+        raise StoreError(f"no run {ref!r} in the audit store (see `cquin runs list`, or use `latest`)")
+    shown = ", ".join(matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
+    raise StoreError(f"run {ref!r} is ambiguous: {len(matches)} runs start with it: {shown} (give more of the id)")
+
+
 def load_run(db: Database, run_id: str) -> StoredRun:
+    run_id = resolve_run_id(db, run_id)
     rows = list(db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
-    if not rows:
-        matches = list(db.query("SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY run_id", [run_id + "%"]))
-        if len(matches) == 1:
-            return load_run(db, matches[0]["run_id"])
-        raise StoreError(f"no run {run_id!r} in the audit store" + (f" ({len(matches)} runs start with it)" if matches else ""))
     q = "SELECT * FROM {} WHERE run_id = ? ORDER BY rowid"
     return StoredRun(
         run=rows[0],
@@ -691,7 +716,8 @@ def stored_data_quality(db: Database, run_id: str) -> dict[str, Any] | None:
 def list_runs(db: Database) -> list[dict[str, Any]]:
     return list(
         db.query(
-            "SELECT run_id, started_at, ruleset_id, ruleset_version, adapter, source, totals, as_of FROM runs ORDER BY started_at, run_id"
+            "SELECT run_id, started_at, ruleset_id, ruleset_version, adapter, source, totals, as_of, parameters "
+            "FROM runs ORDER BY started_at, run_id"
         )
     )
 

@@ -11,11 +11,12 @@ from cquin.exceptions import DATA_QUALITY_EXIT
 from cquin.store import DEFAULT_STORE
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="The audit store (SQLite file).")]
-NoSdcOpt = Annotated[
+PublishOpt = Annotated[
     bool,
     typer.Option(
-        "--no-disclosure-control",
-        help="Show exact counts (internal use only): by default counts of 1-7 are suppressed and others rounded to 5.",
+        "--publish",
+        help="For publication: counts of patients under NHS Digital disclosure control (1-7 shown as *, others rounded "
+        "to 5), each marked; staff counts, file row counts and money stay exact. Without it every count is exact.",
     ),
 ]
 
@@ -29,27 +30,31 @@ AcceptOpt = Annotated[
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("report")
     def report(
-        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix) from the audit store.")],
+        run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store.")],
         out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
         store: StoreOpt = DEFAULT_STORE,
-        no_disclosure_control: NoSdcOpt = False,
+        publish: PublishOpt = False,
     ) -> None:
         """Write a run's report as one self-contained HTML page (opens offline) for a contract meeting."""
         from cquin.cli import err, out
+        from cquin.outfile import check_out
         from cquin.report import write_report
         from cquin.runner import require_store
 
-        data = write_report(require_store(store), run_id, out_file, disclosure_control=not no_disclosure_control)
-        out.print(f"wrote the report for run {data.run_id} to {out_file}")
+        check_out(out_file)
+        data = write_report(require_store(store), run_id, out_file, disclosure_control=publish)
+        out.print(
+            f"wrote the report for run {data.run_id} to {out_file} "
+            + ("(published: patient counts under disclosure control)" if publish else "(exact figures)")
+        )
         if data.breakdowns is None:
             err.print("[yellow]this run did not record its breakdowns: the report says so in those sections[/]")
-        if no_disclosure_control:
-            err.print("[yellow]disclosure control is off: the report shows exact counts; do not share it outside the provider[/]")
 
     @app.command("export")
     def export(
         run_id: Annotated[
-            str | None, typer.Argument(help="A run id (or a unique prefix) from the audit store; not needed for --fhir-measure.")
+            str | None,
+            typer.Argument(help="A run id (or a unique prefix, or latest) from the audit store; not needed for --fhir-measure."),
         ] = None,
         fhir_measure_report: Annotated[
             Path | None, typer.Option("--fhir-measure-report", help="Write the run as an HL7 FHIR R4 MeasureReport (JSON) here.")
@@ -76,18 +81,40 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 help="FHIR server base the Measure is published on (default: the ruleset's fhir.canonical_base).",
             ),
         ] = None,
+        xlsx: Annotated[
+            Path | None,
+            typer.Option(
+                "--xlsx",
+                help="Write an Excel workbook here: summary, milestones, cohorts, work-lists, rejections, breakdowns "
+                "(names patients: identifiable).",
+            ),
+        ] = None,
         store: StoreOpt = DEFAULT_STORE,
-        no_disclosure_control: NoSdcOpt = False,
+        publish: PublishOpt = False,
     ) -> None:
         """Export a stored run (or its indicator) in a standard format, validated before it is written."""
         from cquin.cli import err, out
         from cquin.exceptions import UserError
         from cquin.runner import require_store
 
-        if fhir_measure_report is None and fhir_measure is None and tables is None:
-            raise UserError("choose an export: --fhir-measure-report OUT.json, --fhir-measure OUT.json or --tables DIR")
-        if run_id is None and (fhir_measure_report is not None or tables is not None):
-            raise UserError("give the RUN_ID to export (see `cquin runs list`)")
+        if fhir_measure_report is None and fhir_measure is None and tables is None and xlsx is None:
+            raise UserError(
+                "choose an export: --fhir-measure-report OUT.json, --fhir-measure OUT.json, --tables DIR or --xlsx OUT.xlsx"
+            )
+        if run_id is None and (fhir_measure_report is not None or tables is not None or xlsx is not None):
+            raise UserError("give the RUN_ID to export (see `cquin runs list`, or use latest)")
+        if xlsx is not None and publish:
+            raise UserError("--publish does not apply to --xlsx: the workbook names patients, so it is never a publication")
+        if xlsx is not None:
+            from cquin.outfile import check_out
+            from cquin.workbook import write_workbook
+
+            check_out(xlsx, "--xlsx")
+            sheets = write_workbook(require_store(store), str(run_id), xlsx)
+            out.print(
+                f"wrote an Excel workbook ({len(sheets)} sheets) to {xlsx} "
+                "(IDENTIFIABLE: its cohort, work-list and rejection sheets name patients; share only with the care teams)"
+            )
         if fhir_measure is not None:
             from cquin.measure import write_measure
 
@@ -111,7 +138,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 require_store(store),
                 str(run_id),
                 fhir_measure_report,
-                disclosure_control=not no_disclosure_control,
+                disclosure_control=publish,
                 base=canonical_base,
             )
             out.print(f"wrote a FHIR MeasureReport ({len(resource['group'])} groups, valid) to {fhir_measure_report}")
@@ -130,11 +157,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ],
         out_file: Annotated[Path | None, typer.Option("--out", help="Also write one combined HTML report here.")] = None,
         store: StoreOpt = DEFAULT_STORE,
-        no_disclosure_control: NoSdcOpt = False,
+        publish: PublishOpt = False,
         accept_rejections: AcceptOpt = False,
     ) -> None:
         """Evaluate several providers, store each run, and compare them in one table (and one report).
 
+        The manifest format is documented in the README and examples/evaluate-many/manifest.yaml.
         Exits with code 8 when any provider's data fail the data-quality check (unless --accept-rejections).
         """
         from rich.markup import escape
@@ -142,10 +170,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from cquin.cli import err, out
         from cquin.many import evaluate_many as run_all
         from cquin.many import read_manifest
+        from cquin.outfile import check_out, write_text
         from cquin.report.compare import render_comparison_table
         from cquin.report.data import load_report_data
 
-        control = not no_disclosure_control
+        control = publish
+        if out_file is not None:
+            check_out(out_file)  # before any run is evaluated or stored
         spec = read_manifest(manifest)
         with err.status("working…") as status:
             runs = run_all(spec, store=store, progress=lambda m: status.update(m + "…"), accept_rejections=accept_rejections)
@@ -158,7 +189,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         if out_file is not None:
             from cquin.report.page import render_combined
 
-            out_file.write_text(render_combined(items, control=control), encoding="utf-8")
+            write_text(out_file, render_combined(items, control=control))
             out.print(f"wrote the combined report for {len(items)} providers to {out_file}")
         if failing:
             raise typer.Exit(DATA_QUALITY_EXIT)

@@ -22,6 +22,7 @@ from cquin.dataset.duck import first_row, scalar
 from cquin.engine.bands import HUNDRED, band_for, to_fraction
 from cquin.engine.evidence import EvidenceGap, evidence_gaps
 from cquin.engine.money import decimal_text, percent_text, to_penny
+from cquin.engine.outcome import Basis, NextStep, build_basis
 from cquin.engine.populations import PopulationCompiler, q
 from cquin.engine.recorded import RecordedDecision, in_force
 from cquin.engine.ruleset import Ruleset
@@ -46,6 +47,8 @@ class ComponentResult:
     payment: Decimal  # earned, to the penny
     note: str = ""
     next_band: dict[str, Any] | None = None
+    next_step: NextStep | None = None  # the distance to the next paying band and its worth
+    status: str = ""  # "" or "not started" (an as-of date before the component's year begins)
 
     @property
     def percent(self) -> str | None:
@@ -68,6 +71,8 @@ class ComponentResult:
             "payment": f"{self.payment:.2f}",
             "note": self.note,
             **({"next_band": self.next_band} if self.next_band is not None else {}),
+            **({"next_step": self.next_step.as_dict()} if self.next_step is not None else {}),
+            **({"status": self.status} if self.status else {}),
         }
 
 
@@ -101,6 +106,14 @@ class RunResult:
     unmatched_codes: list[tuple[str, str, int]] = field(default_factory=list)
     # Components whose evidence is missing entirely (e.g. no staff list): every output shows these first.
     evidence_gaps: list[EvidenceGap] = field(default_factory=list)
+    stated_contract_values: dict[str, Decimal | None] = field(default_factory=dict)  # None: not given
+    year_status: dict[str, str] = field(default_factory=dict)  # period id -> "not started" when as-of is before it
+    basis: Basis | None = None
+    population_entities: dict[str, str] = field(default_factory=dict)  # population id -> "patient" | "staff"
+
+    @property
+    def contract_value_given(self) -> bool:
+        return any(v is not None for v in self.stated_contract_values.values())
 
     def component(self, cid: str) -> ComponentResult:
         return next(c for c in self.components if c.id == cid)
@@ -124,9 +137,13 @@ def evaluate(
     _load_code_lists(con, ruleset)
     years = ruleset.years()
     values: dict[str, Decimal] = {}
+    stated: dict[str, Decimal | None] = {}
     for i, year in enumerate(years):
         v = contract_value_year2 if (i > 0 and contract_value_year2 is not None) else contract_value
         values[year] = v if v is not None else Decimal(0)
+        stated[year] = v
+    # A year whose period begins after the as-of date has not started: no cohort, no counts, no money yet.
+    year_status = {y: "not started" for y in years if as_of is not None and as_of < ruleset.period(y)[0]}
     comp = PopulationCompiler(con, ruleset, as_of=as_of, prefix="e_")
     con.execute(
         "CREATE OR REPLACE TABLE decisions (component VARCHAR, entity VARCHAR, id VARCHAR, in_denominator BOOLEAN, "
@@ -138,6 +155,27 @@ def evaluate(
         indicator_value = values[c["year"]] * _dec(ruleset.weighting)
         share = to_fraction(c["share_percent"]) / HUNDRED
         available = to_penny(Fraction(indicator_value) * share)
+        if c["year"] in year_status:
+            begins = ruleset.period(c["year"])[0]
+            results.append(
+                ComponentResult(
+                    c["id"],
+                    c["year"],
+                    c["name"],
+                    None if "attainment" in c else ruleset.doc["populations"][c["denominator"]]["entity"],
+                    None,
+                    None,
+                    None,
+                    f"not started (the year begins {begins})",
+                    Fraction(0),
+                    share,
+                    available,
+                    Decimal("0.00"),
+                    f"as of {as_of} this year has not begun: nothing is counted or earned yet",
+                    status="not started",
+                )
+            )
+            continue
         if "attainment" in c:
             level = _attainment(con, comp, ruleset, c, recorded, as_of)
             pays = to_fraction(level["pays_percent"]) / HUNDRED
@@ -193,6 +231,23 @@ def evaluate(
             unit = "" if on_count else "%"
             band_text = band.describe(unit) + (f" ({band.label})" if band.label else "")
             next_band = _next_band(bands, band, num, den, on_count)
+        payment = to_penny(Fraction(indicator_value) * share * pays)
+        step = None
+        if next_band is not None:
+            target = to_fraction(next_band["pays"])
+            worth = to_penny(Fraction(indicator_value) * share * target) - payment
+            step = NextStep(
+                c["id"],
+                c["year"],
+                entity,
+                next_band["band"],
+                target,
+                next_band["more_needed"],
+                worth if stated[c["year"]] is not None else None,
+                ruleset.doc["populations"][num_pop]["label"],
+                num_pop,
+                den_pop,
+            )
         results.append(
             ComponentResult(
                 c["id"],
@@ -206,9 +261,10 @@ def evaluate(
                 pays,
                 share,
                 available,
-                to_penny(Fraction(indicator_value) * share * pays),
+                payment,
                 note,
                 next_band,
+                step,
             )
         )
     cohorts = {}
@@ -218,8 +274,17 @@ def evaluate(
         pops[pid] = int(scalar(con, f"SELECT count(*) FROM {comp.population(pid)} WHERE inside"))  # type: ignore[index]
         if "cohort" in pop["rule"]:
             name = pop["rule"]["cohort"]["overrides"]
+            if name in year_status:  # the cohort of a year not yet begun is not drawn
+                continue
             cohorts[name] = pops[pid]
             con.execute(f"INSERT INTO cohort_members SELECT {q(name)}, id, reason FROM {comp.population(pid)} WHERE inside")
+    for c in ruleset.doc["components"]:  # a year not begun counts no one for its components
+        if c["year"] in year_status:
+            for key in ("denominator", "numerator"):
+                pops.pop(c.get(key, ""), None)
+    for pid, pop in ruleset.doc["populations"].items():
+        if "cohort" in pop["rule"] and pop["rule"]["cohort"]["overrides"] in year_status:
+            pops.pop(pid, None)
     totals = {y: sum((r.payment for r in results if r.year == y), Decimal("0.00")) for y in years}
     available_totals = {y: sum((r.available for r in results if r.year == y), Decimal("0.00")) for y in years}
     milestones = _milestones(con, ruleset, as_of, comp)
@@ -230,6 +295,15 @@ def evaluate(
             dataset.ledger.reject_counted(n["file"], n["line"], "patient_id", n["patient_id"], n["message"])
     carers = int(scalar(con, "SELECT count(*) FROM e_scored WHERE respondent = 'carer'"))  # type: ignore[index]
     unmatched = _unmatched(con, comp)
+    basis = build_basis(
+        weighting=ruleset.weighting,
+        years=[(y, ruleset.doc["periods"][y]["label"]) for y in years],
+        contract_values=stated,
+        available=available_totals,
+        earned=totals,
+        earned_share={y: sum((r.share * r.payment_fraction for r in results if r.year == y), Fraction(0)) for y in years},
+        status=year_status,
+    )
     return RunResult(
         ruleset.id,
         ruleset.version,
@@ -246,6 +320,10 @@ def evaluate(
         carers,
         [(s, c, int(n)) for s, c, n in unmatched],
         evidence_gaps(ruleset.doc, dataset, results, available_totals),
+        stated,
+        year_status,
+        basis,
+        {pid: pop["entity"] for pid, pop in ruleset.doc["populations"].items()},
     )
 
 
@@ -365,8 +443,12 @@ def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None, base: Populat
                 pct = percent_text(n, d)
                 detail += f" of {other}: {d}" + (f" ({pct}%)" if pct else "")
             met = n > 0
-        status = "met" if met else ("not yet due" if as_of is not None and as_of < due else "missed")
-        out.append(MilestoneResult(ms["id"], ms["year"], due, ms["description"], status, f"as at {cut}: {detail}"))
+        if as_of is not None and as_of < due:
+            # Before its due date a milestone is not decided: show the progress so far, never "met" or "missed".
+            status, shown = "not yet due", f"progress as at {cut} (due {due}): {detail}"
+        else:
+            status, shown = ("met" if met else "missed"), f"as at {cut}: {detail}"
+        out.append(MilestoneResult(ms["id"], ms["year"], due, ms["description"], status, shown))
     return out
 
 

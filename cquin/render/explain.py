@@ -22,8 +22,27 @@ def render_explanation(console: Console, ex: Explanation) -> None:
             console.print(f"  member of the [bold]{c['cohort']}[/] cohort: {escape(str(c['reason']))}")
     elif ex.decisions and ex.decisions[0]["entity"] == "patient":
         console.print("  not a member of any cohort")
+    if ex.rejections:
+        console.print(f"\n[bold]rejected at load[/] ({len(ex.rejections):,} rows naming {escape(ex.subject_id)}):")
+        for r in ex.rejections:
+            console.print(
+                f"  {escape(str(r['file']))} line {r['line']}, column {escape(str(r['column_name']))}: {escape(str(r['reason']))}"
+            )
+        if not ex.decisions:
+            console.print("  no accepted record of this subject, so no rule decided about them in this run")
     components: dict[str, Any] = {c["id"]: c for c in rs.get("components", [])}
     pops: dict[str, Any] = dict(rs.get("populations", {}))
+    cited: set[str] = set()  # each citation is printed once, then referred to
+
+    def cite(key: str, node: dict[str, Any]) -> None:
+        if not node.get("citation") and not node.get("interpretation"):
+            return
+        if key in cited:
+            console.print(f"  [dim](citation for {escape(key)}: above)[/]")
+            return
+        cited.add(key)
+        _cite(console, node, "  ")
+
     for d in ex.decisions:
         comp = components.get(str(d["component"]), {})
         if d["in_numerator"]:
@@ -34,6 +53,5 @@ def render_explanation(console: Console, ex: Explanation) -> None:
             verdict = "[dim]not in the denominator[/]"
         console.print(f"\n[bold]{d['component']}[/] — {escape(str(comp.get('name', '')))}: {verdict}")
         console.print(f"  rule [bold]{d['rule']}[/]: {escape(str(d['reason']))}")
-        pop = pops.get(str(d["rule"]), {})
-        _cite(console, pop, "  ")
-        _cite(console, comp, "  ")
+        cite(str(d["rule"]), pops.get(str(d["rule"]), {}))
+        cite(str(d["component"]), comp)

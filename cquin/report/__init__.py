@@ -13,13 +13,15 @@ from cquin.report.data import ReportData, load_report_data
 
 
 def write_report(
-    store: Path, run_id: str, out: Path, *, disclosure_control: bool = True, breakdowns: dict[str, Any] | None = None
+    store: Path, run_id: str, out: Path, *, disclosure_control: bool = False, breakdowns: dict[str, Any] | None = None
 ) -> ReportData:
     """Write run ``run_id``'s report to ``out``; returns what it drew."""
     from cquin.report.page import render_report
 
     data = load_report_data(store, run_id, breakdowns=breakdowns)
-    out.write_text(render_report(data, control=disclosure_control), encoding="utf-8")
+    from cquin.outfile import write_text
+
+    write_text(out, render_report(data, control=disclosure_control))
     return data
 
 

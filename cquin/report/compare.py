@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cquin.disclosure import published_percent
+from cquin.disclosure import applies_to, published_percent
 from cquin.report import charts
 from cquin.report.data import ReportData
 
@@ -41,6 +41,7 @@ def cell(d: ReportData, component: str, control: bool) -> tuple[str, str]:
         return "—", ""
     if c["numerator"] is None:
         return "—", c["band"]
+    control = applies_to(c.get("entity"), control)  # staff counts are never altered
     pct = published_percent(c["numerator"], c["denominator"], control=control)
     return (f"{pct}%" if pct is not None else "*" if control else "—"), c["band"]
 
@@ -50,7 +51,7 @@ def earned_share(d: ReportData, year: str) -> Fraction:
     return sum((Fraction(c["share"]) * Fraction(c["payment_fraction"]) for c in d.components if c["year"] == year), Fraction(0))
 
 
-def render_comparison_table(console: Console, items: list[tuple[str, ReportData]], *, control: bool = True) -> None:
+def render_comparison_table(console: Console, items: list[tuple[str, ReportData]], *, control: bool = False) -> None:
     """One column per provider; a row per component (percentage and band), then each year's earnings and the run id."""
     table = Table(title="Providers compared", title_justify="left")
     table.add_column("component")
@@ -71,7 +72,9 @@ def render_comparison_table(console: Console, items: list[tuple[str, ReportData]
     table.add_row("run id", *[d.run_id for _, d in items])
     console.print(table)
     if control:
-        console.print("[dim]percentages are of counts published under disclosure control (* = a count of 1-7 suppressed)[/]")
+        console.print(
+            "[dim]published: patient percentages are of counts under disclosure control (* = a count of 1-7 suppressed)[/]"
+        )
 
 
 def comparison_figure(items: list[tuple[str, ReportData]], *, control: bool) -> go.Figure:

@@ -5,8 +5,8 @@ quarter charts are Plotly, with plotly.js's *basic* partial bundle (bar and scat
 of 4.8 MB) inlined from ``cquin/report/vendor`` (npm ``plotly.js-basic-dist-min``, MIT), so the page opens
 offline.  A print stylesheet lays it out on A4.  Every text that comes from data (provider names, labels,
 reasons) is escaped; chart data is embedded by Plotly, which escapes ``</`` in its JSON.  Counts pass through
-:func:`cquin.disclosure.publish` unless disclosure control is switched off for internal use, and the page says
-which.
+exact by default (the parties' figures); with ``control`` (``--publish``) counts of patients pass through
+:func:`cquin.disclosure.publish`, staff counts and file row counts never do, and the page says which.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 
 import plotly.io as pio
 
-from cquin.disclosure import RULE_TEXT, publish, published_fraction, published_percent
+from cquin.disclosure import RULE_TEXT, applies_to, publish, published_fraction, published_percent
 from cquin.engine.bands import HUNDRED, band_from_spec, to_fraction
+from cquin.engine.outcome import NextStep
 from cquin.report import charts
 from cquin.report.data import ReportData
 from cquin.report.funnel import chains
@@ -130,6 +131,11 @@ def money(text: str | None) -> str:
     return "—" if text is None else f"£{Decimal(text):,.2f}"
 
 
+def count_rows(n: int | None, control: bool) -> str:
+    """A count of file rows: never a count of patients, so never altered by disclosure control."""
+    return count(n, False)
+
+
 def count(n: int | None, control: bool) -> str:
     p = publish(n, control=control)
     return p.text if p.value is None else f"{p.value:,}"
@@ -182,7 +188,7 @@ def _basis(d: ReportData) -> str:
     weight = d.ruleset.get("indicator", {}).get("weighting_percent")
     cv, cv2 = params.get("contract_value"), params.get("contract_value_year2")
     if not cv and not cv2:
-        return "No contract value was given with this run, so every amount is £0: evaluate with --contract-value to see pounds."
+        return "No contract value given with this run: evaluate with --contract-value to see pounds."
     years = _years(d)
     parts = []
     for i, y in enumerate(years):
@@ -196,6 +202,8 @@ def _basis(d: ReportData) -> str:
 
 def headline(d: ReportData, control: bool) -> str:
     cards = []
+    params = json.loads(d.run.get("parameters") or "{}")
+    given = params.get("contract_value") is not None or params.get("contract_value_year2") is not None
     earned_all, avail_all = Decimal(0), Decimal(0)
     for year in _years(d):
         label = d.ruleset["periods"][year]["label"]
@@ -204,15 +212,18 @@ def headline(d: ReportData, control: bool) -> str:
         share = sum(
             (Fraction(c["share"]) * Fraction(c["payment_fraction"]) for c in d.components if c["year"] == year), Fraction(0)
         )
+        shown = _pounds(earned) if given else f"{float(share) * 100:.1f}%"
+        of = f"earned of {_pounds(avail)} available" if given else "of the year's value earned (no contract value given)"
         cards.append(
-            f'<div class="card"><div class="muted">{e(label)}</div><div class="big">{e(_pounds(earned))}</div>'
-            f"<div>earned of {e(_pounds(avail))} available</div><div class='muted'>{float(share) * 100:.1f}% of the year's value</div></div>"
+            f'<div class="card"><div class="muted">{e(label)}</div><div class="big">{e(shown)}</div>'
+            f"<div>{e(of)}</div><div class='muted'>{float(share) * 100:.1f}% of the year's value</div></div>"
         )
     pct = f"{float(earned_all / avail_all) * 100:.1f}% of what was available" if avail_all else "no contract value given"
-    cards.append(
-        f'<div class="card total"><div class="muted">Both years</div><div class="big">{e(_pounds(earned_all))}</div>'
-        f"<div>earned of {e(_pounds(avail_all))} available</div><div class='muted'>{e(pct)}</div></div>"
-    )
+    if given:
+        cards.append(
+            f'<div class="card total"><div class="muted">Both years</div><div class="big">{e(_pounds(earned_all))}</div>'
+            f"<div>earned of {e(_pounds(avail_all))} available</div><div class='muted'>{e(pct)}</div></div>"
+        )
     rows = []
     for c in d.components:
         rows.append(
@@ -222,8 +233,8 @@ def headline(d: ReportData, control: bool) -> str:
                 e(c["band"]),
                 f"{float(Fraction(c['payment_fraction'])) * 100:g}%",
                 f"{float(Fraction(c['share'])) * 100:g}%",
-                e(money(c["payment"])),
-                e(money(c["available"])),
+                e(money(c["payment"]) if given else "no contract value given"),
+                e(money(c["available"]) if given else "—"),
             ]
         )
     return f'<div class="cards">{"".join(cards)}</div><p class="basis">{e(_basis(d))}</p>' + table(
@@ -268,10 +279,14 @@ def what_next(d: ReportData, control: bool) -> str:
         pays = f"{float(Decimal(nb['pays'])) * 100:g}%"
         if nb.get("more_needed") is not None:
             who = (s["numerator_label"] or "subjects in the numerator").lower()
-            action = f"{e(count(nb['more_needed'], control))} more {e(who)}"
+            action = f"{e(count(nb['more_needed'], applies_to(c.get('entity'), control)))} more {e(who)}"
         else:
             action = "the next band is out of reach with the present denominator"
-        worth = f"<span class='worth'>worth {e(_pounds(s['worth']))} more</span>" if s["worth"] > 0 else ""
+        stored = NextStep.from_stored(c)
+        if stored is not None and stored.worth is None and stored.component:  # the run was given no contract value
+            worth = "<span class='muted'>worth: no contract value given</span>"
+        else:
+            worth = f"<span class='worth'>worth {e(_pounds(s['worth']))} more</span>" if s["worth"] > 0 else ""
         items.append(
             f"<li><b>{e(c['name'])}</b> ({e(c['component'])}): {action} to reach <b>{e(nb['band'])}</b> (pays {e(pays)}), {worth}</li>"
         )
@@ -351,20 +366,21 @@ def components(d: ReportData, control: bool, figs: _Figures) -> str:
         nb = charts.next_band(c)
         ratio = ""
         if c["numerator"] is not None:
-            pct = published_percent(c["numerator"], c["denominator"], control=control)
-            ratio = f"{count(c['numerator'], control)} of {count(c['denominator'], control)}" + (
-                f" ({pct}%)" if pct is not None else " (percentage not shown: a count is suppressed)" if control else ""
+            patients = applies_to(c.get("entity"), control)  # staff counts are never altered
+            pct = published_percent(c["numerator"], c["denominator"], control=patients)
+            ratio = f"{count(c['numerator'], patients)} of {count(c['denominator'], patients)}" + (
+                f" ({pct}%)" if pct is not None else " (percentage not shown: a count is suppressed)" if patients else ""
             )
         more = ""
         if nb and nb.get("more_needed") is not None:
-            more = f" — {e(count(nb['more_needed'], control))} more to reach {e(nb['band'])} (pays {float(Decimal(nb['pays'])) * 100:g}%)"
+            more = f" — {e(count(nb['more_needed'], applies_to(c.get('entity'), control)))} more to reach {e(nb['band'])} (pays {float(Decimal(nb['pays'])) * 100:g}%)"
         elif c["numerator"] is not None and nb is None and c["denominator"]:
             more = " — top band reached"
         parts.append(
             f"<div class='comp'><h3>{e(c['component'])}: {e(c['name'])}</h3>"
             f"<div>{e(ratio)} {('— ' if ratio else '')}band reached: <b>{e(c['band'])}</b>{more}</div>"
             + (f"<div class='muted'>{e(c['note'])}</div>" if c.get("note") else "")
-            + band_strip(c, spec, control)
+            + band_strip(c, spec, applies_to(c.get("entity"), control))
             + "</div>"
         )
     return "".join(parts)
@@ -397,7 +413,7 @@ def funnel(d: ReportData, control: bool, figs: _Figures) -> str:
             if len(chain) < 2:
                 continue
             title = noun if i == 0 else f"{noun}: {d.ruleset['populations'][chain[1]]['label']}"
-            out.append(_funnel_html(d, chain, control, title))
+            out.append(_funnel_html(d, chain, control and entity == "patient", title))  # staff counts: exact
     return (
         "<p class='muted'>Each funnel is a chain of populations in which every step is inside the one above it (as the "
         "ruleset defines them), so counts only fall. A population that is not inside the one before it, such as a cohort "
@@ -483,13 +499,19 @@ def data_quality(d: ReportData, control: bool, figs: _Figures) -> str:
         share = f"{100 * rej / i['read']:.1f}%" if i["read"] else "—"
         bar = f"<span class='rej' style='width:{(80 * rej / most) if most else 0:.1f}px'></span>" if rej else ""
         rows.append(
-            [e(i["name"]), count(i["read"], control), count(i["accepted"], control), f"{bar} {count(rej, control)}", e(share)]
+            [
+                e(i["name"]),
+                count_rows(i["read"], control),
+                count_rows(i["accepted"], control),
+                f"{bar} {count_rows(rej, control)}",
+                e(share),
+            ]
         )
-    rej_rows = [[e(f), e(k), count(n, control)] for f, k, n in d.rejections]
+    rej_rows = [[e(f), e(k), count_rows(n, control)] for f, k, n in d.rejections]
     total_rej = sum(i["rejected"] or 0 for i in d.inputs)
     total_read = sum(i["read"] or 0 for i in d.inputs)
     summary = (
-        f"<p>{count(total_rej, control)} of {count(total_read, control)} rows were rejected "
+        f"<p>{count_rows(total_rej, control)} of {count_rows(total_read, control)} rows were rejected "
         f"({100 * total_rej / total_read:.2f}%), in {len(d.rejections)} kinds of problem.</p>"
         if total_read
         else "<p>No rows were read.</p>"
@@ -514,7 +536,7 @@ def trace(d: ReportData, control: bool) -> str:
         ["evaluated", f"{e(r['started_at'])} to {e(r['finished_at'])} by cquin {e(r['engine_version'])}"],
         ["as of", e(r["as_of"] or "all records (no cut-off date)")],
         ["adapter", e(r["adapter"])],
-        ["disclosure control", e(RULE_TEXT if control else "OFF: internal use only")],
+        ["counts", e(f"published: patient counts under disclosure control ({RULE_TEXT})" if control else "exact")],
     ]
     return (
         table(["", ""], rows)
@@ -556,8 +578,16 @@ def provider_sections(d: ReportData, control: bool, prefix: str = "") -> str:
 
 def banner(control: bool) -> str:
     if control:
-        return f'<div class="banner sdc">Disclosure control applied: {e(RULE_TEXT)}. Percentages are of the published counts; none is shown where a count is suppressed.</div>'
-    return '<div class="banner internal">Disclosure control is OFF: this page shows exact counts and is for internal use only — do not share it outside the provider.</div>'
+        return (
+            f'<div class="banner sdc">Published figures: counts of patients are under disclosure control ({e(RULE_TEXT)}); '
+            "each altered count is marked * (suppressed) or rounded; staff counts, file row counts and money are exact. "
+            "Percentages are of the published counts, none where a count is suppressed; every band was decided on the "
+            "exact counts.</div>"
+        )
+    return (
+        '<div class="banner internal">Exact figures, for the parties to the contract: the bands and payments are decided on '
+        "them. Before publishing, write the report with --publish (disclosure control on counts of patients).</div>"
+    )
 
 
 def quality_banner(d: ReportData) -> str:
@@ -592,7 +622,7 @@ def document(title: str, subtitle: list[str], nav: list[tuple[str, str]], body: 
     )
 
 
-def render_report(d: ReportData, *, control: bool = True) -> str:
+def render_report(d: ReportData, *, control: bool = False) -> str:
     """One run's report as a complete, self-contained HTML page."""
     who = d.provider_name or "provider"
     subtitle = [
@@ -607,7 +637,7 @@ def render_report(d: ReportData, *, control: bool = True) -> str:
     return document(f"CQUIN report: {who}", subtitle, list(SECTIONS), body)
 
 
-def render_combined(items: list[tuple[str, ReportData]], *, control: bool = True) -> str:
+def render_combined(items: list[tuple[str, ReportData]], *, control: bool = False) -> str:
     """Several providers' reports in one page, led by a comparison of all of them."""
     from cquin.report import compare
 

@@ -159,11 +159,11 @@ def test_stored_outputs_show_missing_evidence_first(tmp_path: Path) -> None:
     ev = run_evaluation(POPULATION / "fhir", store=store, contract_value=VALUE)
     assert ev.run_id
     shown = cli("runs", "show", ev.run_id, "--store", str(store)).splitlines()
-    assert shown[3].startswith("EVIDENCE MISSING") and "y1.plan" in shown[3]
+    assert shown[0].startswith("EVIDENCE MISSING") and "y1.plan" in shown[0]  # before the run's own description
     out = tmp_path / "submission.csv"
     write_submission(store, ev.run_id, out)
-    first = next(csv.reader(out.open(encoding="utf-8"), delimiter=","), None)
-    lines = list(csv.reader(out.open(encoding="utf-8")))
+    first = next(csv.reader(out.open(encoding="utf-8-sig"), delimiter=","), None)  # UTF-8 with BOM, for Excel
+    lines = list(csv.reader(out.open(encoding="utf-8-sig")))
     assert first == ["item", "measure", "value", "disclosure"]
     assert lines[1][0] == "data_quality_check"  # the verdict on the data comes first, then what is missing
     assert lines[2][0] == "evidence_missing" and "y1.plan" in lines[2][2]

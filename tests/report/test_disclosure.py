@@ -1,4 +1,4 @@
-"""Safe sharing: counts published as NHS Digital does, percentages only from what is published, formula-safe CSVs."""
+"""Exact figures for the parties; for publication, patient counts published as NHS Digital does; formula-safe CSVs."""
 
 from __future__ import annotations
 
@@ -33,23 +33,24 @@ PUBLISHED = [
 
 @pytest.mark.parametrize(("count", "shown", "marker"), PUBLISHED)
 def test_counts_are_published_as_nhs_digital_does(count: int, shown: str, marker: str) -> None:
-    p = publish(count)
+    p = publish(count, control=True)
     assert (p.text, p.marker) == (shown, marker)
 
 
-def test_without_disclosure_control_counts_are_exact() -> None:
+def test_counts_are_exact_unless_published() -> None:
+    assert publish(3).text == "3"
     assert publish(3, control=False).text == "3"
     assert publish(1017, control=False).text == "1017"
 
 
 def test_a_percentage_from_a_suppressed_count_is_not_shown() -> None:
-    assert published_percent(3, 40) is None
-    assert published_percent(30, 5) is None
+    assert published_percent(3, 40, control=True) is None
+    assert published_percent(30, 5, control=True) is None
 
 
 def test_a_percentage_is_that_of_the_published_counts() -> None:
     # 12 of 48 is 25.00% exactly, but 12 -> 10 and 48 -> 50 are what is published: 20.00%.
-    assert published_percent(12, 48) == "20.00"
+    assert published_percent(12, 48, control=True) == "20.00"
 
 
 # ----------------------------------------------------------------------------- a count of 3 in the submission
@@ -85,44 +86,63 @@ def three_patient_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, s
     return base / "audit.sqlite", ev.run_id
 
 
-def _submission(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        return {(r["item"], r["measure"]): (r["value"], r["disclosure"]) for r in csv.DictReader(fh)}
+def _submission(path: Path) -> dict[tuple[str, str], str]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return {(r["item"], r["measure"]): r["value"] for r in csv.DictReader(fh)}
 
 
-def test_a_cohort_of_three_is_suppressed_in_the_submission(three_patient_run: tuple[Path, str], tmp_path: Path) -> None:
+def test_the_submission_is_always_exact_so_the_commissioner_can_check_the_band(
+    three_patient_run: tuple[Path, str], tmp_path: Path
+) -> None:
+    # Issue 16: the return the provider submits for payment carried "*" of "*"; the parties exchange exact figures.
     store, run_id = three_patient_run
     write_submission(store, run_id, tmp_path / "submission.csv")
     rows = _submission(tmp_path / "submission.csv")
-    assert rows[("cohort.year1", "patients")] == ("*", "suppressed")
-    assert rows[("y1.activation_assessment", "numerator")] == ("*", "suppressed")
-    assert rows[("y1.activation_assessment", "percent")] == ("", "not shown: a count is suppressed")
-    assert rows[("disclosure_control", "")][0] == "applied"
+    assert rows[("cohort.year1", "patients")] == "3"
+    assert rows[("y1.activation_assessment", "numerator")] == "3"
+    assert rows[("y1.activation_assessment", "percent")] == "100.00"
+    assert rows[("disclosure_control", "")].startswith("not applied: exact")
 
 
-def test_the_internal_submission_keeps_exact_counts_and_says_so(three_patient_run: tuple[Path, str], tmp_path: Path) -> None:
+def test_the_submission_names_no_patient(three_patient_run: tuple[Path, str], tmp_path: Path) -> None:
     store, run_id = three_patient_run
-    write_submission(store, run_id, tmp_path / "internal.csv", disclosure_control=False)
-    rows = _submission(tmp_path / "internal.csv")
-    assert rows[("cohort.year1", "patients")] == ("3", "")
-    assert rows[("y1.activation_assessment", "percent")] == ("100.00", "")
-    assert rows[("disclosure_control", "")][0] == "not applied (internal use only)"
+    write_submission(store, run_id, tmp_path / "submission.csv")
+    text = (tmp_path / "submission.csv").read_text(encoding="utf-8-sig")
+    for nhs in ("9990000018", "9990000026", "9990000034"):
+        assert nhs not in text
 
 
-def test_the_submission_rounds_larger_counts(demo_run: DemoRun, tmp_path: Path) -> None:
-    write_submission(demo_run.store, demo_run.run_id, tmp_path / "submission.csv")
+def test_the_submission_is_written_for_excel_with_a_byte_order_mark(three_patient_run: tuple[Path, str], tmp_path: Path) -> None:
+    store, run_id = three_patient_run
+    write_submission(store, run_id, tmp_path / "submission.csv")
+    assert (tmp_path / "submission.csv").read_bytes().startswith(b"\xef\xbb\xbfitem,measure,value,disclosure")
+
+
+def test_without_a_contract_value_the_money_says_so_not_zero(three_patient_run: tuple[Path, str], tmp_path: Path) -> None:
+    store, run_id = three_patient_run
+    write_submission(store, run_id, tmp_path / "submission.csv")
     rows = _submission(tmp_path / "submission.csv")
-    exact = demo_run.evaluation.result.component("y1.activation_assessment")
-    value, marker = rows[("y1.activation_assessment", "denominator")]
-    assert marker == "rounded" and int(value) % 5 == 0 and abs(int(value) - exact.denominator) <= 2
+    assert rows[("y1.activation_assessment", "payment")] == "no contract value given"
+    assert rows[("total", "earned")] == "no contract value given"
 
 
-def test_the_component_csv_export_applies_disclosure_control(demo_run: DemoRun) -> None:
+def test_the_component_csv_is_exact_by_default(demo_run: DemoRun) -> None:
     result = demo_run.evaluation.result
     rows = list(csv.DictReader(result_csv(result, list(result.available)).splitlines()))
     staff = next(r for r in rows if r["component"] == "y1.staff_training")
-    assert (staff["numerator"], staff["denominator"], staff["percent"]) == ("*", "*", "")
-    assert staff["disclosure"] == "numerator suppressed; denominator suppressed"
+    assert (staff["numerator"], staff["denominator"], staff["percent"], staff["disclosure"]) == ("4", "6", "66.67", "")
+
+
+def test_publishing_alters_patient_counts_only_and_marks_each(demo_run: DemoRun) -> None:
+    result = demo_run.evaluation.result
+    rows = {r["component"]: r for r in csv.DictReader(result_csv(result, list(result.available), publish=True).splitlines())}
+    staff = rows["y1.staff_training"]  # 4 of 6 staff: staff counts are not patient counts, never suppressed
+    assert (staff["numerator"], staff["denominator"], staff["percent"]) == ("4", "6", "66.67")
+    improved = rows["y2.activation_improvement"]  # 102 of 234 patients: rounded to 100 of 235
+    assert (improved["numerator"], improved["denominator"]) == ("100", "235")
+    assert improved["disclosure"] == "numerator rounded; denominator rounded"
+    assert improved["band"] == result.component("y2.activation_improvement").band  # decided on the exact counts
+    assert improved["payment"] == f"{result.component('y2.activation_improvement').payment:.2f}"
 
 
 # ----------------------------------------------------------------------------- formula cells

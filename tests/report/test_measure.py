@@ -125,9 +125,11 @@ def test_both_resources_carry_a_generated_narrative(bundle: dict, report: dict) 
     assert "RYX" in report["text"]["div"] and "y2.conversations" in report["text"]["div"]
 
 
-def test_the_narrative_under_disclosure_control_shows_no_small_count(report: dict) -> None:
-    assert "masked" in report["text"]["div"]  # the staff counts (4 of 6)
-    assert ">4<" not in report["text"]["div"] and ">6<" not in report["text"]["div"]
+def test_the_published_narrative_shows_published_patient_counts_and_exact_staff_counts(report: dict) -> None:
+    # Issue 16: disclosure control applies to counts of patients only; staff counts (4 of 6) stay exact.
+    div = report["text"]["div"]
+    assert ">4<" in div and ">6<" in div
+    assert ">100<" in div and ">235<" in div and ">102<" not in div  # activation improvement 102/234, published
 
 
 @pytest.mark.parametrize(

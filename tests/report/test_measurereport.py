@@ -55,17 +55,31 @@ def test_a_group_is_stratified_by_year_and_by_patient_dimensions(demo_run: DemoR
     assert sum(_counts(s)["denominator"] for s in by["sex"]["stratum"]) == _counts(group)["denominator"]
 
 
-def test_under_disclosure_control_a_small_count_is_masked_not_given(demo_run: DemoRun) -> None:
-    resource = measure_report(load_report_data(demo_run.store, demo_run.run_id), control=True)
+def test_published_a_small_patient_count_is_masked_and_staff_counts_stay_exact(tmp_path) -> None:
+    from cquin.runner import run_evaluation
+
+    from .conftest import write_canonical
+    from .test_disclosure import THREE_PATIENTS
+
+    ev = run_evaluation(write_canonical(tmp_path / "data", THREE_PATIENTS), store=tmp_path / "audit.sqlite")
+    assert ev.run_id is not None
+    resource = measure_report(load_report_data(tmp_path / "audit.sqlite", ev.run_id), control=True)
     validate(resource)
-    staff = _group(resource, "y1.staff_training")  # 4 of 6 staff: both suppressed
-    masked = [p for p in staff["population"] if "count" not in p]
+    group = _group(resource, "y1.activation_assessment")  # 3 of 3 patients: both suppressed
+    masked = [p for p in group["population"] if "count" not in p]
     assert len(masked) == 3
     assert masked[0]["_count"]["extension"][0] == {
         "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
         "valueCode": "masked",
     }
-    assert "measureScore" not in staff
+    assert "measureScore" not in group
+
+
+def test_the_measure_report_is_exact_by_default_even_for_small_staff_counts(demo_run: DemoRun) -> None:
+    resource = measure_report(load_report_data(demo_run.store, demo_run.run_id))
+    assert _counts(_group(resource, "y1.staff_training")) == {"initial-population": 6, "denominator": 6, "numerator": 4}
+    published = measure_report(load_report_data(demo_run.store, demo_run.run_id), control=True)
+    assert _counts(_group(published, "y1.staff_training"))["numerator"] == 4
 
 
 @pytest.mark.parametrize(

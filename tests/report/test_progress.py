@@ -58,13 +58,15 @@ def test_staff_training_progress_matches_the_hand_count(
 
 
 # ----------------------------------------------------------------------------- milestones, by hand
-# y1.q2.plan (due 30 Sep 2017): the plan was agreed 2017-09-15 (provider.csv): not yet agreed on 30 Jun, so
-# "not yet due" then; met from 30 Sep.  The other Year 1 milestones count members recorded by the date and
-# are met once there is at least one (their counts are checked below and in the staff table).
+# Issue 16 item 6: before its due date a milestone is not decided: it shows its progress and "not yet due",
+# never "met" (the Q4 training milestone once said "met" on 30 Jun with 1 of 6 staff trained).
+# y1.q2.plan is due 30 Sep 2017 (the plan was agreed 2017-09-15), y1.q3.cohort 31 Dec 2017, the Q4 ones 31 Mar 2018.
+# Once due, the Year 1 milestones are met: plan agreed in time, and at least one member counted by the due date.
+NYD = "not yet due"
 MILESTONES = {
-    dt.date(2017, 6, 30): {"y1.q2.plan": "not yet due", "y1.q3.cohort": "met", "y1.q4.training": "met", "y1.q4.cohort": "met"},
-    dt.date(2017, 9, 30): {"y1.q2.plan": "met", "y1.q3.cohort": "met", "y1.q4.training": "met", "y1.q4.cohort": "met"},
-    dt.date(2017, 12, 31): {"y1.q2.plan": "met", "y1.q3.cohort": "met", "y1.q4.training": "met", "y1.q4.cohort": "met"},
+    dt.date(2017, 6, 30): {"y1.q2.plan": NYD, "y1.q3.cohort": NYD, "y1.q4.training": NYD, "y1.q4.cohort": NYD},
+    dt.date(2017, 9, 30): {"y1.q2.plan": "met", "y1.q3.cohort": NYD, "y1.q4.training": NYD, "y1.q4.cohort": NYD},
+    dt.date(2017, 12, 31): {"y1.q2.plan": "met", "y1.q3.cohort": "met", "y1.q4.training": NYD, "y1.q4.cohort": NYD},
     dt.date(2018, 3, 31): {"y1.q2.plan": "met", "y1.q3.cohort": "met", "y1.q4.training": "met", "y1.q4.cohort": "met"},
 }
 
@@ -75,9 +77,22 @@ def test_milestone_statuses_at_each_quarter_end(progress: dict[dt.date, RunResul
     assert statuses == MILESTONES[as_of]
 
 
-def test_a_milestone_not_yet_due_is_reported_as_such_before_its_date(progress: dict[dt.date, RunResult]) -> None:
+def test_a_milestone_not_yet_due_shows_its_progress(progress: dict[dt.date, RunResult]) -> None:
     plan = next(m for m in progress[dt.date(2017, 6, 30)].milestones if m.id == "y1.q2.plan")
-    assert plan.detail == "as at 2017-06-30: no plan_agreed_on recorded by 2017-06-30"
+    assert plan.detail == "progress as at 2017-06-30 (due 2017-09-30): no plan_agreed_on recorded by 2017-06-30"
+    training = next(m for m in progress[dt.date(2017, 6, 30)].milestones if m.id == "y1.q4.training")
+    assert training.status == NYD and "trained in care and support planning: 1 of" in training.detail
+
+
+def test_before_year_2_begins_it_is_not_started_with_no_cohort_and_no_money(progress: dict[dt.date, RunResult]) -> None:
+    result = progress[dt.date(2017, 6, 30)]
+    assert result.year_status == {"year2": "not started"}
+    assert "year2" not in result.cohorts and "year2_cohort" not in result.populations
+    for c in result.components:
+        if c.year == "year2":
+            assert (c.numerator, c.denominator, c.payment, c.status) == (None, None, Decimal("0.00"), "not started")
+    assert result.totals["year2"] == Decimal("0.00")
+    assert result.basis is not None and result.basis.year("year2").status == "not started"
 
 
 # ----------------------------------------------------------------------------- activation assessment, by hand

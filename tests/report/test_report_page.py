@@ -25,13 +25,19 @@ def test_the_report_command_writes_every_section(demo_run: DemoRun, tmp_path: Pa
     assert demo_run.run_id in html and demo_run.evaluation.result.ruleset_sha256 in html
 
 
-def test_under_disclosure_control_the_small_staff_counts_are_not_on_the_page(demo_run: DemoRun) -> None:
+def test_the_report_is_exact_by_default_and_publishing_leaves_staff_counts_alone(demo_run: DemoRun) -> None:
     d = load_report_data(demo_run.store, demo_run.run_id, breakdowns=demo_run.breakdowns)
-    shared = render_report(d, control=True)
-    internal = render_report(d, control=False)
-    assert "Disclosure control applied" in shared and "Disclosure control is OFF" in internal
-    assert "4 of 6" not in shared and "* of * (percentage not shown: a count is suppressed)" in shared
-    assert "4 of 6 (66.67%)" in internal
+    exact = render_report(d)
+    published = render_report(d, control=True)
+    assert "Exact figures, for the parties to the contract" in exact and "Published figures" in published
+    assert "4 of 6 (66.67%)" in exact and "4 of 6 (66.67%)" in published  # staff: never suppressed
+    assert "102 of 234 (43.59%)" in exact
+    assert "100 of 235 (42.55%)" in published and "102 of 234" not in published
+
+
+def test_the_report_says_what_the_next_band_is_worth(demo_run: DemoRun) -> None:
+    html = render_report(load_report_data(demo_run.store, demo_run.run_id, breakdowns=demo_run.breakdowns))
+    assert "worth £2,700.00 more" in html and "2 more relevant staff trained" in html
 
 
 def test_breakdowns_kept_in_the_store_are_read_back(demo_run: DemoRun, tmp_path: Path) -> None:

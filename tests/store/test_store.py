@@ -250,7 +250,7 @@ def demo_run(tmp_path_factory):
     """``cquin evaluate --demo --format json`` into a fresh store: (folder, store, run id, the JSON document)."""
     folder = tmp_path_factory.mktemp("demo-run")
     store = folder / "audit.sqlite"
-    done = cquin("evaluate", "--demo", "--store", str(store), "--format", "json", cwd=folder)
+    done = cquin("evaluate", "--demo", "--store", str(store), "--format", "json", "--contract-value", "12000000", cwd=folder)
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     return folder, store, doc["run_id"], doc
@@ -282,7 +282,7 @@ def test_cohort_writes_the_year1_cohort_with_the_runs_count(demo_run):
     out = folder / "cohort-year1.csv"
     done = cquin("cohort", run_id, "--year", "1", "--out", str(out), "--store", str(store), cwd=folder)
     assert done.returncode == 0, done.stderr
-    with out.open(newline="") as fh:
+    with out.open(newline="", encoding="utf-8-sig") as fh:  # written for Excel: UTF-8 with BOM
         rows = list(csv.DictReader(fh))
     assert len(rows) == doc["cohorts"]["year1"] > 0
     assert sorted(r["nhs_number"] for r in rows) == year1_cohort(store, run_id)
@@ -294,7 +294,7 @@ def test_the_submission_has_no_nhs_numbers(demo_run):
     out = folder / "submission.csv"
     done = cquin("submission", run_id, "--out", str(out), "--store", str(store), cwd=folder)
     assert done.returncode == 0, done.stderr
-    text = out.read_text(encoding="utf-8")
+    text = out.read_text(encoding="utf-8-sig")
     assert re.findall(r"(?<![0-9A-Za-z])[0-9]{10}(?![0-9A-Za-z])", text) == []
     assert str(doc["cohorts"]["year1"]) in text  # it does carry the counts
     with sqlite3.connect(store) as con:
