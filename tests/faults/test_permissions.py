@@ -20,7 +20,7 @@ def test_a_cohort_list_is_owner_only_even_over_a_file_others_could_read(stored_d
         os.umask(old)
     assert ran.code == 0, ran.err
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert out.read_text().startswith("nhs_number,")
+    assert out.read_text(encoding="utf-8-sig").startswith("nhs_number,")  # with a BOM, so Excel reads UTF-8
 
 
 def test_exported_tables_are_written_into_an_owner_only_folder_at_any_umask(stored_demo, tmp_path, capsys):
