@@ -201,7 +201,8 @@ def _published_more(step: Any, publish: bool) -> str:
     return published(step.more_needed, control=applies_to(step.entity, publish)).text
 
 
-CSV_COLUMNS = [
+# A component's stored figures, in the order every tabular output lists them.
+COMPONENT_FIELDS = (
     "component",
     "year",
     "name",
@@ -213,6 +214,9 @@ CSV_COLUMNS = [
     "share",
     "available",
     "payment",
+)
+CSV_COLUMNS = [
+    *COMPONENT_FIELDS,
     "next_band",
     "more_needed",
     "next_band_worth",

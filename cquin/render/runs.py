@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cquin.render.results import COMPONENT_FIELDS
 from cquin.store import StoredRun, evidence_missing
 
 
@@ -91,22 +92,7 @@ def run_document(stored: StoredRun, data_quality: dict[str, Any] | None = None) 
         "inputs": [{k: i[k] for k in ("name", "path", "sha256", "read", "accepted", "rejected")} for i in stored.inputs],
         "components": [
             {
-                **{
-                    k: c[k]
-                    for k in (
-                        "component",
-                        "year",
-                        "name",
-                        "numerator",
-                        "denominator",
-                        "percent",
-                        "band",
-                        "payment_fraction",
-                        "share",
-                        "available",
-                        "payment",
-                    )
-                },
+                **{k: c[k] for k in COMPONENT_FIELDS},
                 "next_step": (lambda s: s.as_dict() if s else None)(NextStep.from_stored(c)),
             }
             for c in stored.components
