@@ -69,6 +69,15 @@ class Vocabulary:
     # code is in one of the excepted categories' code lists (normalised codes by system; ICD-10 are prefixes).
     resolved_before: dt.date | None = None
     resolved_exempt_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # What care plans may record (the ruleset's care_planning): category ids for needs, goals, actions and
+    # referrals, and the conversation elements; coded records (FHIR, CSDS) name a category by a code of
+    # care_plan_category_system (code = category id; an element: care_plan_element_system), or by a code of
+    # care_planning's code lists: system -> code -> (entry kind, category or element id).
+    care_plan_categories: tuple[str, ...] = ()
+    care_plan_elements: tuple[str, ...] = ()
+    care_plan_category_system: str = ""
+    care_plan_element_system: str = ""
+    care_plan_category_codes: Mapping[str, Mapping[str, tuple[str, str]]] = field(default_factory=dict)
 
     def resolved_exempt(self, system: str, code: str) -> bool:
         """Whether a condition code counts whatever its clinical status (e.g. a cancer)."""
@@ -413,6 +422,8 @@ class DatasetBuilder:
         }
         for fld, answers in v.gpps_options.items():
             out[f"options_{fld}"] = ", ".join(sql_str(a) for a in answers) or "NULL"
+        out["care_plan_categories"] = ", ".join(sql_str(c) for c in v.care_plan_categories) or "NULL"
+        out["care_plan_elements"] = ", ".join(sql_str(c) for c in v.care_plan_elements) or "NULL"
         return out
 
     def _check_rows(self, t: Table) -> None:
@@ -529,6 +540,25 @@ class DatasetBuilder:
                         f"msg := 'a GPPS assessment must answer both questions ({q} is empty)') END",
                     )
                 )
+        if t.name == "care_plans":
+            # A need, goal, action or referral names a category; an element names a conversation element.
+            vocab = self._vocab_sql()
+            cat, entry = f"lower({cell('category')})", f"lower({cell('entry')})"
+            bad = (
+                f"{cat} <> '' AND {entry} IN ('need', 'goal', 'action', 'referral', 'element') AND NOT CASE WHEN {entry} = 'element' "
+                f"THEN coalesce({cat} IN ({vocab['care_plan_elements']}), false) "
+                f"ELSE coalesce({cat} IN ({vocab['care_plan_categories']}), false) END"
+            )
+            rules.append(
+                (
+                    f"NOT ({bad})",
+                    f"CASE WHEN {bad} THEN struct_pack(col := 'category', val := category, msg := "
+                    f"CASE WHEN {entry} = 'element' THEN quote_text({cell('category')}) || ' is not one of the ruleset''s "
+                    f"conversation elements (care_planning.conversation_elements: ' || {sql_str(', '.join(self.vocabulary.care_plan_elements) or 'none')} || ')' "
+                    f"ELSE quote_text({cell('category')}) || ' is not one of the ruleset''s care plan categories "
+                    f"(care_planning.categories: ' || {sql_str(', '.join(self.vocabulary.care_plan_categories) or 'none')} || ')' END) END",
+                )
+            )
         if t.name == "conditions":
             cats = ", ".join(sql_str(c) for c in self.vocabulary.gpps_categories) or "NULL"
             bad = f"lower({cell('code_system')}) = 'gpps' AND {cell('code')} <> '' AND lower({cell('code')}) NOT IN ({cats})"
@@ -617,7 +647,7 @@ class DatasetBuilder:
                WHERE patient_id NOT IN (SELECT patient_id FROM patients)
                GROUP BY patient_id"""
         )
-        for name in ("conditions", "assessments", "conversations", "overrides"):
+        for name in ("conditions", "assessments", "conversations", "care_plans", "overrides"):
             c.execute(
                 f"""INSERT INTO rejections SELECT x._file, x._line, x._ref, 'patient_id', x.patient_id,
                      CASE WHEN x.patient_id IN (SELECT patient_id FROM conflicted)
@@ -718,7 +748,7 @@ class DatasetBuilder:
                    FROM chk_provider"""
             )
             c.execute("DELETE FROM chk_provider")
-        for name in ("conditions", "conversations", "training", "provider"):
+        for name in ("conditions", "conversations", "care_plans", "training", "provider"):
             c.execute(f"ALTER TABLE chk_{name} RENAME TO {name}")
         for tmp in (
             "conflicted",

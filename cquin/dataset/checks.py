@@ -191,6 +191,11 @@ def column_sql(
             err = f"CASE {req} END"
             ok = cell_ok_sql(col, present, "true")
         return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR", ok)
+    if col.kind == "care_plan_category":
+        # Lower-cased so categories match the ruleset's ids whatever the case; which list applies depends on
+        # the row's entry, so membership is a row rule (DatasetBuilder._row_rules).
+        err = f"CASE {req} END"
+        return ColumnSQL(f"CASE WHEN {present} THEN lower({val}) END", err, "VARCHAR", cell_ok_sql(col, present, "true"))
     # text and code: any non-empty text; codes are checked against their system below.
     err = f"CASE {req} END"
     return ColumnSQL(f"CASE WHEN {present} THEN {val} END", err, "VARCHAR", cell_ok_sql(col, present, "true"))

@@ -12,14 +12,24 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-TABLE_NAMES = ("patients", "conditions", "assessments", "conversations", "staff", "training", "overrides", "provider")
+TABLE_NAMES = (
+    "patients",
+    "conditions",
+    "assessments",
+    "conversations",
+    "care_plans",
+    "staff",
+    "training",
+    "overrides",
+    "provider",
+)
 REQUIRED_TABLES = ("patients",)
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # nhs_number, date, enum, text, boolean, pam_score, pam_level, gpps_answer, code
+    kind: str  # nhs_number, date, enum, text, boolean, pam_score, pam_level, gpps_answer, code, care_plan_category
     required: bool
     values: tuple[str, ...] = ()  # for enum
     description: str = ""

@@ -132,6 +132,34 @@ PROVIDER = {
 
 BAD_SHARE = 0.001
 
+# Care plans (the bundled ruleset's care_planning categories and conversation elements; a test keeps them in step).
+CARE_PLAN_CATEGORIES = (
+    "physical_activity",
+    "healthy_eating",
+    "arts_for_health",
+    "befriending",
+    "welfare_rights",
+    "volunteering",
+    "telehealth_self_care",
+    "peer_support",
+    "structured_education",
+    "coaching",
+    "physical_health",
+    "mental_wellbeing",
+)
+CARE_PLAN_CATEGORY_P = (0.14, 0.09, 0.04, 0.1, 0.08, 0.03, 0.07, 0.08, 0.08, 0.05, 0.14, 0.1)
+CONVERSATION_ELEMENTS = (
+    "sharing_information",
+    "identifying_support_needs",
+    "discussing_options",
+    "contingency_planning",
+    "setting_goals",
+    "action_plan",
+    "monitoring_progress",
+)
+CONVERSATION_ELEMENT_P = (0.95, 0.9, 0.8, 0.45, 0.85, 0.75, 0.6)
+ENTRY_KINDS = ("need", "goal", "action", "referral", "element")
+
 Row = dict[str, str | None]
 
 
@@ -559,6 +587,8 @@ def generate(out_dir: Path, patients: int, seed: int, *, bad_rows: bool = True) 
         "staff_id": pc.if_else(pa.array(v_has_staff), _pick(staff_ids, v_staff), pa.nulls(len(v_idx), pa.string())),
     }
 
+    care_plans_tab = _care_plans(np.random.Generator(np.random.PCG64([seed, 19])), id_text, v_idx, v_day, improving)
+
     # ---- overrides: a handful, agreed with the commissioner
     k = min(n, 6 + n // 100_000)
     who = rng.choice(n, size=k, replace=False)
@@ -589,6 +619,7 @@ def generate(out_dir: Path, patients: int, seed: int, *, bad_rows: bool = True) 
         "conditions": conditions_tab,
         "assessments": assessments_tab,
         "conversations": conversations_tab,
+        "care_plans": care_plans_tab,
         "staff": staff_tab,
         "training": training_tab,
         "overrides": _text_rows(cols["overrides"], overrides_rows),
@@ -603,6 +634,67 @@ def generate(out_dir: Path, patients: int, seed: int, *, bad_rows: bool = True) 
     for name in TABLE_NAMES:
         written[table(name).file_name] = _write_csv(out_dir / table(name).file_name, cols[name], tabs[name])
     return written
+
+
+def _care_plans(
+    rng: np.random.Generator, id_text: pa.Array, v_idx: np.ndarray, v_day: np.ndarray, improving: np.ndarray
+) -> dict[str, pa.Array]:
+    """What the plans agreed at about 40% of conversations say: needs, goals, actions, referrals, elements.
+
+    Drawn from a generator of their own, so the other files a seed gives are unchanged.  Each plan records
+    one to three support needs in distinct categories; a need is followed by a goal (70%), an action (35%)
+    and a referral (45%, more often for a patient whose activation is to improve), dated up to 60 days
+    after the plan; the conversation elements are recorded with their own frequencies.
+    """
+    planned = rng.random(len(v_idx)) < 0.4
+    p_pat, p_day = v_idx[planned], v_day[planned]
+    n_plans = len(p_pat)
+    shared = _choice(rng, n_plans, (0.8, 0.12, 0.08))  # true, false, not recorded
+    has_id = rng.random(n_plans) < 0.9
+    k = 1 + _choice(rng, n_plans, (0.5, 0.35, 0.15))
+    first = _choice(rng, n_plans, CARE_PLAN_CATEGORY_P)
+    step = rng.integers(1, 4, n_plans)
+    need_plan = np.repeat(np.arange(n_plans), k)
+    nth = np.arange(len(need_plan)) - np.repeat(np.cumsum(k) - k, k)
+    need_cat = (first[need_plan] + nth * step[need_plan]) % len(CARE_PLAN_CATEGORIES)
+    m = len(need_plan)
+    refer_p = np.where(improving[p_pat[need_plan]], 0.6, 0.35)
+    later = rng.integers(0, 61, m)
+    blocks = [  # (plan of each row, entry kind, category, days after the plan)
+        (need_plan, 0, need_cat, np.zeros(m, np.int64)),
+        (need_plan, 1, need_cat, np.zeros(m, np.int64)),
+        (need_plan, 2, need_cat, np.zeros(m, np.int64)),
+        (need_plan, 3, need_cat, later),
+    ]
+    keep = [np.ones(m, bool), rng.random(m) < 0.7, rng.random(m) < 0.35, rng.random(m) < refer_p]
+    e_plan = np.repeat(np.arange(n_plans), len(CONVERSATION_ELEMENTS))
+    e_cat = np.tile(np.arange(len(CONVERSATION_ELEMENTS)), n_plans)
+    e_keep = rng.random(len(e_plan)) < np.tile(np.array(CONVERSATION_ELEMENT_P), n_plans)
+    rows_plan = np.concatenate([b[0][kp] for b, kp in zip(blocks, keep, strict=True)] + [e_plan[e_keep]])
+    rows_kind = np.concatenate(
+        [np.full(int(kp.sum()), b[1]) for b, kp in zip(blocks, keep, strict=True)] + [np.full(int(e_keep.sum()), 4)]
+    )
+    rows_cat = np.concatenate([b[2][kp] for b, kp in zip(blocks, keep, strict=True)] + [e_cat[e_keep]])
+    rows_after = np.concatenate([b[3][kp] for b, kp in zip(blocks, keep, strict=True)] + [np.zeros(int(e_keep.sum()), np.int64)])
+    order = _order(p_pat[rows_plan], rows_plan, rows_kind, rows_cat)
+    rows_plan, rows_kind, rows_cat, rows_after = (a[order] for a in (rows_plan, rows_kind, rows_cat, rows_after))
+    plan_ids = pc.binary_join_element_wise("CP", pa.array(np.arange(1, n_plans + 1)).cast(pa.string()), "")
+    category = pc.if_else(
+        pa.array(rows_kind == 4),
+        _pick(CONVERSATION_ELEMENTS, np.minimum(rows_cat, len(CONVERSATION_ELEMENTS) - 1)),
+        _pick(CARE_PLAN_CATEGORIES, rows_cat),
+    )
+    return {
+        "patient_id": pc.take(id_text, pa.array(p_pat[rows_plan])),
+        "plan_id": pc.if_else(
+            pa.array(has_id[rows_plan]), pc.take(plan_ids, pa.array(rows_plan)), pa.nulls(len(rows_plan), pa.string())
+        ),
+        "agreed_on": _dates(p_day[rows_plan]),
+        "shared_with_patient": _pick(("true", "false", None), shared[rows_plan]),
+        "entry": _pick(ENTRY_KINDS, rows_kind),
+        "category": category,
+        "entry_on": _dates(p_day[rows_plan] + rows_after, rows_after > 0),
+    }
 
 
 def _row(tab: dict[str, pa.Array], i: int) -> Row:

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 from cquin.dataset.tables import table
+from cquin.engine.care_plans import compute_care_plan_views
 from cquin.engine.populations import _years_before, q
 from cquin.engine.ruleset import Ruleset, resolve_date
 
@@ -142,6 +143,7 @@ def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, pref
         "populations": pops,
         "dimensions": dimensions,
         "quarters": _quarters(con, doc, ruleset, t),
+        "care_plans": compute_care_plan_views(con, ruleset, prefix=prefix),
     }
 
 

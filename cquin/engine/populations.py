@@ -77,6 +77,7 @@ class PopulationCompiler:
             view("assessments_raw", f"SELECT * FROM assessments WHERE assessed_on <= {cut}")
             view("conversations", f"SELECT * FROM conversations WHERE held_on <= {cut}")
             view("training", f"SELECT * FROM training WHERE completed_on <= {cut}")
+            view("care_plans", f"SELECT * FROM care_plans WHERE greatest(agreed_on, coalesce(entry_on, agreed_on)) <= {cut}")
             view("overrides", f"SELECT * FROM overrides WHERE agreed_on IS NULL OR agreed_on <= {cut}")
             view(
                 "provider",
@@ -84,7 +85,7 @@ class PopulationCompiler:
                      CASE WHEN recording_system_live_on <= {cut} THEN recording_system_live_on END AS recording_system_live_on) FROM provider""",
             )
         else:
-            for name in ("patients", "conditions", "conversations", "training", "overrides", "provider"):
+            for name in ("patients", "conditions", "conversations", "care_plans", "training", "overrides", "provider"):
                 view(name, f"SELECT * FROM {name}")
             view("assessments_raw", "SELECT * FROM assessments")
         view("staff", "SELECT * FROM staff")

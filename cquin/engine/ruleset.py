@@ -154,6 +154,7 @@ class Ruleset:
         """The valid values the data checks need from this ruleset."""
         pam = self.doc["instruments"]["pam"]
         resolved = self.doc["ltc"].get("resolved_conditions")
+        plan = self.doc.get("care_planning") or {}
         return Vocabulary(
             gpps_options={fld: tuple(opts) for fld, opts in self.gpps_options().items()},
             gpps_categories=tuple(self.category_ids),
@@ -166,7 +167,29 @@ class Ruleset:
             csds_care_plan_types=frozenset(str(t) for t in self._care_plans().get("csds_plan_types") or []),
             resolved_before=self.date(resolved["not_identifying_if_resolved_before"]) if resolved else None,
             resolved_exempt_codes=self._category_codes(resolved.get("except_categories") or []) if resolved else {},
+            care_plan_categories=tuple(c["id"] for c in plan.get("categories") or []),
+            care_plan_elements=tuple(e["id"] for e in plan.get("conversation_elements") or [] if "recorded_by" not in e),
+            care_plan_category_system=str(plan.get("category_system") or ""),
+            care_plan_element_system=str(plan.get("element_system") or ""),
+            care_plan_category_codes=self._care_plan_codes(plan),
         )
+
+    def _care_plan_codes(self, plan: dict[str, Any]) -> dict[str, dict[str, tuple[str, str]]]:
+        """System -> code -> (entry, category or element id), from care_planning's code lists (the first listed wins).
+
+        A category's ``code_lists`` map an entry kind (need, goal, action, referral) to lists, e.g. the SNOMED CT
+        referral procedures that mean a referral in that category; an element's are of entry kind ``element``.
+        """
+        out: dict[str, dict[str, tuple[str, str]]] = {}
+        pairs = [
+            (entry, refs, c["id"]) for c in plan.get("categories") or [] for entry, refs in (c.get("code_lists") or {}).items()
+        ]
+        pairs += [("element", e.get("code_lists") or [], e["id"]) for e in plan.get("conversation_elements") or []]
+        for entry, refs, ident in pairs:
+            for system, listed in self._codes_by_system(refs).items():
+                for code in listed:
+                    out.setdefault(system, {}).setdefault(code, (entry, ident))
+        return out
 
     def _care_plans(self) -> dict[str, Any]:
         return dict(self.doc["conversation_codes"].get("care_plans") or {})
@@ -352,6 +375,7 @@ class _Checker:
             self.check_milestones,
             self.check_conversation_codes,
             self.check_recorded_evidence,
+            self.check_care_planning,
             self.check_citations,
         ):
             try:
@@ -831,6 +855,34 @@ class _Checker:
                     f"recorded evidence {eid}: subject {subject!r} is also {seen[subject]}'s",
                 )
             seen.setdefault(subject, eid)
+
+    def check_care_planning(self) -> None:
+        """Category and element ids are unique, their code lists exist, the dates resolve, the populations exist."""
+        cp = self.doc.get("care_planning")
+        if not cp:
+            return
+        lists = self.doc.get("code_lists") or {}
+        seen: set[str] = set()
+        for key in ("categories", "conversation_elements"):
+            for i, item in enumerate(cp.get(key) or []):
+                if item.get("id") in seen:
+                    self.error(("care_planning", key, i, "id"), f"care_planning: {item.get('id')!r} is listed twice")
+                seen.add(item.get("id"))
+                refs = item.get("code_lists") or []
+                by_entry = refs.items() if isinstance(refs, dict) else [(None, refs)]
+                for entry, listed in by_entry:
+                    for j, ref in enumerate(listed):
+                        if ref not in lists:
+                            where = ("care_planning", key, i, "code_lists") + ((entry,) if entry else ()) + (j,)
+                            self.error(where, f"unknown code list {ref!r}")
+        for end in ("from", "to"):
+            self.date_ref(("care_planning", "within", end), (cp.get("within") or {}).get(end))
+        pops = self.doc.get("populations") or {}
+        for key, ref in (cp.get("activation_change") or {}).items():
+            if ref not in pops:
+                self.error(("care_planning", "activation_change", key), f"care_planning: unknown population {ref!r}")
+            elif pops[ref].get("entity") != "patient":
+                self.error(("care_planning", "activation_change", key), f"care_planning: {ref!r} is not a population of patients")
 
     def check_milestones(self) -> None:
         pops = self.doc.get("populations") or {}
