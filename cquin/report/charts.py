@@ -134,3 +134,70 @@ def next_band(row: dict[str, Any]) -> dict[str, Any] | None:
 
 def _fmt(p: Any) -> str:
     return p.text if p.value is None else f"{p.value:,}"
+
+
+def care_needs_figure(needs: list[dict[str, Any]], *, control: bool, width: int = WIDTH) -> go.Figure:
+    """Each category's patients with a support need, split into met (a referral or action followed) and unmet.
+
+    ``needs`` is (label, met, unmet) per category, as :func:`cquin.report.careplans.build` gives them; under
+    disclosure control the bars are the published counts, and a suppressed count draws no bar.
+    """
+    labels = [r["label"] for r in needs]
+    fig = go.Figure()
+    for key, name, colour in (("met", "met", SERIES[2]), ("unmet", "unmet", SERIES[5])):
+        shown = [publish(r[key], control=control) for r in needs]
+        fig.add_bar(
+            orientation="h",
+            x=[p.value for p in shown],
+            y=labels,
+            name=name,
+            marker_color=colour,
+            hovertext=[f"{lab}: {_fmt(p)} {name}" for lab, p in zip(labels, shown, strict=True)],
+            hoverinfo="text",
+        )
+    fig.update_yaxes(autorange="reversed", automargin=True, tickfont={"size": 11})
+    fig.update_xaxes(gridcolor="#e5e7eb", rangemode="tozero", title_text="patients with the need")
+    return _layout(
+        fig,
+        height=70 + 22 * len(needs),
+        width=width,
+        barmode="stack",
+        legend={"orientation": "h", "y": 1.08, "x": 0, "traceorder": "normal"},
+    )
+
+
+def care_mix_figure(mix: list[dict[str, Any]], labels: dict[str, str], *, control: bool, width: int = WIDTH) -> go.Figure:
+    """Patients with a goal (left) and with an action (right) in each category, quarter by quarter, stacked by category."""
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    colours = list(qualitative.Safe) + list(qualitative.Bold)
+    xs = [m["label"].replace(" 20", "<br>", 1) for m in mix]  # "Q1 2017/18" -> "Q1<br>17/18"
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04, subplot_titles=["Goals", "Actions"])
+    for k, key in enumerate(("goals", "actions"), start=1):
+        for i, (cid, label) in enumerate(labels.items()):
+            shown = [publish(int(m[key].get(cid, 0)), control=control) for m in mix]
+            fig.add_bar(
+                row=1,
+                col=k,
+                x=xs,
+                y=[p.value for p in shown],
+                name=label,
+                legendgroup=cid,
+                showlegend=k == 1,
+                marker_color=colours[i % len(colours)],
+                hovertext=[f"{label}: {_fmt(p)}" for p in shown],
+                hoverinfo="x+text",
+            )
+    fig.update_yaxes(gridcolor="#e5e7eb", rangemode="tozero")
+    fig.update_xaxes(tickangle=0, tickfont={"size": 10})
+    fig.update_annotations(font={"size": 12})
+    fig = _layout(
+        fig,
+        height=420,
+        width=width,
+        barmode="stack",
+        legend={"orientation": "h", "y": -0.18, "x": 0, "font": {"size": 10}, "traceorder": "normal"},
+    )
+    fig.update_layout(margin={"l": 10, "r": 20, "t": 30, "b": 30})  # room for the subplot titles
+    return fig

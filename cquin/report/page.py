@@ -26,7 +26,7 @@ import plotly.io as pio
 from cquin.disclosure import RULE_TEXT, applies_to, publish, published_fraction, published_percent
 from cquin.engine.bands import HUNDRED, band_from_spec, to_fraction
 from cquin.engine.outcome import NextStep
-from cquin.report import charts
+from cquin.report import careplans, charts
 from cquin.report.data import ReportData
 from cquin.report.funnel import chains
 from cquin.store import evidence_missing
@@ -40,6 +40,7 @@ SECTIONS = (
     ("funnel", "Cohort funnel"),
     ("breakdowns", "Breakdowns"),
     ("quarters", "Activity by quarter and milestones"),
+    ("care-plans", "What care plans say"),
     ("progress", "Progress over the year"),
     ("data-quality", "Data quality"),
     ("trace", "Traceability"),
@@ -58,6 +59,7 @@ main { padding:8px 28px 40px; max-width:1360px; }
 section { background:white; border:1px solid var(--line); border-radius:8px; padding:14px 18px; margin:16px 0; }
 section h2 { margin:0 0 10px; font-size:18px; }
 section h3 { margin:14px 0 6px; font-size:15px; }
+section h4 { margin:10px 0 4px; font-size:13px; }
 table { border-collapse:collapse; font-size:13px; margin:6px 0 10px; }
 th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left; vertical-align:top; }
 td.n, th.n { text-align:right; font-variant-numeric: tabular-nums; }
@@ -102,9 +104,12 @@ ol.next li { margin:4px 0; }
 .gate { padding:10px 14px; border-radius:6px; margin:10px 0; background:#fffbeb; border:1px solid #fcd34d; font-weight:600; }
 @page { size: A4; margin: 10mm 9mm; }
 .chart { break-inside:avoid; }
+.small { background:#fef3c7; border-radius:3px; padding:0 2px; }
+.printonly { display:none; }
 @media print {
   body { background:white; font-size:11px; zoom:0.82; }
   nav, details, .noprint { display:none !important; }
+  .printonly { display:block; }
   header.top { background:white; color:var(--ink); padding:0 0 4px; border-bottom:2px solid var(--ink); }
   header.top p { color:var(--muted); }
   main { padding:0; max-width:none; }
@@ -482,6 +487,82 @@ def quarters(d: ReportData, control: bool, figs: _Figures) -> str:
     return out + table(head, rows) + note
 
 
+SMALL_MARK = "†"
+CP_PRINTED = frozenset({"needs"})  # the care-plan tables on paper (the report prints to four A4 pages)
+
+
+def _cp_cell(cell: careplans.Cell, control: bool) -> str:
+    """One cell of a care-plan table: a count published under control, else exact and marked when it is 1 to 7."""
+    if cell is None or isinstance(cell, str):
+        return e(cell)
+    mark = not control and cell.small
+    if isinstance(cell, careplans.Count):
+        text = e(count(cell.n, control))
+    else:
+        pct = published_percent(cell.num, cell.den, control=control) if cell.den else None
+        if pct is not None:
+            text = f"{pct}%"
+        elif cell.den and control:
+            text = "<span class='muted' title='a count is suppressed'>not shown</span>"
+        else:
+            text = "—"
+            mark = False
+    if mark:
+        return f'<span class="small" title="{e(careplans.SMALL_NOTE)}">{text}{SMALL_MARK}</span>'
+    return text
+
+
+def care_plans(d: ReportData, control: bool, figs: _Figures) -> str:
+    """What care plans say (the commissioner's views, handbook 4.3.2-4.6): needs met and unmet, referrals, goals and
+    actions over time, activation change by referral, and the conversation's elements."""
+    views = careplans.views_of(d.breakdowns)
+    if isinstance(views, str) or views is None:
+        return f"<p>{e(views or careplans.NO_VIEWS)}</p>"
+    v = careplans.build(views, d.ruleset)
+    shared = _cp_cell(v.shared_percent, control)
+    parts = [
+        f"<p>{_cp_cell(v.plans, control)} care plans for {_cp_cell(v.patients, control)} patients, "
+        f"{_cp_cell(v.plans_shared, control)} of them shared with the patient ({shared}), "
+        f"from entries dated {e(v.within[0])} to {e(v.within[1])}.</p>",
+        "<p class='muted'>"
+        + (
+            "Counts of patients, and of their plans and referrals, are under disclosure control; a percentage whose "
+            "count is suppressed is not shown."
+            if control
+            else f"Counts marked <span class='small'>{SMALL_MARK}</span> are {e(careplans.SMALL_NOTE)} "
+            "(with --publish, as every count of patients, their plans and referrals here)."
+        )
+        + " These views pay nothing; they are for planning services.</p>",
+    ]
+    for t in v.tables:
+        numeric = [i for i, c in enumerate(t.rows[0]) if not isinstance(c, str) and c is not None] if t.rows else []
+        screen = "" if t.id in CP_PRINTED else " noprint"
+        if t.id == "mix-goals":
+            parts.append(
+                "<div class='noprint'><h3>Goals and actions over time</h3><p class='muted'>Patients with a goal, and with "
+                "an action, in each category by the quarter of its date.</p>"
+                + figs.html(charts.care_mix_figure(v.mix, v.labels, control=control))
+                + "</div>"
+            )
+        parts.append(
+            f"<div class='cp{screen}' data-view='{e(t.id)}'>"
+            + (f"<h4>{e(t.title)}</h4>" if t.id.startswith("mix-") else f"<h3>{e(t.title)}</h3>")
+            + (f"<p class='muted'>{e(t.note)}</p>" if t.note else "")
+            + (
+                f"<div class='noprint'>{figs.html(charts.care_needs_figure(v.needs, control=control))}</div>"
+                if t.id == "needs"
+                else ""
+            )
+            + table([e(c) for c in t.columns], [[_cp_cell(c, control) for c in r] for r in t.rows], numeric=numeric)
+            + "</div>"
+        )
+    parts.append(
+        "<p class='muted printonly'>Printed: the support needs only. The referrals, goals and actions over time, "
+        "activation change and the conversation's elements are on screen and in the workbook's Care plans sheet.</p>"
+    )
+    return "".join(parts)
+
+
 def progress(d: ReportData, control: bool, figs: _Figures) -> str:
     """The provider's runs at each as-of date (quarter on quarter), from the audit store."""
     from cquin.report.progress import progress_figure, progress_table
@@ -569,6 +650,7 @@ def provider_sections(d: ReportData, control: bool, prefix: str = "") -> str:
         "funnel": funnel(d, control, figs),
         "breakdowns": breakdowns(d, control, figs),
         "quarters": quarters(d, control, figs),
+        "care-plans": care_plans(d, control, figs),
         "progress": progress(d, control, figs),
         "data-quality": data_quality(d, control, figs),
         "trace": trace(d, control),
