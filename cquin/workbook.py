@@ -2,7 +2,8 @@
 
 Written with XlsxWriter (a well-kept, fast, write-only xlsx library).  Sheets:
 Summary (data quality, basis and money, components and bands), Milestones,
-one per cohort, Work-lists, Rejections and Breakdowns.  Numbers are numbers,
+one per cohort, Work-lists, Rejections, Breakdowns and Care plans (what care plans say: the
+report's tables, from :mod:`cquin.report.careplans`, with counts of 1 to 7 marked).  Numbers are numbers,
 dates are dates, money has a pound format; every sheet's header row is frozen.
 Sheets that name patients or staff (cohorts, work-lists, rejections, whose
 values may hold NHS numbers) are marked IDENTIFIABLE in their first row and by
@@ -27,7 +28,8 @@ from cquin.store import cohort_members, open_store
 from cquin.worklist import IDENTIFIABLE, work_lists
 
 EXCEL_MAX_ROWS = 1_048_576
-SHEETS = ("Summary", "Milestones", "Year 1 cohort", "Year 2 cohort", "Work-lists", "Rejections", "Breakdowns")
+SHEETS = ("Summary", "Milestones", "Year 1 cohort", "Year 2 cohort", "Work-lists", "Rejections", "Breakdowns", "Care plans")
+SMALL_COLUMN = "small counts (1-7)"
 
 
 def _cohort_sheet_name(label: str) -> str:
@@ -118,6 +120,8 @@ def write_workbook(store: Path, run_id: str, out: Path) -> dict[str, int]:
         "percent": book.add_format({"num_format": "0.00%"}),
         "date": book.add_format({"num_format": "yyyy-mm-dd"}),
         "int": book.add_format({"num_format": "#,##0"}),
+        "small": book.add_format({"num_format": "#,##0", "bg_color": "#fef3c7"}),
+        "small_percent": book.add_format({"num_format": "0.00%", "bg_color": "#fef3c7"}),
     }
     counts: dict[str, int] = {}
 
@@ -287,5 +291,63 @@ def write_workbook(store: Path, run_id: str, out: Path) -> dict[str, int]:
                 n += 1
     counts["Breakdowns"] = n
     s.finish()
+
+    # ------------------------------------------------------------------ care plans
+    counts["Care plans"] = _care_plans_sheet(_Sheet(book, "Care plans", fmt), d.breakdowns, d.ruleset)
     book.close()
     return counts
+
+
+def _care_plans_sheet(s: _Sheet, breakdowns: dict[str, Any] | None, ruleset: dict[str, Any]) -> int:
+    """The report's care-plan tables, exact; a count of 1 to 7 (and a percentage of one) is shaded and its column
+    named in the last column, since disclosure control would suppress it.  Returns the number of table rows."""
+    from cquin.report import careplans
+
+    views = careplans.views_of(breakdowns)
+    if isinstance(views, str) or views is None:
+        s.write([views or careplans.NO_VIEWS])
+        s.finish()
+        return 0
+    v = careplans.build(views, ruleset)
+    s.ws.write_string(0, 0, "What care plans say", s.fmt["title"])
+    s.ws.write_string(1, 0, f"Counts are exact. Shaded counts, named in the column '{SMALL_COLUMN}', are {careplans.SMALL_NOTE}.")
+    s.row = 2
+    for label, value, kind in (
+        ("care plans", v.plans.n, ""),
+        ("patients", v.patients.n, ""),
+        ("plans shared with the patient", v.plans_shared.n, ""),
+        ("share of plans shared with the patient", v.shared_percent.fraction, "percent"),
+        ("entries dated from", dt.date.fromisoformat(v.within[0]), ""),
+        ("entries dated to", dt.date.fromisoformat(v.within[1]), ""),
+    ):
+        s.write([label, value], ["text", kind])
+    n = 0
+    for t in v.tables:
+        s.row += 1
+        s.ws.write_string(s.row, 0, t.title, s.fmt["head"])
+        s.row += 1
+        if t.note:
+            s.ws.write_string(s.row, 0, t.note)  # a note: it does not widen the column
+            s.row += 1
+        cols = [*t.columns, SMALL_COLUMN]
+        for i, head in enumerate(cols):
+            s.ws.write_string(s.row, i, head, s.fmt["head"])
+            s.widths[i] = max(s.widths.get(i, 0), min(len(head), 24))
+        s.row += 1
+        for r in t.rows:
+            smalls = [t.columns[i] for i, c in enumerate(r) if isinstance(c, careplans.Count | careplans.Percent) and c.small]
+            for i, c in enumerate(r):
+                if isinstance(c, careplans.Count):
+                    s.ws.write_number(s.row, i, c.n, s.fmt["small" if c.small else "int"])
+                elif isinstance(c, careplans.Percent):
+                    if c.fraction is None:
+                        s.ws.write_blank(s.row, i, None)
+                    else:
+                        s.ws.write_number(s.row, i, float(c.fraction), s.fmt["small_percent" if c.small else "percent"])
+                else:
+                    s._cell(s.row, i, c, "text")
+            s._cell(s.row, len(r), ", ".join(smalls), "text")
+            s.row += 1
+            n += 1
+    s.finish()
+    return n
