@@ -530,7 +530,7 @@ def care_plans(d: ReportData, control: bool, figs: _Figures) -> str:
             "count is suppressed is not shown."
             if control
             else f"Counts marked <span class='small'>{SMALL_MARK}</span> are {e(careplans.SMALL_NOTE)} "
-            "(with --publish, as every count of patients, their plans and referrals here)."
+            "(--publish applies disclosure control to every count here: of patients, and of their plans and referrals)."
         )
         + " These views pay nothing; they are for planning services.</p>",
     ]
