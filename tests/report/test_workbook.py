@@ -50,7 +50,7 @@ def test_the_summary_counts_and_money_are_numbers_that_match_the_run(book: openp
     facts = {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r and r[0]}
     assert facts["total earned"] == 49800.0 and facts["total available"] == 60000.0
     assert facts["weighting (of the contract value)"] == pytest.approx(0.0025)
-    assert str(facts["data quality"]).startswith("8 files")
+    assert str(facts["data quality"]).startswith("9 files")
 
 
 def test_money_has_a_pound_format_and_headers_are_frozen(book: openpyxl.Workbook) -> None:
