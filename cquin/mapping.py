@@ -235,6 +235,15 @@ _HINTS: dict[str, dict[str, tuple[str, ...]]] = {
         "held_on": ("contactdate", "appointmentdate", "eventdate", "date"),
         "staff_id": ("staffid", "clinicianid", "userid", "performer", "staff"),
     },
+    "care_plans": {
+        "patient_id": ("nhsnumber", "nhsno"),
+        "plan_id": ("careplanid", "planid", "careplanidentifier"),
+        "agreed_on": ("agreeddate", "dateagreed", "planagreed", "careplanagreeddate"),
+        "shared_with_patient": ("shared", "copytopatient", "patientcopy"),
+        "entry": ("entrytype", "itemtype", "entry"),
+        "category": ("category", "servicetype", "needcategory"),
+        "entry_on": ("entrydate", "referraldate", "itemdate"),
+    },
     "staff": {
         "staff_id": ("staffid", "userid", "id"),
         "role": ("role", "jobtitle", "jobcategory"),
@@ -246,6 +255,7 @@ _FILE_HINTS = {
     "patients": ("patient", "caseload", "referral", "demograph", "person"),
     "conditions": ("condition", "diagnos", "problem", "code", "observation"),
     "assessments": ("assess", "pam", "activation"),
+    "care_plans": ("careplancontent", "careplanitem", "planitem", "needs", "goals", "referral"),
     "conversations": ("conversation", "contact", "careplan", "appointment", "activity"),
     "staff": ("staff", "user", "workforce"),
     "training": ("training", "learning"),

@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from cquin.dataset import TABLE_NAMES, DatasetBuilder, table
+from cquin.engine.care_plans import compute_care_plan_views
 from cquin.engine.evaluation import RunResult, evaluate, membership
 from cquin.engine.ruleset import Ruleset, load_ruleset
 from cquin.engine.yaml_source import SourceDocument, load_yaml_file
 from cquin.exceptions import RulesetError
 
 CASE_KEYS = {"name", "covers", "description", "population", "expect", "contract_value", "contract_value_year2", "as_of"}
-EXPECT_KEYS = {"components", "cohorts", "patients", "staff", "milestones", "totals", "rejections", "populations"}
+EXPECT_KEYS = {"components", "cohorts", "patients", "staff", "milestones", "totals", "rejections", "populations", "care_plans"}
+# What a case may expect of the care-plan views (cquin.engine.care_plans): figures, or per-category rows.
+CARE_PLAN_FIGURES = {"entries", "patients", "plans", "plans_shared"}
+CARE_PLAN_ROWS = {"needs": "category", "referrals": "category", "elements": "id"}
 COMPONENT_KEYS = {"numerator", "denominator", "percent", "band", "payment_fraction", "payment"}
 
 
@@ -144,6 +148,8 @@ def _run_case(doc: SourceDocument, i: int, case: dict[str, Any], defaults: dict[
                 inside, reason = membership(dataset, pid, sid)
                 if inside:
                     result.failures.append(f"{entity} {sid}: expected OUT of {pid}, but is in — {reason}")
+    if "care_plans" in expect:
+        _check_care_plans(result, compute_care_plan_views(dataset.con, ruleset), expect["care_plans"] or {})
     if "rejections" in expect:
         got_reasons = [r[5] for r in dataset.ledger.rejection_rows()]  # refused overrides are rejected rows too
         want = expect["rejections"]
@@ -156,6 +162,32 @@ def _run_case(doc: SourceDocument, i: int, case: dict[str, Any], defaults: dict[
                     result.failures.append(f"rejections: expected one mentioning {fragment!r}; got {got_reasons}")
     dataset.con.close()
     return result
+
+
+def _check_care_plans(result: CaseResult, views: dict[str, Any] | None, expected: dict[str, Any]) -> None:
+    """Compare the care-plan views with what the case expects: figures, per-category rows, activation rows."""
+    if views is None:
+        result.failures.append("care_plans: the ruleset has no care_planning section, so there are no views")
+        return
+    for key, want in expected.items():
+        if key in CARE_PLAN_FIGURES:
+            if views[key] != want:
+                result.failures.append(f"care_plans.{key}: expected {want}, got {views[key]}")
+            continue
+        if key in CARE_PLAN_ROWS or key == "activation":
+            rows = (views["activation"] or {}).get("rows", []) if key == "activation" else views[key]
+            by_id = {r[CARE_PLAN_ROWS.get(key, "category")]: r for r in rows}
+            for ident, fields in (want or {}).items():
+                row = by_id.get(ident)
+                if row is None:
+                    result.failures.append(f"care_plans.{key}.{ident}: no such row (rows: {', '.join(by_id)})")
+                    continue
+                for field_name, value in (fields if isinstance(fields, dict) else {"plans": fields}).items():
+                    if row.get(field_name) != value:
+                        result.failures.append(f"care_plans.{key}.{ident}.{field_name}: expected {value}, got {row.get(field_name)}")
+            continue
+        known = sorted(CARE_PLAN_FIGURES | set(CARE_PLAN_ROWS) | {"activation"})
+        result.failures.append(f"care_plans: unknown expectation {key!r} (expected: {', '.join(known)})")
 
 
 def _check_components(result: CaseResult, ruleset: Ruleset, run: RunResult, expected: dict[str, Any]) -> None:

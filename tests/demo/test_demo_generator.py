@@ -163,3 +163,22 @@ def test_the_bundled_demo_dataset_is_what_its_readme_says(vocab, tmp_path):
     assert ds.count("patients") == 2111
     assert ds.ledger.rejection_count() == 17
     assert 'generate(Path("cquin/demo/data"), 2000, 2017, bad_rows=True)' in (DEMO_DIR / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_demo_care_plans_use_exactly_the_rulesets_categories_and_elements():
+    from cquin.demo.generate import CARE_PLAN_CATEGORIES, CONVERSATION_ELEMENTS
+
+    plan = load_ruleset("cquin_2017_19").doc["care_planning"]
+    assert CARE_PLAN_CATEGORIES == tuple(c["id"] for c in plan["categories"])
+    assert CONVERSATION_ELEMENTS == tuple(e["id"] for e in plan["conversation_elements"] if "recorded_by" not in e)
+
+
+def test_every_care_plan_records_needs_and_most_are_followed_by_a_goal_or_referral(clean, vocab):
+    plans = rows(clean / "care_plans.csv")
+    conversations = {(c["patient_id"], c["held_on"]) for c in rows(clean / "conversations.csv")}
+    assert {(p["patient_id"], p["agreed_on"]) for p in plans} <= conversations  # a plan is agreed at a conversation
+    kinds = Counter(p["entry"] for p in plans)
+    assert kinds["need"] and kinds["goal"] > kinds["referral"] > kinds["action"] > 0 and kinds["element"] > kinds["need"]
+    assert all(p["entry_on"] > p["agreed_on"] for p in plans if p["entry_on"])  # only later entries carry a date
+    ds, _ = load_dataset(clean, vocab)
+    assert ds.count("care_plans") == len(plans)

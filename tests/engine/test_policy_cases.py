@@ -57,6 +57,7 @@ def test_every_interpretation_is_covered_by_a_case() -> None:
         with_interp |= {m["id"] for m in d.get("milestones", []) if "interpretation" in m}
         with_interp |= {c["id"] for c in d["ltc"]["categories"] if "interpretation" in c}
         with_interp |= {k for k in ("ltc", "zero_denominator", "money", "indicator") if "interpretation" in d[k]}
+        with_interp |= {"care_planning"} if "interpretation" in d.get("care_planning", {}) else set()
         with_interp |= {k for k, v in d["instruments"].items() if isinstance(v, dict) and "interpretation" in v}
         missing = sorted(with_interp - covered - {"conversation_codes"})
         assert not missing, f"{path.name}: interpretations with no test case: {missing}"
