@@ -71,6 +71,7 @@ class RulesetDiff:
         "Milestones",
         "LTC categories",
         "Code lists",
+        "Care-plan views",
         "Interpretations and citations",
         "Other changes",
     )
@@ -651,7 +652,11 @@ class _Differ:
         for path in sorted(p for p in self.changed if not self.is_covered(p)):
             a, b = self.flat_old.get(path, MISSING), self.flat_new.get(path, MISSING)
             level = "patch" if path[-1] in WORDING_KEYS else "major"
-            self.add("Other changes", ".".join(path), f"{'.'.join(path)}: {text(a)} → {text(b)}", level, old=a, new=b)
+            section = "Other changes"
+            if path[0] == "care_planning":
+                # The care-plan views pay nothing: a change to them changes what the commissioner sees, not the money.
+                section, level = "Care-plan views", "patch" if path[-1] in WORDING_KEYS else "minor"
+            self.add(section, ".".join(path), f"{'.'.join(path)}: {text(a)} → {text(b)}", level, old=a, new=b)
 
 
 def describe_owner(path: Key) -> str:

@@ -47,7 +47,7 @@ def old_ruleset(folder: Path) -> Path:
         w = csv.DictWriter(fh, ["code", "term", "source"], lineterminator="\n")
         w.writeheader()
         w.writerows(rows()[:1500])
-    text = (BUNDLED_DIR / "cquin_2017_19.yaml").read_text(encoding="utf-8").replace("version: 1.1.0\n", "version: 1.0.0\n")
+    text = (BUNDLED_DIR / "cquin_2017_19.yaml").read_text(encoding="utf-8").replace("version: 1.2.0\n", "version: 1.0.0\n")
     path = folder / "cquin_2017_19.yaml"
     path.write_text(text, encoding="utf-8")
     return path

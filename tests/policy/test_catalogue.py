@@ -60,7 +60,7 @@ def test_ruleset_list_shows_id_version_period_status_and_file(folder: Path):
     result = runner.invoke(cli.app, ["ruleset", "list", "--path", str(folder)])
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith("cquin_")}
-    assert "1.1.0" in rows["cquin_2017_19"] and "2017-04-01 to 2019-03-31" in rows["cquin_2017_19"]
+    assert "1.2.0" in rows["cquin_2017_19"] and "2017-04-01 to 2019-03-31" in rows["cquin_2017_19"]
     assert "published" in rows["cquin_2017_19"]
     assert "draft" in rows["cquin_2019_21"] and "cquin_2017_19@1.x" in rows["cquin_2019_21"]
     assert str(path.relative_to(Path.cwd())) in rows["cquin_2019_21"]  # files inside the working folder are shown relative to it
@@ -85,7 +85,7 @@ def test_a_published_ruleset_wins_over_a_draft_for_the_same_period(folder: Path)
 
 
 def test_no_ruleset_in_effect_says_which_there_are():
-    with pytest.raises(RulesetError, match=r"no ruleset is in effect on 2010-01-01 .*cquin_2017_19 1\.1\.0"):
+    with pytest.raises(RulesetError, match=r"no ruleset is in effect on 2010-01-01 .*cquin_2017_19 1\.2\.0"):
         select_ruleset(dt.date(2010, 1, 1), dirs=[])
 
 
@@ -97,10 +97,10 @@ def test_extends_picks_the_highest_published_version_in_the_range(folder: Path):
     write(
         folder,
         "p110.yaml",
-        parent.replace("version: 1.1.0", "version: 1.2.0").replace("weighting_percent: 0.25", "weighting_percent: 0.5"),
+        parent.replace("version: 1.2.0", "version: 1.3.0").replace("weighting_percent: 0.25", "weighting_percent: 0.5"),
     )
-    write(folder, "p120.yaml", parent.replace("version: 1.1.0", "version: 1.3.0").replace("status: published", "status: draft"))
+    write(folder, "p120.yaml", parent.replace("version: 1.2.0", "version: 1.4.0").replace("status: published", "status: draft"))
     child = write(folder, "child.yaml", CHILD_HEAD)
     resolved = resolve_document(child)
-    assert [v for _, v, _ in resolved.chain] == ["1.0.0", "1.2.0"]  # the draft 1.3.0 is not extended
+    assert [v for _, v, _ in resolved.chain] == ["1.0.0", "1.3.0"]  # the draft 1.4.0 is not extended
     assert str(resolved.data["indicator"]["weighting_percent"]) == "0.5"

@@ -91,11 +91,11 @@ def test_codes_added_to_and_removed_from_a_list_are_counted_with_examples():
 def test_a_patch_version_for_moved_bands_is_flagged():
     old = load_ruleset("cquin_2017_19")
     new = load_ruleset("cquin_2017_19")
-    new.doc = {**new.doc, "version": "1.1.1", "components": [dict(c) for c in new.doc["components"]]}
+    new.doc = {**new.doc, "version": "1.2.1", "components": [dict(c) for c in new.doc["components"]]}
     new.doc["components"][4]["bands"] = [{"below": 60, "pays_percent": 0}, {"at_least": 60, "pays_percent": 100}]
     diff = diff_rulesets(old, new)
     assert diff.required_bump == "major"
-    assert diff.version_problem == "the version goes from 1.1.0 to 1.1.1 (a patch change), but these changes need a major version"
+    assert diff.version_problem == "the version goes from 1.2.0 to 1.2.1 (a patch change), but these changes need a major version"
 
 
 def test_identical_rulesets_have_no_differences():
@@ -132,3 +132,14 @@ def test_list_without_impact_is_a_usage_error():
     result = runner.invoke(cli.app, ["ruleset", "diff", "cquin_2017_19", str(EXAMPLE), "--list"])
     assert result.exit_code != 0
     assert "--list needs --impact" in str(result.exception)
+
+
+def test_a_change_to_the_care_plan_views_needs_a_minor_version_and_is_listed_as_such():
+    old = load_ruleset("cquin_2017_19")
+    new = load_ruleset("cquin_2017_19")
+    plan = dict(new.doc["care_planning"])
+    plan["categories"] = [c for c in plan["categories"] if c["id"] != "coaching"]
+    new.doc = {**new.doc, "care_planning": plan}
+    diff = diff_rulesets(old, new)
+    assert diff.required_bump == "minor"  # the views pay nothing: what the commissioner sees changes, not the money
+    assert {c.section for c in diff.changes} == {"Care-plan views"}

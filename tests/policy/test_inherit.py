@@ -143,7 +143,7 @@ def test_a_problem_the_child_causes_in_an_inherited_value_points_at_the_parent_f
     ("extends", "words"),
     [
         ("cquin_2099_00@1.x", "no ruleset cquin_2099_00"),
-        ("cquin_2017_19@7.x", "versions found: 1.1.0 (published)"),
+        ("cquin_2017_19@7.x", "versions found: 1.2.0 (published)"),
         ("missing/parent.yaml", "no such ruleset file"),
     ],
 )

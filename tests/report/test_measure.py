@@ -157,7 +157,7 @@ def test_the_canonical_base_is_configurable_and_carried_everywhere(demo_run: Dem
     assert m["url"] == "https://fhir.my-icb.nhs.uk/R4/Measure/cquin-2017-19"
     assert code_system(RULESET, base=base)["url"] == "https://fhir.my-icb.nhs.uk/R4/CodeSystem/cquin-2017-19"
     r = measure_report(load_report_data(demo_run.store, demo_run.run_id), base=base)
-    assert r["measure"] == m["url"] + "|1.1.0"
+    assert r["measure"] == m["url"] + "|1.2.0"
     assert all(g["code"]["coding"][0]["system"].startswith("https://fhir.my-icb.nhs.uk/R4/") for g in r["group"])
 
 
