@@ -33,7 +33,7 @@ def test_the_export_validates_against_the_fhir_measure_report_model(demo_run: De
     resource = json.loads(out.read_text(encoding="utf-8"))
     validate(resource)  # what was written, read back, still validates
     assert (resource["resourceType"], resource["status"], resource["type"]) == ("MeasureReport", "complete", "summary")
-    assert resource["measure"] == "https://fhir.cquin.org.uk/R4/Measure/cquin-2017-19|1.1.0"
+    assert resource["measure"] == "https://fhir.cquin.org.uk/R4/Measure/cquin-2017-19|1.2.0"
     assert resource["period"] == {"start": "2017-04-01", "end": "2019-03-31"}
 
 

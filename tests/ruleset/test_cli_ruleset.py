@@ -56,7 +56,7 @@ def test_validate_the_bundled_ruleset_succeeds():
     result = runner.invoke(cli.app, ["ruleset", "validate", str(BUNDLED)])
     assert result.exit_code == 0, result.output
     assert f"{BUNDLED}: valid" in result.stdout
-    assert "cquin_2017_19 1.1.0 (published)" in result.stdout
+    assert "cquin_2017_19 1.2.0 (published)" in result.stdout
     assert "6 components" in result.stdout
 
 

@@ -114,7 +114,7 @@ CASES = {
         ("effective.from", "'soon'", "not a date written YYYY-MM-DD"),
     ),
     "schema: bad semantic version": Planted(
-        "version: 1.1.0\n",
+        "version: 1.2.0\n",
         'version: "1.0"\n',
         ("version", "'1.0'", "not a semantic version"),
     ),
@@ -254,7 +254,7 @@ def test_a_band_gap_is_reported_even_when_an_earlier_component_has_a_non_numeric
 
 
 def test_a_number_where_text_is_expected_is_quoted_as_written(ruleset_copy: RulesetCopy):
-    text = ruleset_copy.replace("version: 1.1.0\n", "version: 1.0\n")
+    text = ruleset_copy.replace("version: 1.2.0\n", "version: 1.0\n")
     _, problems = check_ruleset(ruleset_copy.path)
     [error] = [p for p in errors_of(problems) if p.location.line == line_of(text, "version: 1.0\n")]
     assert "should be text" in error.message
