@@ -25,6 +25,11 @@ Mapping (FHIR R4 -> canonical):
 | Procedure | ``code.coding`` in the ruleset's conversation codes (SNOMED CT, or a local system by its URI) | conversations | ``performedDateTime`` or ``performedPeriod.start`` -> held_on; ``performer.actor`` Practitioner id -> staff_id. Other Procedures: ignored |
 | Encounter | ``type`` or ``reasonCode`` coding in the conversation codes | conversations | ``period.start`` -> held_on; ``participant.individual`` Practitioner id -> staff_id. Other Encounters: ignored |
 | CarePlan | ``category`` (or ``code``) coding in the ruleset's care plan codes (``conversation_codes.care_plans``) | conversations | an agreed plan (status active/completed, intent plan/order): ``created`` (else ``period.start``) -> held_on; ``author`` Practitioner -> staff_id. Others: ignored |
+| CarePlan (agreed, as above) | ``id``; ``created`` (else ``period.start``); extension ``https://cquin.example/fhir/StructureDefinition/care-plan-shared-with-patient`` ``valueBoolean`` | care_plans.plan_id, agreed_on, shared_with_patient of every row of the plan | R4 and UK Core have no element for "shared with the patient", hence cquin's extension; absent -> empty |
+| CarePlan | ``activity.detail.code`` coding in the ruleset's ``care_planning.category_system`` / ``element_system`` | care_plans entry action / element, category = the code | a code of ``care_planning``'s code lists gives its listed entry and id; detail status cancelled or entered-in-error, or doNotPerform: not read |
+| Condition | ``code`` (or ``category``) coding in the category system, named by an agreed plan's ``addresses`` | care_plans entry need | a need with no SNOMED CT / ICD-10 code is no conditions row; one with both is both (and a note counts those no plan addresses). Not named by an agreed plan: ignored |
+| Goal | ``category`` (or ``description``) coding in the category system, named by an agreed plan's ``goal`` | care_plans entry goal | lifecycleStatus cancelled, rejected, entered-in-error: ignored. No care-planning coding, or no agreed plan names it: ignored |
+| ServiceRequest | ``category`` (or ``code``) coding in the category system, named by an agreed plan's ``activity.reference`` or naming it in ``basedOn`` | care_plans entry referral; ``authoredOn`` -> entry_on when later than agreed_on | status active/completed and intent plan/order (or an order sub-type) only, not doNotPerform; otherwise, or outside an agreed plan: ignored |
 | any other (Practitioner, Claim, Immunization, ...) | | | ignored |
 
 The PAM codes (:data:`cquin.adapters.fhir_map.PAM_LEVEL_CODE`, ``PAM_SCORE_CODE``)
@@ -44,6 +49,16 @@ verification status is counted in a note; ``#id`` references resolve to
 ``contained`` resources (a contained Patient is the export's Patient with the
 same NHS number); a Bulk ``manifest.json`` must list only files that are
 present (:mod:`cquin.adapters.fhir_manifest`).
+
+Care plans (FHIR R4 v4.0.1: CarePlan https://hl7.org/fhir/R4/careplan.html, elements ``addresses``
+"Reference(Condition)", ``goal`` "Reference(Goal)", ``activity.reference`` and ``activity.detail.code``; Goal
+https://hl7.org/fhir/R4/goal.html, ``category`` and ``description``; ServiceRequest
+https://hl7.org/fhir/R4/servicerequest.html, ``basedOn`` "Reference(CarePlan | ...)", ``authoredOn``): a plan
+and the resources it names may come in any order and any file, so the Conditions, Goals and ServiceRequests
+with care-planning codings are linked to their plans once every record is read, like Patient references.  Each
+care_plans row carries the file and line of the record it came from (a need, the Condition's), so a category
+the ruleset does not know is rejected at that record with the ruleset's list shown.  A resource contained in
+the CarePlan (``#id``) is read as part of the plan.
 
 Details worth knowing:
 - Dates are the calendar date as recorded (the date part of a dateTime, with no
