@@ -25,6 +25,11 @@ Mapping (FHIR R4 -> canonical):
 | Procedure | ``code.coding`` in the ruleset's conversation codes (SNOMED CT, or a local system by its URI) | conversations | ``performedDateTime`` or ``performedPeriod.start`` -> held_on; ``performer.actor`` Practitioner id -> staff_id. Other Procedures: ignored |
 | Encounter | ``type`` or ``reasonCode`` coding in the conversation codes | conversations | ``period.start`` -> held_on; ``participant.individual`` Practitioner id -> staff_id. Other Encounters: ignored |
 | CarePlan | ``category`` (or ``code``) coding in the ruleset's care plan codes (``conversation_codes.care_plans``) | conversations | an agreed plan (status active/completed, intent plan/order): ``created`` (else ``period.start``) -> held_on; ``author`` Practitioner -> staff_id. Others: ignored |
+| CarePlan (agreed, as above) | ``id``; ``created`` (else ``period.start``); extension ``https://cquin.example/fhir/StructureDefinition/care-plan-shared-with-patient`` ``valueBoolean`` | care_plans.plan_id, agreed_on, shared_with_patient of every row of the plan | R4 and UK Core have no element for "shared with the patient", hence cquin's extension; absent -> empty |
+| CarePlan | ``activity.detail.code`` coding in the ruleset's ``care_planning.category_system`` / ``element_system`` | care_plans entry action / element, category = the code | a code of ``care_planning``'s code lists gives its listed entry and id; detail status cancelled or entered-in-error, or doNotPerform: not read |
+| Condition | ``code`` (or ``category``) coding in the category system, named by an agreed plan's ``addresses`` | care_plans entry need | a need with no SNOMED CT / ICD-10 code is no conditions row; one with both is both (and a note counts those no plan addresses). Not named by an agreed plan: ignored |
+| Goal | ``category`` (or ``description``) coding in the category system, named by an agreed plan's ``goal`` | care_plans entry goal | lifecycleStatus cancelled, rejected, entered-in-error: ignored. No care-planning coding, or no agreed plan names it: ignored |
+| ServiceRequest | ``category`` (or ``code``) coding in the category system, named by an agreed plan's ``activity.reference`` or naming it in ``basedOn`` | care_plans entry referral; ``authoredOn`` -> entry_on when later than agreed_on | status active/completed and intent plan/order (or an order sub-type) only, not doNotPerform; otherwise, or outside an agreed plan: ignored |
 | any other (Practitioner, Claim, Immunization, ...) | | | ignored |
 
 The PAM codes (:data:`cquin.adapters.fhir_map.PAM_LEVEL_CODE`, ``PAM_SCORE_CODE``)
@@ -44,6 +49,16 @@ verification status is counted in a note; ``#id`` references resolve to
 ``contained`` resources (a contained Patient is the export's Patient with the
 same NHS number); a Bulk ``manifest.json`` must list only files that are
 present (:mod:`cquin.adapters.fhir_manifest`).
+
+Care plans (FHIR R4 v4.0.1: CarePlan https://hl7.org/fhir/R4/careplan.html, elements ``addresses``
+"Reference(Condition)", ``goal`` "Reference(Goal)", ``activity.reference`` and ``activity.detail.code``; Goal
+https://hl7.org/fhir/R4/goal.html, ``category`` and ``description``; ServiceRequest
+https://hl7.org/fhir/R4/servicerequest.html, ``basedOn`` "Reference(CarePlan | ...)", ``authoredOn``): a plan
+and the resources it names may come in any order and any file, so the Conditions, Goals and ServiceRequests
+with care-planning codings are linked to their plans once every record is read, like Patient references.  Each
+care_plans row carries the file and line of the record it came from (a need, the Condition's), so a category
+the ruleset does not know is rejected at that record with the ruleset's list shown.  A resource contained in
+the CarePlan (``#id``) is read as part of the plan.
 
 Details worth knowing:
 - Dates are the calendar date as recorded (the date part of a dateTime, with no
@@ -98,12 +113,16 @@ from cquin.adapters.fhir_manifest import check_manifest
 from cquin.adapters.fhir_map import (
     FHIR_GENDER,
     NHS_NUMBER_SYSTEM,
+    PART_ELEMENT,
+    PART_ENTRY,
     PamResult,
     PatientDetails,
     Refusal,
+    activity_entries,
     care_plan_codings,
     care_plan_date,
     care_plan_refusal,
+    codes_text,
     condition_codes,
     condition_date,
     conversation_codings,
@@ -112,9 +131,14 @@ from cquin.adapters.fhir_map import (
     is_conversation,
     not_happened,
     pam_result,
+    part_codings,
+    part_refusal,
     patient_details,
+    plan_entries,
+    plan_references,
     quoted,
     resolved_before,
+    shared_with_patient,
 )
 from cquin.adapters.fhir_read import (
     FhirFile,
@@ -143,6 +167,8 @@ READ_TYPES = (
     "Procedure",
     "Encounter",
     "CarePlan",
+    "Goal",
+    "ServiceRequest",
 )
 STAGE_BATCH = 10_000
 NOT_FROM_FHIR = {
@@ -152,14 +178,14 @@ NOT_FROM_FHIR = {
     "RelatedPerson": "a carer is recognised from the reference to a RelatedPerson; the resource itself is not needed",
 }
 # The canonical tables whose rows name the resource they came from (``_ref``): one id, one content.
-REF_TABLES = ("patients", "conditions", "assessments", "conversations")
+REF_TABLES = ("patients", "conditions", "assessments", "conversations", "care_plans")
 MANIFEST_LIMIT = 16 * 1024 * 1024  # bytes: a Bulk Data manifest lists files, it is never large
 
 
 class FhirAdapter(Adapter):
     name = "fhir"
     description = "HL7 FHIR R4: a Bundle JSON file, a folder of Bundles, or a Bulk Data export folder of NDJSON files"
-    tables = ("patients", "conditions", "assessments", "conversations")
+    tables = ("patients", "conditions", "assessments", "conversations", "care_plans")
     options = (
         AdapterOption(
             "identifier_system",
@@ -238,6 +264,31 @@ class _Pam:
 
 
 @dataclass
+class _Plan:
+    """An agreed care plan (one that counts as a conversation), waiting for the resources it names."""
+
+    key: str
+    patient: _Patient
+    plan_id: str
+    agreed_on: str | None
+    shared: str | None
+
+
+@dataclass
+class _Part:
+    """A Condition (a need), Goal or ServiceRequest (a referral) with care-planning codings, to be linked to its plan."""
+
+    file: str
+    line: int
+    key: str
+    patient: _Patient
+    entries: list[tuple[str, str]]
+    based_on: list[str]  # ServiceRequest.basedOn CarePlan keys
+    authored_on: str | None
+    counted: bool = False  # a Condition that is also a conditions row (accepted whether or not a plan names it)
+
+
+@dataclass
 class _Load:
     """One load: two passes over the files (patients and episodes first, then everything that refers to them)."""
 
@@ -255,6 +306,10 @@ class _Load:
     ignored: Counter[str] = field(default_factory=Counter)
     staged: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     verification: Counter[str] = field(default_factory=Counter)  # NHS number verification status of accepted Patients
+    plans: dict[str, _Plan] = field(default_factory=dict)  # agreed CarePlan key -> plan
+    plan_refs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # resource key -> (CarePlan key, element)
+    unagreed: dict[str, str] = field(default_factory=dict)  # CarePlan key -> why it is not an agreed plan
+    parts: list[_Part] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.handlers = {
@@ -264,6 +319,8 @@ class _Load:
             "Procedure": self.conversation,
             "Encounter": self.conversation,
             "CarePlan": self.care_plan,
+            "Goal": self.plan_part,
+            "ServiceRequest": self.plan_part,
         }
 
     @property
@@ -299,6 +356,7 @@ class _Load:
             for rec in records(f):
                 self.second_pass(f, rec)
         self.finish_pam()
+        self.finish_care_plans()
         self.flush()
         self.note_verification()
         if self.ignored:
@@ -554,9 +612,14 @@ class _Load:
         handler(f, rec, res, key)
 
     def condition(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
+        # A Condition coded in the care-planning categories is a support need (a health concern a plan addresses).
+        need = bool(plan_entries(part_codings(res), self.builder.vocabulary, "need"))
         outcome = not_happened(res) or condition_codes(res)
         if isinstance(outcome, Refusal):
-            self.refuse(f, rec, key, outcome)
+            if need and not outcome.ignored:  # no SNOMED CT or ICD-10 code: a need and nothing else
+                self.plan_part(f, rec, res, key)
+            else:
+                self.refuse(f, rec, key, outcome)
             return
         vocab = self.builder.vocabulary
         gone = resolved_before(res, vocab.resolved_before)
@@ -592,6 +655,8 @@ class _Load:
                 for system, code in outcome
             ],
         )
+        if need:
+            self.plan_part(f, rec, res, key, counted=True)
 
     def observation(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
         result = pam_result(res)
@@ -728,10 +793,19 @@ class _Load:
         self.stage("conversations", [row])
 
     def care_plan(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str) -> None:
-        """An agreed personalised care and support plan is a conversation held on the day it was agreed (ruleset care_plans)."""
+        """An agreed personalised care and support plan is a conversation held on the day it was agreed (ruleset care_plans).
+
+        What it says becomes care_plans rows: its own activity.detail codes here, the Conditions, Goals and
+        ServiceRequests it names (or that name it) once every resource is read (:meth:`finish_care_plans`).
+        """
+        for element, ref in plan_references(res):
+            target = reference_key(ref, self.full_urls, self.bases)
+            if target and not target.startswith("#"):
+                self.plan_refs.setdefault(target, []).append((key, element))
         found = care_plan_codings(res)
         if not is_conversation(found, self.builder.vocabulary.care_plan_codes):
             codes = ", ".join(sorted({c.get("code") or "?" for c in found})) or "none"
+            self.unagreed[key] = f"categories {codes} are not in the ruleset's care plan codes"
             self.refuse(
                 f,
                 rec,
@@ -749,6 +823,7 @@ class _Load:
         if refusal is None and isinstance(patient, Refusal):
             refusal = patient
         if refusal is not None:
+            self.unagreed[key] = refusal.reason.removeprefix("ignored: ")
             self.refuse(f, rec, key, refusal)
             return
         assert isinstance(patient, _Patient)
@@ -762,6 +837,129 @@ class _Load:
             "_ref": key,
         }
         self.stage("conversations", [row])
+        plan = _Plan(key, patient, str(res.get("id") or key), care_plan_date(res), shared_with_patient(res))
+        self.plans[key] = plan
+        own: list[tuple[str, str, str | None]] = [(e, c, None) for e, c in activity_entries(res, self.builder.vocabulary)]
+        for _element, ref in plan_references(res):
+            inner = self.contained(res, ref)  # a Condition, Goal or ServiceRequest contained in the plan
+            rtype = inner.get("resourceType") if inner is not None else None
+            if inner is None or rtype not in PART_ENTRY or part_refusal(inner) or not_happened(inner):
+                continue
+            when = _later(date_part(inner.get("authoredOn")), plan.agreed_on)
+            own += [(e, c, when) for e, c in plan_entries(part_codings(inner), self.builder.vocabulary, PART_ENTRY[rtype])]
+        self.stage("care_plans", [self.plan_row(plan, *entry, f.name, rec.line, key) for entry in dict.fromkeys(own)])
+
+    # ------------------------------------------------------------------ what care plans say
+
+    def plan_part(self, f: FhirFile, rec: Record, res: dict[str, Any], key: str, counted: bool = False) -> None:
+        """A Goal, ServiceRequest or need Condition, kept until every CarePlan is read (references go both ways).
+
+        FHIR R4: CarePlan.goal -> Goal, CarePlan.addresses -> Condition, CarePlan.activity.reference ->
+        ServiceRequest, and ServiceRequest.basedOn -> CarePlan; a record may come before or after its plan.
+        """
+        rtype = res["resourceType"]
+        vocab = self.builder.vocabulary
+        found = part_codings(res)
+        entries = plan_entries(found, vocab, PART_ENTRY[rtype])
+        if not entries:
+            where = "category or description" if rtype == "Goal" else "category or code"
+            self.refuse(
+                f,
+                rec,
+                key,
+                Refusal(
+                    f"ignored: no care-planning coding on the {rtype} (its {where} codes are {codes_text(found)}); cquin reads "
+                    f"{rtype} resources coded in {vocab.care_plan_category_system} or in the ruleset's care_planning code lists",
+                    "category",
+                    codes_text(found),
+                    True,
+                ),
+            )
+            return
+        refusal = None if counted else part_refusal(res) or not_happened(res)
+        patient = self.patient_of(res, "subject")
+        if refusal is None and isinstance(patient, Refusal):
+            refusal = patient
+        if refusal is not None:
+            self.refuse(f, rec, key, refusal)
+            return
+        assert isinstance(patient, _Patient)
+        based_on = [k for r in _listed(res.get("basedOn")) if (k := reference_key(r, self.full_urls, self.bases))]
+        authored = date_part(res.get("authoredOn")) if rtype == "ServiceRequest" else None
+        self.parts.append(_Part(f.name, rec.line, key, patient, entries, based_on, authored, counted))
+
+    def plan_row(
+        self, plan: _Plan, entry: str, category: str, entry_on: str | None, file: str, line: int, ref: str
+    ) -> dict[str, Any]:
+        return {
+            "patient_id": plan.patient.details.nhs_number,
+            "plan_id": plan.plan_id,
+            "agreed_on": plan.agreed_on,
+            "shared_with_patient": plan.shared,
+            "entry": entry,
+            "category": category,
+            "entry_on": entry_on,
+            "_file": file,
+            "_line": line,
+            "_ref": ref,
+        }
+
+    def finish_care_plans(self) -> None:
+        """Each need, goal and referral becomes a row of every agreed plan that names it; the rest are ignored with why."""
+        rows = []
+        unlinked: Counter[str] = Counter()
+        for part in self.parts:
+            rtype = part.key.split("/", 1)[0]
+            keys = list(dict.fromkeys([k for k, _ in self.plan_refs.get(part.key, [])] + part.based_on))
+            plans = [self.plans[k] for k in keys if k in self.plans]
+            if not plans:
+                if part.counted:
+                    unlinked[rtype] += 1
+                    continue
+                self.builder.reject(part.file, part.line, None, None, self.unlinked_reason(part, keys), part.key)
+                self.ignored[rtype] += 1
+                continue
+            nhs = part.patient.details.nhs_number
+            other = next((p for p in plans if p.patient.details.nhs_number != nhs), None)
+            if other is not None:
+                reason = (
+                    f"{rtype} {quoted(part.key)} is about patient {nhs}, but {quoted(other.key)}, which it belongs to, "
+                    f"is about {other.patient.details.nhs_number}"
+                )
+                self.builder.reject(part.file, part.line, "subject", nhs, reason, part.key)
+                continue
+            for plan in plans:
+                when = _later(part.authored_on, plan.agreed_on)
+                rows += [self.plan_row(plan, e, c, when, part.file, part.line, part.key) for e, c in part.entries]
+        self.stage("care_plans", rows)
+        self.parts.clear()
+        if unlinked:
+            self.builder.note(
+                f"FHIR: {sum(unlinked.values())} Condition(s) coded as care-planning needs are addressed by no agreed "
+                "CarePlan (CarePlan.addresses): read as conditions only"
+            )
+
+    def unlinked_reason(self, part: _Part, keys: list[str]) -> str:
+        rtype = part.key.split("/", 1)[0]
+        refused = next((k for k in keys if k in self.unagreed), None)
+        if refused is not None:
+            return f"ignored: not part of an agreed care plan: {quoted(refused)} is not one ({self.unagreed[refused]})"
+        missing = next((k for k in part.based_on if k not in self.plans), None)
+        if missing is not None:
+            return f"ignored: not part of an agreed care plan: its basedOn {quoted(missing)} is no CarePlan read in this export"
+        via = PART_ELEMENT[rtype] + (" nor in its own basedOn" if rtype == "ServiceRequest" else "")
+        return f"ignored: not part of an agreed care plan: no CarePlan names this {rtype} in {via}"
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+
+
+def _later(when: str | None, agreed: str | None) -> str | None:
+    """An entry's own date when it is a full date later than the day the plan was agreed (else the plan's date)."""
+    if when and agreed and len(when) == 10 and len(agreed) == 10 and when > agreed:
+        return when
+    return None
 
 
 def _checked_details(details: PatientDetails) -> PatientDetails | Refusal:

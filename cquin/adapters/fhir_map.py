@@ -12,11 +12,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stdnum.gb import nhs as nhs_number
 
 from cquin.adapters.fhir_read import date_part
+
+if TYPE_CHECKING:
+    from cquin.dataset import Vocabulary
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 SNOMED = "http://snomed.info/sct"
@@ -392,3 +395,133 @@ def conversation_date(resource: dict[str, Any]) -> str | None:
     if when is None and isinstance(period, dict):
         when = date_part(period.get("start"))
     return when
+
+
+# ---------------------------------------------------------------------- What agreed care plans say (care_plans)
+#
+# FHIR R4 (v4.0.1) spreads a care plan over several resources (https://hl7.org/fhir/R4/careplan.html):
+# CarePlan.addresses is "Reference(Condition)", the health concerns the plan deals with; CarePlan.goal is
+# "Reference(Goal)"; CarePlan.activity.reference is an activity done as its own request (Appointment,
+# ServiceRequest, Task, ...), and CarePlan.activity.detail (with detail.code) an activity described within the
+# plan.  A Goal (https://hl7.org/fhir/R4/goal.html) is categorised by Goal.category and described by
+# Goal.description (a CodeableConcept); a ServiceRequest (https://hl7.org/fhir/R4/servicerequest.html, whose
+# alternate names include "referral") names the plan it carries out in ServiceRequest.basedOn
+# ("Reference(CarePlan | ServiceRequest | MedicationRequest)") and its date in authoredOn.  Which care-planning
+# category a need, goal, action or referral is in is a coding in the ruleset's care_planning.category_system
+# (code = the category id), a conversation element one in its element_system (code = the element id), or a code
+# of care_planning's code lists (cquin.dataset.Vocabulary.care_plan_category_codes).
+
+# Neither FHIR R4 nor UK Core has an element saying a care plan was shared with (given to) the patient, so cquin
+# defines this extension on CarePlan, valueBoolean (absent: not recorded).
+SHARED_WITH_PATIENT_EXTENSION = "https://cquin.example/fhir/StructureDefinition/care-plan-shared-with-patient"
+
+GOAL_NOT_AGREED = {"cancelled", "entered-in-error", "rejected"}  # R4 GoalLifecycleStatus codes
+ACTIVITY_NOT_DONE = {"cancelled", "entered-in-error"}  # R4 CarePlanActivityStatus codes
+REFERRAL_STATUSES = {"active", "completed"}  # R4 RequestStatus: a referral that was made
+# R4 RequestIntent: plan, order, and order's specialisations (original-, reflex-, filler-, instance-order).
+REFERRAL_INTENTS = {"plan", "order", "original-order", "reflex-order", "filler-order", "instance-order"}
+PART_ELEMENT = {"Condition": "CarePlan.addresses", "Goal": "CarePlan.goal", "ServiceRequest": "CarePlan.activity.reference"}
+PART_ENTRY = {"Condition": "need", "Goal": "goal", "ServiceRequest": "referral"}
+
+
+def plan_entries(found: Iterable[dict[str, Any]], vocab: Vocabulary, entry: str | None) -> list[tuple[str, str]]:
+    """(entry, category or element id) for each care-planning coding among ``found``, without repeats.
+
+    ``entry`` is what the resource records (need for a Condition, goal for a Goal, referral for a
+    ServiceRequest); None for a CarePlan.activity.detail.code, which is an ``action`` when coded in the category
+    system, an ``element`` when coded in the element system, and what the code list says for a listed code.
+    A code in the category or element system is passed on as written, so a code that is not one of the ruleset's
+    ids is rejected by the dataset checks with its value shown.
+    """
+    out: list[tuple[str, str]] = []
+    for c in found:
+        system, code = c.get("system"), c.get("code")
+        if not isinstance(system, str) or not isinstance(code, str) or not code.strip():
+            continue
+        code = code.strip()
+        if system == vocab.care_plan_category_system:
+            out.append((entry or "action", code))
+        elif system == vocab.care_plan_element_system:
+            if entry is None:
+                out.append(("element", code))
+        else:
+            listed = vocab.care_plan_category_codes.get("snomed" if system == SNOMED else system, {}).get(code)
+            if listed is not None:
+                kind, ident = listed
+                if entry is None:
+                    out.append((kind, ident))
+                elif kind != "element":
+                    out.append((entry, ident))
+    return list(dict.fromkeys(out))
+
+
+def part_codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The codings that may say a need's, goal's or referral's category (Condition code and category, Goal
+    category and description, ServiceRequest category and code)."""
+    first = {"Condition": "code", "Goal": "category", "ServiceRequest": "category"}[resource["resourceType"]]
+    second = {"Condition": "category", "Goal": "description", "ServiceRequest": "code"}[resource["resourceType"]]
+    return codings(resource.get(first)) + codings(resource.get(second))
+
+
+def part_refusal(resource: dict[str, Any]) -> Refusal | None:
+    """Why a Goal or ServiceRequest does not record an agreed goal or a referral made (None when it does)."""
+    rtype = resource["resourceType"]
+    if rtype == "Goal":
+        status = resource.get("lifecycleStatus")
+        if isinstance(status, str) and status in GOAL_NOT_AGREED:
+            return Refusal(
+                f"ignored: Goal lifecycleStatus is {status!r}, so it is not an agreed goal", "lifecycleStatus", status, True
+            )
+        return None
+    if rtype != "ServiceRequest":
+        return None
+    status, intent = resource.get("status"), resource.get("intent")
+    if status not in REFERRAL_STATUSES:
+        return Refusal(
+            f"ignored: ServiceRequest status is {status!r}, so it is not a referral made (active or completed)",
+            "status",
+            str(status),
+            True,
+        )
+    if intent not in REFERRAL_INTENTS:
+        return Refusal(
+            f"ignored: ServiceRequest intent is {intent!r}, not a referral made (plan or order)", "intent", str(intent), True
+        )
+    if resource.get("doNotPerform") is True:
+        return Refusal("ignored: ServiceRequest doNotPerform is true, so nothing was referred", "doNotPerform", "true", True)
+    return None
+
+
+def activity_entries(resource: dict[str, Any], vocab: Vocabulary) -> list[tuple[str, str]]:
+    """The actions and conversation elements a CarePlan records in its own activity.detail.code."""
+    out: list[tuple[str, str]] = []
+    for activity in _as_list(resource.get("activity")):
+        detail = activity.get("detail") if isinstance(activity, dict) else None
+        if not isinstance(detail, dict) or detail.get("doNotPerform") is True or detail.get("status") in ACTIVITY_NOT_DONE:
+            continue
+        out += plan_entries(codings(detail.get("code")), vocab, None)
+    return list(dict.fromkeys(out))
+
+
+def plan_references(resource: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(element, Reference) for each resource the plan names as a concern, goal or activity."""
+    refs: list[tuple[str, Any]] = [("CarePlan.addresses", r) for r in _as_list(resource.get("addresses"))]
+    refs += [("CarePlan.goal", r) for r in _as_list(resource.get("goal"))]
+    for activity in _as_list(resource.get("activity")):
+        if isinstance(activity, dict) and isinstance(activity.get("reference"), dict):
+            refs.append(("CarePlan.activity.reference", activity["reference"]))
+    return refs
+
+
+def shared_with_patient(resource: dict[str, Any]) -> str | None:
+    """true / false from the cquin extension on the CarePlan; None when not recorded.
+
+    A value that is not a boolean is passed on as written, for the dataset checks to reject with it shown.
+    """
+    for ext in _as_list(resource.get("extension")):
+        if isinstance(ext, dict) and ext.get("url") == SHARED_WITH_PATIENT_EXTENSION:
+            value = ext.get("valueBoolean")
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            return None if value is None else str(value)
+    return None

@@ -148,5 +148,5 @@ def test_assert_conforms_lists_every_problem_in_its_message(vocab):
     with pytest.raises(AssertionError) as err:
         assert_conforms(FillsUndeclaredTables, SMALL, vocab)
     message = str(err.value)
-    assert message.startswith("adapter 'undeclared-tables' does not conform (3 problem(s)):")
+    assert message.startswith("adapter 'undeclared-tables' does not conform (4 problem(s)):")
     assert "\n- tables: fills assessments (5 rows)" in message

@@ -417,7 +417,7 @@ def test_an_unknown_resource_type_is_rejected_as_ignored(vocab, tmp_path):
     assert (
         reasons
         == [
-            f"ignored: cquin does not use Claim resources (it reads {', '.join(['Patient', 'EpisodeOfCare', 'Condition', 'Observation', 'QuestionnaireResponse', 'Procedure', 'Encounter', 'CarePlan'])})"
+            f"ignored: cquin does not use Claim resources (it reads {', '.join(['Patient', 'EpisodeOfCare', 'Condition', 'Observation', 'QuestionnaireResponse', 'Procedure', 'Encounter', 'CarePlan', 'Goal', 'ServiceRequest'])})"
         ]
         * 2
     )
