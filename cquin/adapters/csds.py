@@ -9,8 +9,8 @@ by referral), their PAM assessments (CYP609 by referral, CYP612 by care
 activity), what was done at each contact (CYP201 contacts, CYP202 care
 activities) and their agreed care plans (CYP004 care plan type, CYP005 care
 plan agreement).  This adapter reads such an extract, a folder of CSV files,
-into the canonical tables ``patients``, ``conditions``, ``assessments`` and
-``conversations``.
+into the canonical tables ``patients``, ``conditions``, ``assessments``,
+``conversations`` and ``care_plans``.
 
 Files
 -----
@@ -41,10 +41,38 @@ error naming the file, the item and its spellings.
 | CYP101 Referral | service request id; local patient id (or PERSON ID); referral received date; service discharge date | one `patients` row per referral: `served_from`, `served_to` |
 | CYP201 Care contact | care contact id; service request id; contact date; attended or did not attend code | the date and attendance of the contact's activities |
 | CYP202 Care activity | care activity id; care contact id; coded procedure; care professional local id | a `conversations` row when the procedure is a conversation code, held on the contact date, `staff_id` the care professional |
+| CYP202 Care activity | CODED PROCEDURE (CLINICAL TERMINOLOGY) with PROCEDURE SCHEME IN USE (COMMUNITY CARE); CODED FINDING (CODED CLINICAL ENTRY) with FINDING SCHEME IN USE (COMMUNITY CARE) | a `care_plans` row when the SNOMED CT code is in the ruleset's ``care_planning`` code lists: its (entry, category), attached to the plan as below |
 | CYP607 / CYP608 Diagnosis | service request id (cquin rendering: local patient id); diagnosis scheme; code; diagnosis date | `conditions`: scheme 02 `icd10`, 06 `snomed` |
 | CYP609 Coded assessment (referral) | service request id; assessment tool type (SNOMED CT); person score; completion date | `assessments` (PAM) |
 | CYP612 Coded assessment (contact) | care activity id (cquin rendering: care contact id); tool type; person score | `assessments` (PAM), dated by the contact |
-| CYP004 Care plan type / CYP005 Care plan agreement | care plan id; local patient id (or PERSON ID); care plan type; agreed date | an agreed care plan is a `conversations` row held on the agreed date (see the ruleset's ``conversation_codes.care_plans``) |
+| CYP004 Care plan type / CYP005 Care plan agreement | care plan id; local patient id (or PERSON ID); care plan type; agreed date | an agreed care plan is a `conversations` row held on the agreed date (see the ruleset's ``conversation_codes.care_plans``); its CARE PLAN IDENTIFIER and CARE PLAN AGREED DATE are the `plan_id` and `agreed_on` of the care activities attached to it |
+
+Care plans (``care_plans``)
+---------------------------
+CSDS records a plan's existence, type and agreement (CYP004 CARE PLAN
+IDENTIFIER, CARE PLAN TYPE (COMMUNITY CARE), CARE PLAN CREATION DATE; CYP005
+CARE PLAN AGREED DATE, CARE PLAN AGREED BY), but not its content: no table
+holds a plan's needs or goals, and no data item links a care activity (CYP202)
+to a care plan.  What a plan led to is what was done at the contacts:
+
+- A CYP202 care activity whose CODED PROCEDURE (CLINICAL TERMINOLOGY), or
+  CODED FINDING (CODED CLINICAL ENTRY), is a SNOMED CT code (scheme 06 or not
+  given) of the ruleset's ``care_planning`` code lists is one ``care_plans``
+  row with that code's entry kind and category.  It is attached to the
+  patient's latest plan agreed on or before the care contact date (``plan_id``
+  CARE PLAN IDENTIFIER, ``agreed_on`` CARE PLAN AGREED DATE; of two agreed on
+  the same day, the greater identifier); ``entry_on`` is the contact date when
+  it is later than the agreement.  Only attended contacts (5 or 6) count.  An
+  activity with such a code and no plan agreed on or before its contact is
+  rejected as ignored, with that reason, in its own file and line.
+- ``shared_with_patient`` is always empty: CARE PLAN AGREED BY (CYP005) says
+  who agreed the plan's content, not whether the patient was given the
+  document, and CSDS has no other item for it.
+- CYP105 Onward referral (ONWARD REFERRAL DATE, ONWARD REFERRAL REASON,
+  receiving organisation) is not read: it carries no SNOMED CT code and no
+  service type that names a care planning category.
+- A plan's conversation elements have no CSDS item; they are expressible
+  only as care activities with codes in the elements' code lists.
 
 Conventions (cquin's choices where CSDS leaves room)
 ----------------------------------------------------
@@ -177,6 +205,8 @@ ACTIVITY = CsdsTable(
         "cc": it.CARE_CONTACT,
         "code": it.PROCEDURE,
         "scheme": it.PROCEDURE_SCHEME,
+        "finding": it.FINDING,
+        "finding_scheme": it.FINDING_SCHEME,
         "staff": it.STAFF,
     },
     ("ca", "cc", "code"),
@@ -306,6 +336,15 @@ class Contact:
     file: str
 
 
+@dataclass(frozen=True)
+class AgreedPlan:
+    """One agreement of a care plan (CYP004 + CYP005): whose, which plan, and when it was agreed (ISO date)."""
+
+    person: Person
+    plan_id: str
+    agreed_on: str
+
+
 @dataclass
 class PamPart:
     record: Record
@@ -321,7 +360,7 @@ class CsdsAdapter(Adapter):
         "A Community Services Data Set (CSDS v1.5/1.6) extract: a folder of CSV files named by table (CYP001MPI.csv "
         "required), in TOS, NHS Digital pipeline, NCDR or cquin column names"
     )
-    tables = ("patients", "conditions", "assessments", "conversations")
+    tables = ("patients", "conditions", "assessments", "conversations", "care_plans")
     options = (
         AdapterOption(
             "dates",
@@ -568,8 +607,9 @@ class _Loader:
         self._diagnoses(read[PRIMARY_DIAGNOSIS.id])
         self._diagnoses(read[SECONDARY_DIAGNOSIS.id])
         self._assessments(read[CONTACT_ASSESSMENT.id], read[REFERRAL_ASSESSMENT.id].records)
-        self._conversations(read[ACTIVITY.id].records)
-        self._care_plans(read[CARE_PLAN.id], read[CARE_PLAN_AGREEMENT.id].records)
+        agreed = self._care_plans(read[CARE_PLAN.id], read[CARE_PLAN_AGREEMENT.id].records)
+        entries = self._plan_entries(read[ACTIVITY.id].records, agreed)
+        self._conversations(read[ACTIVITY.id].records, entries)
         self._note_renderings()
 
     def _read(self, spec: CsdsTable) -> CsdsFile:
@@ -947,11 +987,14 @@ class _Loader:
             return False
         return any(code in codes for codes in self.b.vocabulary.conversation_codes.values())
 
-    def _conversations(self, records: list[Record]) -> None:
+    def _conversations(self, records: list[Record], entries: set[int]) -> None:
+        """Conversations from care activities; ``entries`` are the ids of records already used as care plan entries."""
         rows = []
         for r in records:
             r.ref = f"{it.CARE_ACTIVITY.name}={r.get('ca')}"
             code = r.get("code")
+            if id(r) in entries and not self._is_conversation(code):
+                continue  # a care plan entry (_plan_entries accepted or rejected it)
             if not self._is_conversation(code):
                 self.b.reject(
                     r.file,
@@ -987,14 +1030,15 @@ class _Loader:
             )
         self.b.add_rows("conversations", rows)
 
-    def _care_plans(self, plans: CsdsFile, agreements: list[Record]) -> None:
+    def _care_plans(self, plans: CsdsFile, agreements: list[Record]) -> list[AgreedPlan]:
         """An agreed care plan (CYP004 with a CYP005 agreement) is a conversation held on the agreed date.
 
         Which plan types count is the ruleset's decision (``conversation_codes.care_plans.csds_plan_types``;
-        empty: every type); see the interpretation recorded there.
+        empty: every type); see the interpretation recorded there.  Returns each agreement, for the care
+        activities recorded after it (:meth:`_plan_entries`).
         """
         if not plans.records and not agreements:
-            return
+            return []
         types = self.b.vocabulary.csds_care_plan_types
         role = self._person_role(plans)
         label = it.LOCAL_PATIENT_ID.name if role == "lpi" else it.PERSON_ID.name
@@ -1019,6 +1063,7 @@ class _Loader:
                 plan_records[pid] = r
         rows = []
         used: set[str] = set()
+        agreed: list[AgreedPlan] = []
         for r in agreements:
             r.ref = f"{it.CARE_PLAN.name}={r.get('plan')}"
             person = self._link(owners, r, "plan", CARE_PLAN, it.CARE_PLAN.name)
@@ -1028,6 +1073,8 @@ class _Loader:
             if not ok:
                 continue
             used.add(r.get("plan") or "")
+            if when is not None:
+                agreed.append(AgreedPlan(person, r.get("plan") or "", when))
             rows.append(
                 {
                     "_file": r.file,
@@ -1045,6 +1092,80 @@ class _Loader:
             else:
                 reason = "ignored: the care plan has no agreement (CYP005 CARE PLAN AGREED DATE), so it is not evidence of an agreed plan"
                 self.b.reject(r.file, r.line, r.column("plan"), pid, reason, r.ref)
+        return agreed
+
+    def _entry_codes(self, r: Record) -> list[tuple[str, str, str, str]]:
+        """(role, code, entry, category) for each SNOMED CT code of a care activity in the ruleset's care_planning lists.
+
+        CYP202 CODED PROCEDURE (CLINICAL TERMINOLOGY) and CODED FINDING (CODED CLINICAL ENTRY) are read when their
+        scheme (PROCEDURE / FINDING SCHEME IN USE) is SNOMED CT (06) or not given.
+        """
+        codes = self.b.vocabulary.care_plan_category_codes.get("snomed") or {}
+        out = []
+        for role, scheme in (("code", "scheme"), ("finding", "finding_scheme")):
+            code = r.get(role)
+            if code is None or (r.get(scheme) or "06").lstrip("0") != "6":
+                continue
+            if code in codes:
+                entry, category = codes[code]
+                out.append((role, code, entry, category))
+        return out
+
+    def _plan_entries(self, records: list[Record], agreed: list[AgreedPlan]) -> set[int]:
+        """care_plans rows from care activities whose SNOMED CT code names a care plan entry (care_planning's lists).
+
+        CSDS does not link a care activity to a care plan, so the entry is attached to the patient's latest plan
+        agreed (CYP005 CARE PLAN AGREED DATE) on or before the care contact date; entry_on is the contact date when
+        later.  Returns the ids of the records used (accepted or rejected here).
+        """
+        used: set[int] = set()
+        rows = []
+        for r in records:
+            found = self._entry_codes(r)
+            if not found:
+                continue
+            used.add(id(r))
+            r.ref = f"{it.CARE_ACTIVITY.name}={r.get('ca')}"
+            role, code = found[0][0], found[0][1]
+            contact = self._link(self.contacts, r, "cc", CONTACT, it.CARE_CONTACT.name)
+            if not isinstance(contact, Contact):
+                continue
+            if (contact.attend or "").lstrip("0") not in ATTENDED:
+                reason = (
+                    f"the care plan entry's contact was not attended (AttendOrDNACode {_q(contact.attend)}; "
+                    "only 5 or 6, attended, count)"
+                )
+                self.b.reject(r.file, r.line, r.column("cc"), r.get("cc"), reason, r.ref)
+                continue
+            on = contact.date or ""
+            plans = [p for p in agreed if p.person.key == contact.person.key and p.agreed_on <= on]
+            if not plans:
+                reason = (
+                    f"ignored: {r.column(role)} {_q(code)} is a care plan entry, but the patient has no care plan agreed "
+                    f"on or before the contact date {on} (CYP004 with a CYP005 CARE PLAN AGREED DATE), so it cannot be "
+                    "attached to a plan"
+                )
+                self.b.reject(r.file, r.line, r.column(role), code, reason, r.ref)
+                continue
+            plan = max(plans, key=lambda p: (p.agreed_on, p.plan_id))
+            for _, _, entry, category in found:
+                rows.append(
+                    {
+                        "_file": r.file,
+                        "_line": r.line,
+                        "_ref": r.ref,
+                        "patient_id": plan.person.patient_id,
+                        "plan_id": plan.plan_id,
+                        "agreed_on": plan.agreed_on,
+                        "shared_with_patient": None,  # CSDS does not record it (see the module docstring)
+                        "entry": entry,
+                        "category": category,
+                        "entry_on": on if on > plan.agreed_on else None,
+                    }
+                )
+        if rows:
+            self.b.add_rows("care_plans", rows)
+        return used
 
 
 @hookimpl

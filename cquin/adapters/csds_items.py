@@ -95,10 +95,25 @@ CONTACT_DATE = _i("CareContactDate", "CARE CONTACT DATE", "Contact_Date", "CareC
 ATTENDANCE = _i("AttendOrDNACode", "ATTENDED OR DID NOT ATTEND CODE", "AttendOrNot", "AttendOrDNACode")
 CARE_ACTIVITY = _i("CareActivityId", "CARE ACTIVITY IDENTIFIER", "CareActivityID", "CareActivityId")
 STAFF = _i("CareProfLocalId", "CARE PROFESSIONAL LOCAL IDENTIFIER", "CareProfessionalID_Local", "CareProfLocalId")
-PROCEDURE_SCHEME = _i("ProcedureSchemeInUse", "PROCEDURE SCHEME IN USE", "Procedure_Scheme", "ProcedureSchemeInUse")
+PROCEDURE_SCHEME = _i(
+    "ProcedureSchemeInUse",
+    ("PROCEDURE SCHEME IN USE (COMMUNITY CARE)", "PROCEDURE SCHEME IN USE"),
+    "Procedure_Scheme",
+    "ProcedureSchemeInUse",
+)
 PROCEDURE = _i(
     "CodedProcedure", ("CODED PROCEDURE (CLINICAL TERMINOLOGY)", "CODED PROCEDURE"), "CodedProcedure", "CodedProcedure"
 )
+# CYP202's coded finding (what was found at the activity, e.g. a need), as the dbt model of CYP202CareActivity
+# names it: CODED FINDING (CODED CLINICAL ENTRY) with FINDING SCHEME IN USE (COMMUNITY CARE). The pipeline
+# spelling was not found in a public source; the cquin short name is used for it.
+FINDING_SCHEME = _i(
+    "FindingSchemeInUse",
+    ("FINDING SCHEME IN USE (COMMUNITY CARE)", "FINDING SCHEME IN USE"),
+    "FindingSchemeInUse",
+    "FindingSchemeInUse",
+)
+FINDING = _i("CodedFinding", ("CODED FINDING (CODED CLINICAL ENTRY)", "CODED FINDING"), "CodedFinding", "CodedFinding")
 DIAGNOSIS_SCHEME = _i("DiagnosisSchemeInUse", "DIAGNOSIS SCHEME IN USE", "Diagnosis_Scheme", "DiagnosisSchemeInUse")
 PRIMARY_CODE = _i("PrimDiag", ("PRIMARY DIAGNOSIS (CODED CLINICAL ENTRY)", "PRIMARY DIAGNOSIS"), "PrimaryDiagnosis", "PrimDiag")
 PRIMARY_DATE = _i("DiagnosisDate", "DIAGNOSIS DATE", "PrimaryDiagnosis_Date", "DiagnosisDate")
