@@ -184,7 +184,9 @@ def _check_care_plans(result: CaseResult, views: dict[str, Any] | None, expected
                     continue
                 for field_name, value in (fields if isinstance(fields, dict) else {"plans": fields}).items():
                     if row.get(field_name) != value:
-                        result.failures.append(f"care_plans.{key}.{ident}.{field_name}: expected {value}, got {row.get(field_name)}")
+                        result.failures.append(
+                            f"care_plans.{key}.{ident}.{field_name}: expected {value}, got {row.get(field_name)}"
+                        )
             continue
         known = sorted(CARE_PLAN_FIGURES | set(CARE_PLAN_ROWS) | {"activation"})
         result.failures.append(f"care_plans: unknown expectation {key!r} (expected: {', '.join(known)})")

@@ -27,6 +27,9 @@ FORMATS = ("canonical", "fhir", "csds")  # each is both the adapter's name and t
 TABLES = ("patients", "conditions", "assessments", "conversations", "staff", "training", "overrides", "provider")
 # Rows per table, as described in the fixture README: one patients row per episode of care.
 EXPECTED_ROWS = {"patients": 6, "conditions": 7, "assessments": 5, "conversations": 2}
+# What care plans say, as far as each format can say it (see the README): FHIR every row; CSDS only the entries
+# the ruleset gives SNOMED CT codes for, and never whether the plan was shared (no CSDS item records it).
+CARE_PLAN_ROWS = {"canonical": 7, "fhir": 7, "csds": 1}
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +89,8 @@ def test_every_record_of_every_file_is_read_and_accepted(datasets: dict[str, Can
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_each_format_gives_the_rows_the_readme_describes(datasets: dict[str, CanonicalDataset], fmt: str) -> None:
-    counts = {t: datasets[fmt].con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-    assert counts == {**dict.fromkeys(TABLES, 0), **EXPECTED_ROWS}
+    counts = {t: datasets[fmt].con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (*TABLES, "care_plans")}
+    assert counts == {**dict.fromkeys(TABLES, 0), **EXPECTED_ROWS, "care_plans": CARE_PLAN_ROWS[fmt]}
 
 
 @pytest.mark.parametrize("table", TABLES)
@@ -106,3 +109,23 @@ def test_the_bundled_ruleset_scores_each_format_identically(ruleset: Ruleset, vo
     assert results["csds"] == results["canonical"]
     # The population exercises the indicator: every patient-based component has people in its denominator.
     assert all(c["denominator"] for c in results["canonical"] if c["id"] not in ("y1.plan", "y1.staff_training"))
+
+
+def test_fhir_says_everything_the_canonical_care_plans_say(datasets: dict[str, CanonicalDataset]) -> None:
+    assert canonical_rows(datasets["fhir"], "care_plans") == canonical_rows(datasets["canonical"], "care_plans")
+
+
+def test_csds_says_the_coded_care_plan_entries_the_canonical_ones_say_without_the_shared_flag(
+    datasets: dict[str, CanonicalDataset], vocab: Vocabulary
+) -> None:
+    """CSDS codes care activities in SNOMED CT only: it carries the entries the ruleset has SNOMED CT codes for."""
+    coded = {pair for codes in vocab.care_plan_category_codes.values() for pair in codes.values()}
+    assert coded  # the bundled ruleset codes at least one kind of entry
+    columns, rows = canonical_rows(datasets["canonical"], "care_plans")
+    at = {name: i for i, name in enumerate(columns)}
+    expressible = sorted(
+        tuple(None if c == "shared_with_patient" else v for c, v in zip(columns, row, strict=True))
+        for row in rows
+        if (row[at["entry"]], row[at["category"]]) in coded
+    )
+    assert canonical_rows(datasets["csds"], "care_plans") == (columns, expressible)
