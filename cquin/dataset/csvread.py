@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import os
 from collections.abc import Mapping
@@ -55,7 +56,17 @@ class _Shape:
 
 
 def _inspect(path: Path) -> _Shape:
-    """Encoding, NUL bytes, line ends and delimiters, in one streaming pass; DataError for text that is neither encoding."""
+    """Encoding, NUL bytes, line ends and delimiters, in one streaming pass; DataError for text that is neither encoding.
+
+    A file is opened for its header and then staged: the pass is made once per file as it is now (its size,
+    modification time and inode), not twice.
+    """
+    st = path.stat()
+    return _inspect_once(path.resolve(), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=32)
+def _inspect_once(path: Path, size: int, mtime_ns: int, inode: int) -> _Shape:
     with path.open("rb") as fh:
         head = fh.read(4)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
