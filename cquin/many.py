@@ -144,10 +144,17 @@ def read_manifest(path: Path) -> Manifest:
 
 
 def evaluate_many(
-    manifest: Manifest, *, store: Path, progress: Callable[[str], None] | None = None, accept_rejections: bool = False
+    manifest: Manifest,
+    *,
+    store: Path,
+    progress: Callable[[str], None] | None = None,
+    accept_rejections: bool = False,
+    allow_draft: bool = False,
 ) -> list[ProviderRun]:
-    """Evaluate and store every provider in the manifest, in order; returns each run with its breakdowns."""
-    from cquin.engine.breakdowns import compute_breakdowns
+    """Evaluate and store every provider in the manifest, in order; returns each run with the breakdowns it kept.
+
+    A draft ruleset is refused, as `cquin evaluate` refuses it, unless ``allow_draft``.
+    """
     from cquin.runner import run_evaluation
 
     say = progress or (lambda _m: None)
@@ -165,8 +172,9 @@ def evaluate_many(
             store=store,
             org=entry.org,
             accept_rejections=accept_rejections,
+            allow_draft=allow_draft,
         )
-        assert ev.run_id is not None
-        runs.append(ProviderRun(entry, ev.run_id, compute_breakdowns(ev.dataset.con, ev.ruleset), ev.quality))
+        assert ev.run_id is not None and ev.breakdowns is not None  # stored runs keep their breakdowns
+        runs.append(ProviderRun(entry, ev.run_id, ev.breakdowns, ev.quality))
         ev.dataset.con.close()
     return runs

@@ -54,10 +54,6 @@ class FileResult:
         return all(c.passed for c in self.cases)
 
 
-def tests_file_for(ruleset_path: Path) -> Path:
-    return ruleset_path.with_name(ruleset_path.name.replace(".yaml", ".tests.yaml"))
-
-
 def run_test_file(path: Path, ruleset_override: Ruleset | None = None) -> FileResult:
     """Run every case in a test file; problems with the file itself raise RulesetError."""
     doc = load_yaml_file(path)

@@ -41,6 +41,7 @@ class Evaluation:
     ruleset: Ruleset
     adapter: str
     quality: DataQuality
+    breakdowns: dict[str, Any] | None = None  # the aggregate kept with the run (None when it was not stored)
 
 
 def run_evaluation(
@@ -55,7 +56,7 @@ def run_evaluation(
     store: Path | None = None,
     progress: Callable[[str], None] | None = None,
     pseudonymise_key: bytes | None = None,
-    allow_draft: bool = True,
+    allow_draft: bool = False,
     org: Path | None = None,
     quality_limits: QualityLimits | None = None,
     accept_rejections: bool = False,
@@ -103,7 +104,9 @@ def run_evaluation(
         reraise_fault(exc, "the data engine's temporary work files (evaluating)")
         raise
     run_id = None
+    breakdowns = None
     if db is not None:
+        breakdowns = compute_breakdowns(dataset.con, rs)
         say("writing the audit store")
         with explained("the data engine's temporary work files (writing the audit store)"):
             run_id = record_run(
@@ -129,14 +132,14 @@ def run_evaluation(
                     **({"supersedes": supersedes} if supersedes else {}),
                 },
                 ruleset_json=canonical_json(rs.doc),
-                breakdowns=compute_breakdowns(dataset.con, rs),
+                breakdowns=breakdowns,
                 pseudonymise_key=pseudonymise_key,
                 data_quality=quality.as_dict(),
             )
         # Closing checkpoints the write-ahead log into the store file (when no reader holds it), so the file
         # alone holds every committed run.
         db.conn.close()
-    return Evaluation(run_id, result, dataset, rs, adapter_name, quality)
+    return Evaluation(run_id, result, dataset, rs, adapter_name, quality, breakdowns)
 
 
 def recorded_for(db: Any, dataset: CanonicalDataset, rs: Ruleset) -> list[RecordedDecision]:

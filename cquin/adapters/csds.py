@@ -126,7 +126,7 @@ from cquin.adapters.base import Adapter, AdapterOption
 from cquin.adapters.csds_items import RENDERING_LABELS, Item
 from cquin.adapters.fhir_map import PAM_LEVEL_CODE, PAM_SCORE_CODE
 from cquin.dataset import DatasetBuilder
-from cquin.dataset.csvread import _sniff_encoding
+from cquin.dataset.csvread import sniff_encoding
 from cquin.exceptions import DataError
 from cquin.hookspecs import hookimpl
 
@@ -449,7 +449,7 @@ def read_csds_csv(path: Path, spec: CsdsTable, builder: DatasetBuilder, renderin
     """Every record of one CSDS file; records with the wrong number of fields are rejected here."""
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: the file is empty (expected a header row)")
-    encoding = _sniff_encoding(path)
+    encoding = sniff_encoding(path)
     records = []
     # Cells as long as the canonical reader takes (Python's default stops at 131,072 characters).
     limit = csv.field_size_limit(MAX_CELL)

@@ -159,6 +159,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         store: StoreOpt = DEFAULT_STORE,
         publish: PublishOpt = False,
         accept_rejections: AcceptOpt = False,
+        allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Allow evaluating a draft ruleset.")] = False,
     ) -> None:
         """Evaluate several providers, store each run, and compare them in one table (and one report).
 
@@ -179,7 +180,13 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             check_out(out_file)  # before any run is evaluated or stored
         spec = read_manifest(manifest)
         with err.status("working…") as status:
-            runs = run_all(spec, store=store, progress=lambda m: status.update(m + "…"), accept_rejections=accept_rejections)
+            runs = run_all(
+                spec,
+                store=store,
+                progress=lambda m: status.update(m + "…"),
+                accept_rejections=accept_rejections,
+                allow_draft=allow_draft,
+            )
         failing = [r for r in runs if r.quality is not None and r.quality.failed]
         for r in failing:
             assert r.quality is not None

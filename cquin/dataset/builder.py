@@ -762,7 +762,3 @@ class DatasetBuilder:
             "patient_row_failed",
         ):
             c.execute(f"DROP TABLE {tmp}")
-
-
-def empty_date() -> dt.date | None:
-    return None

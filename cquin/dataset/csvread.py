@@ -32,7 +32,7 @@ _CHUNK = 1 << 22
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
-def _sniff_encoding(path: Path) -> str:
+def sniff_encoding(path: Path) -> str:
     """'utf-8' or 'cp1252'; raise DataError for anything else."""
     return _inspect(path).encoding
 

@@ -23,7 +23,6 @@ TABLE_NAMES = (
     "overrides",
     "provider",
 )
-REQUIRED_TABLES = ("patients",)
 
 
 @dataclass(frozen=True)

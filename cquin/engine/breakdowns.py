@@ -26,7 +26,7 @@ import duckdb
 
 from cquin.dataset.tables import table
 from cquin.engine.care_plans import compute_care_plan_views
-from cquin.engine.populations import _years_before, q
+from cquin.engine.populations import q, years_before
 from cquin.engine.ruleset import Ruleset, resolve_date
 
 SCHEMA = 1
@@ -162,7 +162,7 @@ def _dimension_queries(
             if cat["id"] in wanted:
                 cond = f"category = {q(cat['id'])} AND recorded_on <= DATE '{by}'"
                 if cat.get("lookback_years"):
-                    cond += f" AND recorded_on >= DATE '{_years_before(by, cat['lookback_years'])}'"
+                    cond += f" AND recorded_on >= DATE '{years_before(by, cat['lookback_years'])}'"
                 windows.append(f"({cond})")
         per_patient = (
             f"SELECT DISTINCT patient_id AS id, category FROM {t('ltc_matches')} WHERE {' OR '.join(windows) or 'false'}"

@@ -17,8 +17,6 @@ import duckdb
 from cquin.engine.ruleset import Ruleset
 from cquin.engine.scoring import scored_assessments_sql
 
-SOURCE_TABLES = ("patients", "conditions", "assessments", "conversations", "staff", "training", "overrides", "provider")
-
 
 def q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -238,7 +236,7 @@ class PopulationCompiler:
             if cat["id"] not in wanted:
                 continue
             years = cat.get("lookback_years")
-            start = _years_before(by, years) if years else None
+            start = years_before(by, years) if years else None
             cond = f"category = {q(cat['id'])} AND recorded_on <= DATE '{by.isoformat()}'"
             if start:
                 cond += f" AND recorded_on >= DATE '{start.isoformat()}'"
@@ -459,7 +457,7 @@ class PopulationCompiler:
             FROM {u} u LEFT JOIN tr t USING (id)"""
 
 
-def _years_before(day: dt.date, years: int) -> dt.date:
+def years_before(day: dt.date, years: int) -> dt.date:
     """The first day of the ``years``-year window ending on ``day`` (e.g. 2018-03-31, 5 -> 2013-04-01)."""
     nxt = day + dt.timedelta(days=1)
     try:

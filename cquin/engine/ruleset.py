@@ -250,10 +250,6 @@ def schema() -> dict[str, Any]:
 # --------------------------------------------------------------------------- finding rulesets
 
 
-def bundled_rulesets() -> list[Path]:
-    return sorted(p for p in BUNDLED_DIR.glob("*.yaml") if not p.name.endswith(".tests.yaml"))
-
-
 def find_ruleset(name_or_path: str) -> Path:
     """A ruleset file from a path, a bundled ruleset's id, or an id (``id`` or ``id@range``) in the catalogue."""
     from cquin.engine.catalogue import catalogue, user_dirs, version_key, version_matches

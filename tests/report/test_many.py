@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cquin.cli import app
 from cquin.demo import DEMO_DIR
 from cquin.demo.generate import generate
-from cquin.exceptions import UserError
+from cquin.exceptions import RulesetError, UserError
 from cquin.many import read_manifest
 from cquin.store import list_runs, open_store
 
@@ -78,3 +78,16 @@ def test_evaluate_many_stores_each_run_and_writes_one_table_and_one_report(manif
     for i, run in enumerate(runs, start=1):
         assert run["run_id"] in html
         assert f'id="p{i}-headline"' in html and f'id="p{i}-breakdowns"' in html
+
+
+def test_evaluate_many_refuses_a_draft_ruleset_unless_allowed_as_evaluate_does(tmp_path: Path) -> None:
+    draft = Path(__file__).resolve().parents[2] / "examples" / "rulesets" / "cquin_2019_20_example.yaml"
+    path = tmp_path / "providers.yaml"
+    path.write_text(f"ruleset: {draft}\nproviders:\n  - name: Demo\n    source: {DEMO_DIR}\n    contract_value: 1000000\n")
+    store = tmp_path / "audit.sqlite"
+    refused = CliRunner().invoke(app, ["evaluate-many", str(path), "--store", str(store)])
+    assert isinstance(refused.exception, RulesetError) and "is a draft; pass --allow-draft" in str(refused.exception)
+    assert not store.exists() or list_runs(open_store(store)) == []
+    allowed = CliRunner().invoke(app, ["evaluate-many", str(path), "--store", str(store), "--allow-draft"])
+    assert allowed.exit_code == 0, allowed.output
+    assert len(list_runs(open_store(store))) == 1
