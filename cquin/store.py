@@ -28,8 +28,7 @@ from sqlite_utils.db import Database
 from cquin import __version__, storefile
 from cquin.cycle.schema import create_signoff_tables, thaw_for_migration
 from cquin.dataset import CanonicalDataset
-from cquin.dataset.checks import sql_str
-from cquin.dataset.duck import first_row
+from cquin.dataset.duck import first_row, sql_str
 from cquin.engine.evaluation import RunResult
 from cquin.engine.evidence import EVIDENCE_MARK, PSEUDONYMOUS_MARK, pseudonymous_notice
 from cquin.exceptions import CquinError, StoreError

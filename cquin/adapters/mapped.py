@@ -14,8 +14,9 @@ from pathlib import Path
 
 from cquin.adapters.base import Adapter, AdapterOption
 from cquin.dataset import TABLE_NAMES, DatasetBuilder, table
-from cquin.dataset.checks import midnight_sql, sql_str
+from cquin.dataset.checks import midnight_sql
 from cquin.dataset.csvread import CsvFormat, open_delimited, stage_delimited
+from cquin.dataset.duck import sql_str
 from cquin.dataset.ledger import file_sha256
 from cquin.dataset.xlsxread import Sheet, column_letter, is_workbook, pick_sheet, stage_sheet
 from cquin.exceptions import ConfigError, DataError

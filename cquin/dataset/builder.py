@@ -33,11 +33,10 @@ from cquin.dataset.checks import (
     midnight_sql,
     nhs_number_ok_sql,
     nhs_number_sql,
-    sql_str,
     trim_sql,
 )
 from cquin.dataset.csvread import CsvFormat, check_canonical_header, read_csv_into
-from cquin.dataset.duck import scalar
+from cquin.dataset.duck import scalar, sql_str
 from cquin.dataset.ledger import FileStats, Ledger
 from cquin.dataset.tables import TABLE_NAMES, Column, Table, table
 from cquin.dataset.xlsxread import Sheet, column_letter, is_workbook, pick_sheet, stage_sheet

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cquin.dataset.duck import sql_str
 from cquin.dataset.tables import Column
 
 # Not policy: the range of dates any real record could carry.
@@ -22,11 +23,6 @@ PLAUSIBLE_TO = "2099-12-31"
 WHITE_SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace()) + "\u200b\ufeff"
 # The same characters as a regular-expression class (RE2 syntax), for white space inside a value.
 WHITE_SPACE_RUN = "[\\s\\pZ\\x0b\\x1c-\\x1f\\x{85}\\x{200B}\\x{FEFF}]+"
-
-
-def sql_str(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def trim_sql(expr: str) -> str:

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from cquin import workspace
-from cquin.dataset.duck import scalar
+from cquin.dataset.duck import scalar, sql_str
 from cquin.dataset.ledger import Ledger
 from cquin.dataset.tables import Table
 from cquin.exceptions import DataError
@@ -399,13 +399,9 @@ def stage_delimited(
             tmp.unlink(missing_ok=True)
     if fmt.skip_lines:
         # Read from the header row on: every line is as many further down the original file.
-        src_sql = "'" + source.replace("'", "''") + "'"
+        src_sql = sql_str(source)
         con.execute(f"UPDATE {raw_table} SET _line = _line + {int(fmt.skip_lines)} WHERE _file = {src_sql}")
         con.execute(f"UPDATE rejections SET line = line + {int(fmt.skip_lines)} WHERE file = {src_sql}")
-
-
-def _sql_char(c: str) -> str:
-    return "'" + c.replace("'", "''") + "'"
 
 
 def _duckdb_read(
@@ -424,11 +420,11 @@ def _duckdb_read(
     names = [f"c{i}" for i in range(len(header))]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     rej_table, rej_scan = f"rej_{raw_table}", f"rejscan_{raw_table}"
-    path_sql = "'" + str(path).replace("'", "''") + "'"
+    path_sql = sql_str(str(path))
     try:
         con.execute(
             f"""CREATE OR REPLACE TABLE staged AS SELECT * FROM read_csv({path_sql},
-                  columns = {columns}, header = true, auto_detect = false, delim = {_sql_char(delimiter)}, quote = '"', escape = '"',
+                  columns = {columns}, header = true, auto_detect = false, delim = {sql_str(delimiter)}, quote = '"', escape = '"',
                   store_rejects = true, rejects_table = '{rej_table}', rejects_scan = '{rej_scan}',
                   max_line_size = 4000000, strict_mode = true)"""
         )
@@ -454,7 +450,7 @@ def _duckdb_read(
         else "0"
     )
     line_sql = f"rowid + 2 + (SELECT count(*) FROM rej_lines WHERE adj <= s.rowid) + {extra_lines}"
-    src_sql = "'" + source.replace("'", "''") + "'"
+    src_sql = sql_str(source)
     if ledger is not None:
         # Every record of the file is now either a staged row or a rejected line: the ledger need not count them again.
         ledger.records_read(source, int(scalar(con, "SELECT count(*) FROM staged")) + len(rejects))  # type: ignore[index]

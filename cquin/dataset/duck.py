@@ -1,4 +1,4 @@
-"""Small helpers for DuckDB queries that return one value or one row.
+"""Small helpers for DuckDB: the one SQL text literal, and queries that return one value or one row.
 
 They fetch the whole (tiny) result, so no half-read result is left on the
 connection: DuckDB refuses further work on a connection with an unfinished
@@ -21,3 +21,8 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> Any:
     row = first_row(con, sql, params)
     return row[0] if row else None
+
+
+def sql_str(text: str) -> str:
+    """``text`` as an SQL string literal (single quotes doubled): the one way cquin writes a literal into SQL."""
+    return "'" + text.replace("'", "''") + "'"

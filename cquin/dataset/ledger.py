@@ -13,8 +13,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from cquin.dataset.checks import sql_str
-from cquin.dataset.duck import scalar
+from cquin.dataset.duck import scalar, sql_str
 
 
 @dataclass

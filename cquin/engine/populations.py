@@ -14,12 +14,9 @@ from typing import Any
 
 import duckdb
 
+from cquin.dataset.duck import sql_str as q
 from cquin.engine.ruleset import Ruleset
 from cquin.engine.scoring import scored_assessments_sql
-
-
-def q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _loc(alias: str = "") -> str:

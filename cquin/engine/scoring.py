@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from cquin.dataset.checks import answer_sql
+from cquin.dataset.duck import sql_str
 from cquin.engine.bands import to_fraction
 from cquin.engine.ruleset import Ruleset, normalise_answer
 
@@ -18,10 +19,6 @@ def _lit(value: Any) -> str:
     if f.denominator == 1:
         return f"CAST({f.numerator} AS DECIMAL(18,6))"
     return f"CAST({f.numerator} AS DECIMAL(18,6)) / {f.denominator}"
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def pam_level_sql(r: Ruleset, level: str = "pam_level", score: str = "pam_score") -> str:
@@ -37,7 +34,7 @@ def gpps_points_sql(r: Ruleset) -> str:
     for q in r.doc["instruments"]["gpps"]["questions"]:
         col = q["field"]
         norm = answer_sql(col)
-        whens = " ".join(f"WHEN {_text(normalise_answer(o['answer']))} THEN {_lit(o['points'])}" for o in q["options"])
+        whens = " ".join(f"WHEN {sql_str(normalise_answer(o['answer']))} THEN {_lit(o['points'])}" for o in q["options"])
         parts.append(f"(CASE {norm} {whens} END)")
     return " + ".join(parts)
 
@@ -50,7 +47,7 @@ def scored_assessments_sql(r: Ruleset, source: str) -> str:
     level = pam_level_sql(r)
     points = gpps_points_sql(r)
     preference = r.doc["instruments"]["preference"]
-    rank = " ".join(f"WHEN {_text(name)} THEN {i}" for i, name in enumerate(preference))
+    rank = " ".join(f"WHEN {sql_str(name)} THEN {i}" for i, name in enumerate(preference))
     return f"""
         SELECT *,
           CASE instrument WHEN 'pam' THEN CAST({level} AS DECIMAL(18,6)) ELSE CAST({points} AS DECIMAL(18,6)) END AS value,
