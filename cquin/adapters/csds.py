@@ -118,14 +118,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from stdnum.exceptions import ValidationError
-from stdnum.gb import nhs
-
 from cquin.adapters import csds_items as it
 from cquin.adapters.base import Adapter, AdapterOption
 from cquin.adapters.csds_items import RENDERING_LABELS, Item
 from cquin.adapters.fhir_map import PAM_LEVEL_CODE, PAM_SCORE_CODE
 from cquin.dataset import DatasetBuilder
+from cquin.dataset.checks import nhs_number_problem
+from cquin.dataset.checks import quote_value as _q
 from cquin.dataset.csvread import sniff_encoding
 from cquin.exceptions import DataError
 from cquin.hookspecs import hookimpl
@@ -516,12 +515,6 @@ def _missing(file: str, spec: CsdsTable, roles: list[str], rendering: str) -> st
     )
 
 
-def _q(text: str | None, limit: int = 60) -> str:
-    """A value quoted for a message, shortened when long (a 100,000-character cell stays readable)."""
-    s = text or ""
-    return "'" + (s if len(s) <= limit else s[: limit - 3] + "...") + "'"
-
-
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _UK = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?: \d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
 
@@ -547,17 +540,6 @@ def parse_date(text: str | None, style: str) -> tuple[str | None, str | None]:
         return dt.date(y, mo, d).isoformat(), None
     except ValueError:
         return None, f"{_q(text)} is not a real date"
-
-
-def _nhs_problem(text: str) -> str | None:
-    """Why an NHS number is not valid (the builder's wording), or None."""
-    try:
-        nhs.validate(text)
-    except ValidationError as exc:
-        if isinstance(exc, nhs.InvalidChecksum):
-            return f"NHS number {_q(text)} fails the Modulus 11 check digit"
-        return f"NHS number {_q(text)} is not 10 digits"
-    return None
 
 
 def _number(text: str | None) -> str | None:
@@ -767,7 +749,7 @@ class _Loader:
             number = r.get("nhs")
             if number is None:
                 return "nhs", f"no NHS number: cquin identifies patients by NHS number, and {r.column('nhs')} is empty"
-            if (problem := _nhs_problem(number)) is not None:
+            if (problem := nhs_number_problem(number)) is not None:
                 return "nhs", problem
         sex_code = r.get("sex")
         if sex_code is not None and sex_code.lower() not in SEX_CODES:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from stdnum.gb import nhs as nhs_number
 
 from cquin.adapters.fhir_read import date_part
+from cquin.dataset.checks import nhs_number_problem
 
 if TYPE_CHECKING:
     from cquin.dataset import Vocabulary
@@ -143,10 +144,9 @@ def patient_details(resource: dict[str, Any], identifier_system: str) -> Patient
     if len(values) > 1:
         return Refusal(f"several different NHS numbers ({', '.join(values)}): one patient must have one", "identifier", values[0])
     value = values[0]
-    if not nhs_number.is_valid(value):
-        return Refusal(
-            f"NHS number {quoted(value)} is not valid (10 digits with a Modulus 11 check digit expected)", "patient_id", value
-        )
+    problem = nhs_number_problem(value)
+    if problem is not None:
+        return Refusal(problem, "patient_id", value)
     gender = resource.get("gender")
     sex = FHIR_GENDER.get(gender, gender) if isinstance(gender, str) else None
     birth = resource.get("birthDate")

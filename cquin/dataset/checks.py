@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stdnum.exceptions import ValidationError
+from stdnum.gb import nhs
+
 from cquin.dataset.duck import sql_str
 from cquin.dataset.tables import Column
 
@@ -218,3 +221,23 @@ def cell_ok_sql(col: Column, present: str, valid: str) -> str:
     if col.required:
         return f"coalesce({present} AND ({valid}), false)"
     return f"coalesce(NOT {present} OR ({valid}), false)"
+
+
+def quote_value(text: str | None, limit: int = 60) -> str:
+    """A value quoted for a message, shortened when long (a 100,000-character cell stays readable)."""
+    s = text or ""
+    return "'" + (s if len(s) <= limit else s[: limit - 3] + "...") + "'"
+
+
+def nhs_number_problem(text: str) -> str | None:
+    """Why ``text`` is not a valid NHS number, in the words of the row checks (:func:`column_sql`), or None.
+
+    For adapters that check an NHS number in Python before staging (FHIR, CSDS): python-stdnum's Modulus 11.
+    """
+    try:
+        nhs.validate(text)
+    except ValidationError as exc:
+        if isinstance(exc, nhs.InvalidChecksum):
+            return f"NHS number {quote_value(text)} fails the Modulus 11 check digit"
+        return f"NHS number {quote_value(text)} is not 10 digits"
+    return None
