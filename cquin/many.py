@@ -64,7 +64,7 @@ class ProviderRun:
 
 def read_manifest(path: Path) -> Manifest:
     """Read and check a manifest; every problem is reported with its line."""
-    from cquin.engine.yaml_source import load_yaml_file
+    from cquin.config.yaml_source import load_yaml_file
     from cquin.runner import DEFAULT_RULESET
 
     try:

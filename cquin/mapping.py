@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from cquin.config.located import load_checked
+from cquin.config.yaml_source import SourceDocument
 from cquin.dataset.tables import TABLE_NAMES, table
-from cquin.engine.yaml_source import SourceDocument
 from cquin.exceptions import ConfigError
 
 MAPPING_FILE = "cquin-mapping.yaml"  # a mapping kept in the export folder is found without --mapping

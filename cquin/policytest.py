@@ -16,11 +16,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cquin.config.yaml_source import SourceDocument, load_yaml_file
 from cquin.dataset import TABLE_NAMES, DatasetBuilder, table
 from cquin.engine.care_plans import compute_care_plan_views
 from cquin.engine.evaluation import RunResult, evaluate, membership
 from cquin.engine.ruleset import Ruleset, load_ruleset
-from cquin.engine.yaml_source import SourceDocument, load_yaml_file
 from cquin.exceptions import RulesetError
 
 CASE_KEYS = {"name", "covers", "description", "population", "expect", "contract_value", "contract_value_year2", "as_of"}

@@ -13,7 +13,8 @@ from typing import Any
 
 import jsonschema
 
-from cquin.engine.yaml_source import SourceDocument, load_yaml_file, load_yaml_text
+from cquin.config.schema_errors import friendly
+from cquin.config.yaml_source import SourceDocument, load_yaml_file, load_yaml_text
 from cquin.exceptions import ConfigError, RulesetError
 
 
@@ -26,8 +27,6 @@ def load_checked(
     path: Path | None, schema_name: str, *, text: str | None = None, shown: str = ""
 ) -> tuple[SourceDocument, list[str]]:
     """The located document and every schema problem, each ``file:line:column: message``; unreadable YAML raises ConfigError."""
-    from cquin.engine.ruleset import _friendly
-
     try:
         doc = load_yaml_text(text, shown or str(path)) if text is not None else load_yaml_file(Path(str(path)))
     except RulesetError as exc:
@@ -35,6 +34,6 @@ def load_checked(
     validator = jsonschema.Draft202012Validator(schema(schema_name))
     problems = []
     for err in sorted(validator.iter_errors(doc.data), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
-        for where, message in _friendly(err):
+        for where, message in friendly(err):
             problems.append(f"{doc.locate(where)}: {message.replace('the ruleset', 'the file')}")
     return doc, problems

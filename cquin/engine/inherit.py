@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cquin.engine.yaml_source import Location, Path_, SourceDocument, load_yaml_file
+from cquin.config.yaml_source import Location, Path_, SourceDocument, load_yaml_file
 from cquin.exceptions import RulesetError
 
 MAX_CHAIN = 10

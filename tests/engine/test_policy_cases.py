@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cquin.engine.yaml_source import load_yaml_file
+from cquin.config.yaml_source import load_yaml_file
 from cquin.policytest import run_test_file
 
 RULESETS = Path(__file__).resolve().parents[2] / "cquin" / "rulesets"

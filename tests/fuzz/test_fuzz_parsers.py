@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 
 from cquin.adapters.csds import MPI, REFERRAL, CsdsAdapter, read_csds_csv
 from cquin.adapters.fhir import FhirAdapter
+from cquin.config.yaml_source import load_yaml_file, load_yaml_text
 from cquin.dataset import DatasetBuilder
 from cquin.engine.ruleset import BUNDLED_DIR, check_ruleset, load_ruleset
-from cquin.engine.yaml_source import load_yaml_file, load_yaml_text
 from cquin.exceptions import CquinError, DataError, RulesetError
 from tests.fuzz.recording import RecordingBuilder
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from cquin.engine import yaml_source
+from cquin.config import yaml_source
+from cquin.config.yaml_source import load_yaml_text
 from cquin.engine.ruleset import check_ruleset, load_ruleset
-from cquin.engine.yaml_source import load_yaml_text
 from cquin.exceptions import RulesetError
 
 MEMORY_BOUND = 64 * 1024 * 1024  # bytes of Python allocations while refusing

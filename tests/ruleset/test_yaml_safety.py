@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cquin.engine import yaml_source
-from cquin.engine.yaml_source import Location, load_yaml_file, load_yaml_text
+from cquin.config import yaml_source
+from cquin.config.yaml_source import Location, load_yaml_file, load_yaml_text
 from cquin.exceptions import RulesetError
 
 
