@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,3 +67,35 @@ def spreadsheet_csv(path: Path, *, identifiable: bool = False) -> Iterator[Any]:
 def write_text(path: Path, text: str, *, identifiable: bool = False) -> None:
     with open_for_writing(path, identifiable=identifiable) as fh:
         fh.write(text)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+# Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection"), with their
+# full-width forms, which some spreadsheets fold to the ASCII ones.
+_FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_CONTROL_STARTS = frozenset("\t\r\n")
+
+
+def safe_cell(value: Any) -> str:
+    """A CSV cell a spreadsheet will show as text, never run as a formula.
+
+    A cell is neutralised (prefixed with ``'``) when it starts with a formula
+    character, a tab, CR or LF, or when one follows leading white space (some
+    spreadsheets trim it on import). Plain numbers such as ``-5`` are left alone.
+    """
+    if value is None:
+        return ""
+    text = str(value)
+    if not text:
+        return text
+    first = text.lstrip()[:1]
+    risky = text[0] in _CONTROL_STARTS or first in _FORMULA_STARTS
+    if risky and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    """A plain decimal number (what a spreadsheet shows as a number, never a formula)."""
+    return _NUMBER.fullmatch(text) is not None

@@ -309,8 +309,7 @@ def write_cohort(store: Path, run_id: str, year: int, out: Path) -> int:
     disclosure control does not apply; every cell is still made formula-safe.
     """
     from cquin.engine.evidence import PSEUDONYMOUS_MARK
-    from cquin.outfile import spreadsheet_csv
-    from cquin.render.results import safe_cell
+    from cquin.outfile import safe_cell, spreadsheet_csv
     from cquin.store import cohort_members, evidence_missing
 
     db = open_store(store, read_only=True)
@@ -345,8 +344,7 @@ def write_submission(store: Path, run_id: str, out: Path, *, disclosure_control:
 
     from cquin.disclosure import RULE_TEXT, applies_to, publish, published_percent
     from cquin.engine.outcome import NO_CONTRACT_VALUE, NextStep, basis_from_stored
-    from cquin.outfile import check_out, spreadsheet_csv
-    from cquin.render.results import safe_cell
+    from cquin.outfile import check_out, safe_cell, spreadsheet_csv
     from cquin.store import evidence_missing, stored_data_quality
 
     check_out(out)
@@ -494,8 +492,8 @@ def _write_load(
     import json
 
     from cquin.engine.evaluation import unmatched_codes
+    from cquin.outfile import safe_cell
     from cquin.privacy import write_private_text
-    from cquin.render.results import safe_cell
 
     dataset.write_csv(out_dir, cell=safe_cell)
     with open_private(out_dir / "rejections.csv") as fh:

@@ -26,7 +26,6 @@ from typing import Any
 from sqlite_utils.db import Database
 
 from cquin import __version__, storefile
-from cquin.cycle.schema import create_signoff_tables, thaw_for_migration
 from cquin.dataset import CanonicalDataset
 from cquin.dataset.duck import first_row, sql_str
 from cquin.engine.evaluation import RunResult
@@ -34,9 +33,10 @@ from cquin.engine.evidence import EVIDENCE_MARK, PSEUDONYMOUS_MARK, pseudonymous
 from cquin.exceptions import CquinError, StoreError
 from cquin.pseudonymise import Pseudonymiser
 from cquin.redact import reason_kind
+from cquin.storeguards import create_signoff_tables, thaw_for_migration
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
-SCHEMA_VERSION = 4  # 2: numeric columns and foreign keys; 3: sign-offs (cquin.cycle.schema); 4: marked as cquin's
+SCHEMA_VERSION = 4  # 2: numeric columns and foreign keys; 3: sign-offs (cquin.storeguards); 4: marked as cquin's
 READABLE_FROM = 3  # the oldest format the reading commands read as it is (older: `cquin store migrate` first)
 
 _TABLES: dict[str, dict[str, Any]] = {

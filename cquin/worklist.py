@@ -105,8 +105,7 @@ def work_lists(db: Database, run_id: str) -> Iterator[WorkList]:
 
 def write_worklist(store: Path, run_id: str, out: Path) -> list[tuple[NextStep, int]]:
     """Write every component's work-list to one CSV (UTF-8 with BOM, owner-only); returns (step, people) per list."""
-    from cquin.outfile import check_out, spreadsheet_csv
-    from cquin.render.results import safe_cell
+    from cquin.outfile import check_out, safe_cell, spreadsheet_csv
 
     check_out(out)
     db = open_store(store, read_only=True)

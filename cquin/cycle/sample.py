@@ -150,7 +150,7 @@ def sample_csv(sample: AuditSample) -> str:
     import csv
     import io
 
-    from cquin.render.results import safe_cell
+    from cquin.outfile import safe_cell
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

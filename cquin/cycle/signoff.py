@@ -11,7 +11,7 @@ provider "will identify and agree ... with the commissioner" (Year 2).  Each suc
 - a ``recorded_evidence`` subject of the run's ruleset (e.g. ``plan``): a decision later evaluations read.
 
 Rows are never changed or deleted, and once a run has a sign-off its own records are frozen too (SQLite
-triggers, :mod:`cquin.cycle.schema`).  A correction is a new run that says which run it supersedes.
+triggers, :mod:`cquin.storeguards`).  A correction is a new run that says which run it supersedes.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 from sqlite_utils.db import Database
 
 from cquin import __version__
-from cquin.cycle.schema import SIGNOFF_TABLE
 from cquin.engine.recorded import RecordedDecision
 from cquin.exceptions import StoreError, UserError
 from cquin.store import load_run, open_store
+from cquin.storeguards import SIGNOFF_TABLE
 
 PARTIES = ("provider", "commissioner")
 DECISIONS = ("agree", "dispute")

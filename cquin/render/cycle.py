@@ -139,7 +139,7 @@ def moves_csv(cmp: RunComparison) -> str:
     import csv
     import io
 
-    from cquin.render.results import safe_cell
+    from cquin.outfile import safe_cell
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -20,8 +19,7 @@ from cquin.engine.evidence import summary as evidence_summary
 from cquin.engine.money import decimal_text
 from cquin.engine.outcome import NO_CONTRACT_VALUE
 from cquin.engine.ruleset import Ruleset
-
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+from cquin.outfile import safe_cell
 
 
 def selected_years(ruleset: Ruleset, year: str) -> list[str]:
@@ -224,36 +222,6 @@ CSV_COLUMNS = [
     "evidence_missing",
     "identifiers",
 ]
-
-
-# Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection"), with their
-# full-width forms, which some spreadsheets fold to the ASCII ones.
-_FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
-_CONTROL_STARTS = frozenset("\t\r\n")
-
-
-def safe_cell(value: Any) -> str:
-    """A CSV cell a spreadsheet will show as text, never run as a formula.
-
-    A cell is neutralised (prefixed with ``'``) when it starts with a formula
-    character, a tab, CR or LF, or when one follows leading white space (some
-    spreadsheets trim it on import). Plain numbers such as ``-5`` are left alone.
-    """
-    if value is None:
-        return ""
-    text = str(value)
-    if not text:
-        return text
-    first = text.lstrip()[:1]
-    risky = text[0] in _CONTROL_STARTS or first in _FORMULA_STARTS
-    if risky and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    """A plain decimal number (what a spreadsheet shows as a number, never a formula)."""
-    return _NUMBER.fullmatch(text) is not None
 
 
 def render_unmatched(console: Console, unmatched: list[tuple[str, str, int]], top: int = 10) -> None:

@@ -141,7 +141,7 @@ def _unmarked_store(path: Path, version: int) -> None:
         columns = {c: t for c, t in spec["columns"].items() if version > 1 or c not in old_columns}
         db.table(name).create(columns, pk=spec.get("pk"))
     if version >= 3:
-        from cquin.cycle.schema import create_signoff_tables
+        from cquin.storeguards import create_signoff_tables
 
         create_signoff_tables(db)
     con.execute(f"PRAGMA user_version = {version}")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cquin.disclosure import SUPPRESSED, publish, published_percent
-from cquin.render.results import result_csv, safe_cell
+from cquin.outfile import safe_cell
+from cquin.render.results import result_csv
 from cquin.runner import load_to_folder, run_evaluation, write_submission
 from cquin.store import open_store
 

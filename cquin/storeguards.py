@@ -1,6 +1,7 @@
 """The audit-store tables of the commissioning cycle, and the guards that keep a signed-off run as it was.
 
-Kept apart from :mod:`cquin.cycle.signoff` so the store's migration can create them without an import cycle.
+The store creates them in its migrations and the commissioning cycle (:mod:`cquin.cycle.signoff`) writes
+them, so they sit at the store's floor, below both.
 """
 
 from __future__ import annotations
