@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,14 @@ from cquin.dataset.ledger import file_sha256
 from cquin.dataset.quality import DataQuality, QualityLimits, assess, load_limits
 from cquin.engine.breakdowns import compute_breakdowns
 from cquin.engine.evaluation import RunResult, evaluate
+from cquin.engine.impact import Impact
 from cquin.engine.recorded import RecordedDecision
 from cquin.engine.ruleset import Ruleset, canonical_json, load_ruleset
 from cquin.exceptions import RulesetError, StoreError
 from cquin.faults import explained, reraise_fault
 from cquin.loading import load_dataset, out_of_memory
 from cquin.privacy import open_private
-from cquin.store import load_run, new_run_id, open_store, record_run, results_digest
+from cquin.store import Explanation, load_run, new_run_id, open_store, record_run, results_digest
 
 DEFAULT_RULESET = "cquin_2017_19"
 
@@ -240,16 +241,6 @@ def require_store(path: Path) -> Path:
     if not Path(path).exists():
         raise StoreError(f"{path}: no audit store here (run `cquin evaluate` first, or pass --store)")
     return path
-
-
-@dataclass
-class Explanation:
-    run: dict[str, object]
-    subject_id: str
-    decisions: list[dict[str, object]]
-    cohorts: list[dict[str, object]]
-    ruleset: dict[str, Any]
-    rejections: list[dict[str, object]] = field(default_factory=list)  # rows rejected at load that name the subject
 
 
 def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key: bytes | None = None) -> Explanation:
@@ -526,3 +517,14 @@ def _write_load(
         + "\n",
     )
     return report, unmatched
+
+
+def ruleset_impact(
+    old: Ruleset, new: Ruleset, source: Path, adapter: str | None = None, options: Mapping[str, str] | None = None
+) -> Impact:
+    """What changing ``old`` for ``new`` does to the records at ``source`` (loaded once for each ruleset)."""
+    from cquin.engine.impact import impact
+
+    old_dataset, _ = load_dataset(source, old.vocabulary(), adapter, options)
+    new_dataset, _ = load_dataset(source, new.vocabulary(), adapter, options)
+    return impact(old, new, old_dataset, new_dataset, source)

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -144,6 +144,18 @@ class StoredRun:
     components: list[dict[str, Any]]
     milestones: list[dict[str, Any]]
     overrides: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One subject's decisions in a stored run, with the run's own copy of the ruleset (for citations)."""
+
+    run: dict[str, object]
+    subject_id: str
+    decisions: list[dict[str, object]]
+    cohorts: list[dict[str, object]]
+    ruleset: dict[str, Any]
+    rejections: list[dict[str, object]] = field(default_factory=list)  # rows rejected at load that name the subject
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:

@@ -30,6 +30,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from cquin.engine.ruleset import load_ruleset
         from cquin.exceptions import UserError
         from cquin.render.policy import render_diff, render_impact
+        from cquin.runner import ruleset_impact
 
         if list_subjects and impact is None:
             raise UserError("--list needs --impact DATA: the patients who move are found by evaluating both rulesets")
@@ -37,7 +38,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         render_diff(out, diff.diff_rulesets(a, b))
         if impact is not None:
             with err.status("evaluating both rulesets…"):
-                result = diff.impact(a, b, impact, adapter, _options(option))
+                result = ruleset_impact(a, b, impact, adapter, _options(option))
             render_impact(out, result, list_subjects)
 
     @ruleset.command("list")

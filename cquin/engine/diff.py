@@ -1,4 +1,4 @@
-"""What changed between two rulesets, in policy language, and what it does to a dataset.
+"""What changed between two rulesets, in policy language.
 
 :func:`diff_rulesets` compares two *resolved* rulesets and returns a
 :class:`RulesetDiff`: one :class:`Change` per thing a policy reader cares about
@@ -7,18 +7,13 @@ code list, dates and cut points, cohort rules, interpretations and citations,
 version and status).  Every differing value is accounted for: anything no
 section explains is listed under "Other changes", so nothing changes silently.
 
-:func:`impact` evaluates both rulesets on the same records and reports which
-component results change and which patients (or staff) move in or out of each
-numerator, denominator and cohort, from the two runs' ``decisions`` and
-``cohort_members`` tables.
+What the change does to a dataset is :mod:`cquin.engine.impact`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cquin.engine.bands import to_fraction
@@ -679,111 +674,3 @@ def describe_owner(path: Key) -> str:
 def diff_rulesets(old: Ruleset, new: Ruleset) -> RulesetDiff:
     """Every difference between two resolved rulesets, grouped for a policy reader."""
     return RulesetDiff((old.id, old.version, old.sha256), (new.id, new.version, new.sha256), _Differ(old, new).run())
-
-
-# --------------------------------------------------------------------------- impact on a dataset
-
-
-@dataclass(frozen=True)
-class ResultChange:
-    """One component's result under each ruleset (None where the component does not exist)."""
-
-    id: str
-    name: str
-    old: dict[str, Any] | None
-    new: dict[str, Any] | None
-
-    @property
-    def changed(self) -> bool:
-        keys = ("numerator", "denominator", "percent", "band", "payment_fraction")
-        if self.old is None or self.new is None:
-            return True
-        return any(self.old.get(k) != self.new.get(k) for k in keys)
-
-
-@dataclass(frozen=True)
-class Movement:
-    """Subjects who move into or out of one numerator, denominator or cohort."""
-
-    group: str  # "numerator", "denominator" or "cohort"
-    owner: str  # component id or cohort name
-    entity: str  # "patient" or "staff"
-    moved_in: tuple[str, ...]
-    moved_out: tuple[str, ...]
-
-
-@dataclass
-class Impact:
-    source: Path
-    results: list[ResultChange]
-    movements: list[Movement]
-
-    @property
-    def changed_results(self) -> list[ResultChange]:
-        return [r for r in self.results if r.changed]
-
-
-@dataclass
-class _Run:
-    components: dict[str, dict[str, Any]]
-    names: dict[str, str]
-    entity: dict[str, str]
-    num: dict[str, set[str]]
-    den: dict[str, set[str]]
-    cohorts: dict[str, set[str]]
-
-
-def _evaluate(r: Ruleset, source: Path, adapter: str | None, options: Mapping[str, str] | None) -> _Run:
-    from cquin.engine.evaluation import evaluate
-    from cquin.loading import load_dataset
-
-    dataset, _ = load_dataset(source, r.vocabulary(), adapter, options)
-    try:
-        result = evaluate(r, dataset)
-        num: dict[str, set[str]] = {}
-        den: dict[str, set[str]] = {}
-        for comp, sid, in_den, in_num in dataset.con.execute(
-            "SELECT component, id, in_denominator, in_numerator FROM decisions"
-        ).fetchall():
-            if in_den:
-                den.setdefault(comp, set()).add(sid)
-            if in_num:
-                num.setdefault(comp, set()).add(sid)
-        cohorts: dict[str, set[str]] = {}
-        for cohort, sid in dataset.con.execute("SELECT cohort, id FROM cohort_members").fetchall():
-            cohorts.setdefault(cohort, set()).add(sid)
-    finally:
-        dataset.con.close()
-    return _Run(
-        {c.id: json.loads(json.dumps(c.as_dict(), default=str)) for c in result.components},
-        {c.id: c.name for c in result.components},
-        {c.id: c.entity or "patient" for c in result.components},
-        num,
-        den,
-        cohorts,
-    )
-
-
-def impact(
-    old: Ruleset, new: Ruleset, source: Path, adapter: str | None = None, options: Mapping[str, str] | None = None
-) -> Impact:
-    """Evaluate both rulesets on ``source`` (loaded once for each, with each ruleset's vocabulary) and compare."""
-    a, b = _evaluate(old, source, adapter, options), _evaluate(new, source, adapter, options)
-    ids = [*a.components, *(c for c in b.components if c not in a.components)]
-    results = [
-        ResultChange(cid, b.names.get(cid) or a.names.get(cid, ""), a.components.get(cid), b.components.get(cid)) for cid in ids
-    ]
-    movements: list[Movement] = []
-    for cid in ids:
-        entity = b.entity.get(cid) or a.entity.get(cid, "patient")
-        if (a.components.get(cid) or b.components.get(cid) or {}).get("denominator") is None:
-            continue  # attainment levels: nobody is counted
-        for group, x, y in (("denominator", a.den, b.den), ("numerator", a.num, b.num)):
-            before, after = x.get(cid, set()), y.get(cid, set())
-            if before != after:
-                movements.append(Movement(group, cid, entity, tuple(sorted(after - before)), tuple(sorted(before - after))))
-    for cohort in sorted(a.cohorts.keys() | b.cohorts.keys()):
-        before, after = a.cohorts.get(cohort, set()), b.cohorts.get(cohort, set())
-        if before != after:
-            movements.append(Movement("cohort", cohort, "patient", tuple(sorted(after - before)), tuple(sorted(before - after))))
-    return Impact(source, results, movements)

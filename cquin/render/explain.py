@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cquin.render.ruleset_text import render_citation as _cite
-from cquin.runner import Explanation
+from cquin.store import Explanation
 
 
 def render_explanation(console: Console, ex: Explanation) -> None:

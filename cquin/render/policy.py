@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from cquin.engine.catalogue import Entry
-from cquin.engine.diff import Impact, RulesetDiff
+from cquin.engine.diff import RulesetDiff
+from cquin.engine.impact import Impact
 from cquin.engine.ruleset import Ruleset
 
 # --------------------------------------------------------------------------- diff
