@@ -6,19 +6,17 @@ and is shown as one plain message with its exit code; nothing else is caught.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from cquin import __version__
+from cquin.commands.common import err, out, parse_date, parse_money, parse_options
 from cquin.exceptions import DATA_QUALITY_EXIT, CquinError, UserError
 from cquin.runner import DEFAULT_RULESET
 from cquin.store import DEFAULT_STORE
@@ -88,12 +86,6 @@ def _limits(share: str | None) -> QualityLimits:
     return with_share(load_limits(), share)
 
 
-# Emoji codes off: a value such as ':x:' in a file name or a reason is printed as written, never as a picture
-# (values are also passed through rich's escape(), so their brackets are never markup).
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-
-
 def _version(value: bool) -> None:
     if value:
         out.print(f"cquin {__version__}")
@@ -150,36 +142,6 @@ def ruleset_show(
 
 
 # ----------------------------------------------------------------------------- evaluate
-
-
-def _options(values: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in values or []:
-        if "=" not in item:
-            raise UserError(f"--option {item!r}: expected NAME=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def _money(text: str | None, flag: str) -> Decimal | None:
-    from cquin.money import parse_pounds
-
-    if text is None:
-        return None
-    try:
-        return parse_pounds(text)
-    except ValueError as exc:
-        raise UserError(f"{flag} {text!r}: {exc}") from None
-
-
-def _date(text: str | None, flag: str) -> dt.date | None:
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"{flag} {text!r}: expected a date written YYYY-MM-DD") from None
 
 
 @app.command()
@@ -258,13 +220,13 @@ def evaluate(
         raise UserError("give the SOURCE to evaluate (a folder or file), or --demo for the bundled demo data")
     if year not in ("1", "2", "all"):
         raise UserError(f"--year {year!r}: expected 1, 2 or all")
-    values = _money(contract_value, "--contract-value"), _money(contract_value_year2, "--contract-value-year2")
+    values = parse_money(contract_value, "--contract-value"), parse_money(contract_value_year2, "--contract-value-year2")
     key = None
     if pseudonymise is not None:
         from cquin.pseudonymise import load_key
 
         key = load_key(pseudonymise)
-    when = _date(as_of, "--as-of")
+    when = parse_date(as_of, "--as-of")
     if ruleset is None:
         from cquin.engine.catalogue import select_ruleset
 
@@ -273,7 +235,7 @@ def evaluate(
         run_evaluation,
         source,
         adapter=adapter or ("mapped" if mapping else None),
-        adapter_options=_with_mapping(_options(option), mapping),
+        adapter_options=_with_mapping(parse_options(option), mapping),
         ruleset=ruleset,
         contract_value=values[0],
         contract_value_year2=values[1],
@@ -494,7 +456,7 @@ def load(
         source,
         out_dir,
         adapter=adapter or ("mapped" if mapping else None),
-        adapter_options=_with_mapping(_options(option), mapping),
+        adapter_options=_with_mapping(parse_options(option), mapping),
         ruleset=ruleset,
         quality_limits=_limits(max_rejected_share),
         accept_rejections=accept_rejections,

@@ -36,7 +36,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         publish: PublishOpt = False,
     ) -> None:
         """Write a run's report as one self-contained HTML page (opens offline) for a contract meeting."""
-        from cquin.cli import err, out
+        from cquin.commands.common import err, out
         from cquin.outfile import check_out
         from cquin.report import write_report
         from cquin.runner import require_store
@@ -93,7 +93,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         publish: PublishOpt = False,
     ) -> None:
         """Export a stored run (or its indicator) in a standard format, validated before it is written."""
-        from cquin.cli import err, out
+        from cquin.commands.common import err, out
         from cquin.exceptions import UserError
         from cquin.runner import require_store
 
@@ -168,7 +168,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """
         from rich.markup import escape
 
-        from cquin.cli import err, out
+        from cquin.commands.common import err, out
         from cquin.many import evaluate_many as run_all
         from cquin.many import read_manifest
         from cquin.outfile import check_out, write_text

@@ -35,7 +35,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         store: StoreOpt = DEFAULT_STORE,
     ) -> None:
         """Record who agreed (or disputed) a run's results, a cohort or a confirmation, against the run's hash."""
-        from cquin.cli import _date, out
+        from cquin.commands.common import out, parse_date
         from cquin.cycle.signoff import record_signoff
         from cquin.render.cycle import render_signoff_recorded
         from cquin.runner import require_store
@@ -48,7 +48,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             decision=decision,
             subject=subject,
             note=note,
-            on=_date(on, "--on"),
+            on=parse_date(on, "--on"),
         )
         render_signoff_recorded(out, saved, state)
 
@@ -57,7 +57,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @runs.command("signoff")
     def runs_signoff(run_id: RunArg, store: StoreOpt = DEFAULT_STORE) -> None:
         """Show a run's sign-off state: each party's decisions, cohort agreements, confirmations, supersession."""
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.cycle.signoff import signoff_state
         from cquin.render.cycle import render_signoff_state
         from cquin.runner import require_store
@@ -72,7 +72,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @runs.command("delete")
     def runs_delete(run_id: RunArg, store: StoreOpt = DEFAULT_STORE) -> None:
         """Delete a run nobody has signed off; a signed-off run is refused (it is kept exactly as it was)."""
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.cycle.signoff import delete_run
         from cquin.runner import require_store
 
@@ -93,7 +93,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         import json
         import sys
 
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.cycle.compare import compare_runs
         from cquin.exceptions import UserError
         from cquin.render.cycle import moves_csv, render_comparison
@@ -121,7 +121,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         store: StoreOpt = DEFAULT_STORE,
     ) -> None:
         """Quarter-on-quarter progress for one provider: each as-of date's figures, payments and sign-off state."""
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.cycle.compare import provider_progress
         from cquin.render.cycle import render_progress
         from cquin.runner import require_store
@@ -146,7 +146,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         import json
         import sys
 
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.cycle.reconcile import reconcile as run_reconcile
         from cquin.exceptions import UserError
         from cquin.render.cycle import render_reconciliation
@@ -178,7 +178,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         import json
         import sys
 
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.cycle.files import write_private
         from cquin.cycle.sample import draw_sample, sample_csv
         from cquin.exceptions import UserError

@@ -17,7 +17,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """Report every problem in a mapping at once, each at file:line:column."""
         from rich.markup import escape
 
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.exceptions import ConfigError
         from cquin.mapping import check_mapping
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """Propose a mapping from the headers seen in an export, for a person to finish (every guess marked)."""
         import sys
 
-        from cquin.cli import err
+        from cquin.commands.common import err
         from cquin.exceptions import UserError
         from cquin.mapping import draft_mapping
 

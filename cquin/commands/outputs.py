@@ -22,7 +22,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """Write who is behind each distance to the next band: patients to see or follow up, staff to train."""
         from rich.markup import escape
 
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.outfile import check_out
         from cquin.runner import require_store
         from cquin.worklist import IDENTIFIABLE, write_worklist

@@ -25,7 +25,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         option: Annotated[list[str] | None, typer.Option("--option", help="Adapter option NAME=VALUE (repeatable).")] = None,
     ) -> None:
         """Say in policy language what changed between two rulesets (and, with --impact, what it does to a dataset)."""
-        from cquin.cli import _options, err, out
+        from cquin.commands.common import err, out, parse_options
         from cquin.engine import diff
         from cquin.engine.ruleset import load_ruleset
         from cquin.exceptions import UserError
@@ -38,7 +38,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         render_diff(out, diff.diff_rulesets(a, b))
         if impact is not None:
             with err.status("evaluating both rulesets…"):
-                result = ruleset_impact(a, b, impact, adapter, _options(option))
+                result = ruleset_impact(a, b, impact, adapter, parse_options(option))
             render_impact(out, result, list_subjects)
 
     @ruleset.command("list")
@@ -49,7 +49,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = None,
     ) -> None:
         """List the bundled and user rulesets: id, version, effective period, status and file."""
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.engine.catalogue import catalogue, user_dirs
         from cquin.render.policy import render_catalogue
 
@@ -80,7 +80,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         from rich.markup import escape
 
-        from cquin.cli import err, out
+        from cquin.commands.common import err, out
         from cquin.engine import codelist_import as ci
         from cquin.exceptions import UserError
 

@@ -20,7 +20,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         ] = False,
     ) -> None:
         """Browse the audit store in Datasette on 127.0.0.1: runs, inputs, rejections, components, decisions, canned queries."""
-        from cquin.cli import err, out
+        from cquin.commands.common import err, out
         from cquin.runner import require_store
         from cquin.serve import HOST, datasette_app
         from cquin.store import open_store

@@ -19,7 +19,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @store_app.command("check")
     def check(store: StoreOpt = DEFAULT_STORE) -> None:
         """Read every page of the store and say whether it is intact (read-only: the store is not changed)."""
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.store import check_store
 
         report = check_store(store)
@@ -34,7 +34,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @store_app.command("migrate")
     def migrate(store: StoreOpt = DEFAULT_STORE) -> None:
         """Bring a store written by an older cquin to this version's format (writing commands do it too)."""
-        from cquin.cli import out
+        from cquin.commands.common import out
         from cquin.store import migrate_store
 
         before, after = migrate_store(store)
