@@ -228,7 +228,7 @@ def evaluate(
         key = load_key(pseudonymise)
     when = parse_date(as_of, "--as-of")
     if ruleset is None:
-        from cquin.engine.catalogue import select_ruleset
+        from cquin.engine.selection import select_ruleset
 
         ruleset = str(select_ruleset(when, allow_draft))
     run = functools.partial(

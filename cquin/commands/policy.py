@@ -50,10 +50,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     ) -> None:
         """List the bundled and user rulesets: id, version, effective period, status and file."""
         from cquin.commands.common import out
-        from cquin.engine.catalogue import catalogue, user_dirs
+        from cquin.engine.catalogue import user_dirs
+        from cquin.engine.selection import resolved_catalogue
         from cquin.render.policy import render_catalogue
 
-        render_catalogue(out, catalogue(user_dirs(path or [])))
+        render_catalogue(out, resolved_catalogue(user_dirs(path or [])))
 
     @ruleset.command("import-codelist")
     def ruleset_import_codelist(

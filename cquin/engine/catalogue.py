@@ -3,13 +3,14 @@
 Versions follow semantic versioning (MAJOR.MINOR.PATCH, an optional ``-pre``
 suffix).  A range such as ``1.x`` or ``1.2.x`` matches every release with
 that prefix; ``extends: cquin_2017_19@1.x`` picks the highest *published*
-match.  :func:`select_ruleset` picks the ruleset whose effective period holds
-a date, for commands that are not told which ruleset to use, and refuses a
-draft unless drafts are allowed.
+match.  The catalogue lists the files as written (a child's inherited period is
+resolved by :mod:`cquin.engine.selection`, which also picks the ruleset in effect
+on a date); it is what resolving ``extends`` looks parents up in.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
 import re
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cquin.config.yaml_source import SourceDocument, load_yaml_file
 from cquin.exceptions import RulesetError
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "rulesets"
@@ -62,6 +64,26 @@ def version_matches(version_range: str, version: str) -> bool:
         if int(want) != have:
             return False
     return True
+
+
+# --------------------------------------------------------------------------- reading ruleset files
+
+_PARSED: dict[tuple[str, int, int], SourceDocument] = {}
+
+
+def load_cached(path: Path) -> SourceDocument:
+    """Parse a ruleset file, reusing the parse while the file is unchanged (a parent is read by every child)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return load_yaml_file(path)  # reports the problem in its own words
+    key = (str(path), st.st_mtime_ns, st.st_size)  # as named: locations carry the name
+    if key not in _PARSED:
+        if len(_PARSED) > 64:
+            _PARSED.clear()
+        _PARSED[key] = load_yaml_file(path)
+    cached = _PARSED[key]
+    return SourceDocument(copy.deepcopy(cached.data), str(path), dict(cached.locations))
 
 
 # --------------------------------------------------------------------------- the catalogue
@@ -118,31 +140,20 @@ def ruleset_files(folder: Path) -> list[Path]:
     return sorted(p for p in files if not p.name.endswith((".tests.yaml", ".tests.yml")))
 
 
-def read_entry(path: Path, origin: str, resolve: bool = True) -> Entry | None:
-    """The catalogue entry for a file, or None when the file is not a ruleset (no ``id``).
+def read_entry(path: Path, origin: str) -> Entry | None:
+    """The catalogue entry for a file as written, or None when the file is not a ruleset (no ``id``).
 
-    A ruleset that extends another may inherit its effective period, so it is
-    resolved to find it, unless ``resolve`` is False (looking a parent up by id
-    needs only id, version and status, and must not resolve the child itself).
+    A ruleset that extends another may inherit its effective period; the entry holds only what the file
+    says (looking a parent up by id needs only id, version and status).  :func:`cquin.engine.selection.resolved_catalogue`
+    resolves the periods.
     """
-    from cquin.engine.inherit import load_cached
-
     try:
         data = load_cached(path).data
     except RulesetError as exc:
         return Entry("?", "?", "?", None, None, "", path, origin, problem=exc.bare_message)
     if not isinstance(data, dict) or "id" not in data:
         return None
-    problem = ""
-    effective = data.get("effective")
-    if "extends" in data and resolve:
-        from cquin.engine.inherit import resolve_document
-
-        try:
-            effective = resolve_document(path).data.get("effective")
-        except RulesetError as exc:
-            problem = exc.bare_message
-    start, end = _dates(effective)
+    start, end = effective_dates(data.get("effective"))
     return Entry(
         str(data.get("id")),
         str(data.get("version", "?")),
@@ -153,11 +164,10 @@ def read_entry(path: Path, origin: str, resolve: bool = True) -> Entry | None:
         path,
         origin,
         str(data.get("extends", "")),
-        problem,
     )
 
 
-def _dates(effective: Any) -> tuple[dt.date | None, dt.date | None]:
+def effective_dates(effective: Any) -> tuple[dt.date | None, dt.date | None]:
     if not isinstance(effective, dict):
         return None, None
     try:
@@ -166,13 +176,13 @@ def _dates(effective: Any) -> tuple[dt.date | None, dt.date | None]:
         return None, None
 
 
-def catalogue(dirs: Iterable[Path] = (), *, bundled: bool = True, resolve: bool = True) -> list[Entry]:
-    """Every ruleset in the bundled folder (if ``bundled``) and in ``dirs``, sorted by id then version."""
+def catalogue(dirs: Iterable[Path] = (), *, bundled: bool = True) -> list[Entry]:
+    """Every ruleset in the bundled folder (if ``bundled``) and in ``dirs``, as written, sorted by id then version."""
     entries: list[Entry] = []
     sources = ([(BUNDLED_DIR, "bundled")] if bundled else []) + [(Path(d), "user") for d in dirs]
     for folder, origin in sources:
         for path in ruleset_files(folder):
-            entry = read_entry(path, origin, resolve)
+            entry = read_entry(path, origin)
             if entry is not None:
                 entries.append(entry)
     return sorted(entries, key=_sort_key)
@@ -189,7 +199,7 @@ def _sort_key(e: Entry) -> tuple[Any, ...]:
 def find_published(ruleset_id: str, version_range: str, dirs: Iterable[Path] = (), exclude: Path | None = None) -> Entry:
     """The highest published version of ``ruleset_id`` within ``version_range`` (``*`` for any), never ``exclude``."""
     skip = exclude.resolve() if exclude is not None else None
-    entries = [e for e in catalogue(dirs, resolve=False) if e.id == ruleset_id and not e.problem and e.path.resolve() != skip]
+    entries = [e for e in catalogue(dirs) if e.id == ruleset_id and not e.problem and e.path.resolve() != skip]
     matching = [e for e in entries if version_matches(version_range, e.version)]
     published = [e for e in matching if e.status == "published"]
     if published:
@@ -201,38 +211,3 @@ def find_published(ruleset_id: str, version_range: str, dirs: Iterable[Path] = (
             "a ruleset can extend only a published one, or name the draft's file"
         )
     raise RulesetError(f"no ruleset {ruleset_id} version {version_range} in the catalogue (versions found: {shown})")
-
-
-def select_ruleset(when: dt.date | None = None, allow_draft: bool = False, dirs: Iterable[Path] | None = None) -> Path:
-    """The ruleset whose effective period holds ``when`` (today if None), for a run that names none.
-
-    Published rulesets win over drafts, then the highest version.  When no
-    ruleset is in effect on the date, the most recent one that has started is
-    used.  A draft is refused unless ``allow_draft``.
-    """
-    day = when or dt.date.today()
-    entries = [e for e in catalogue(user_dirs() if dirs is None else dirs) if not e.problem and e.effective_from]
-    candidates = [e for e in entries if e.in_effect_on(day)]
-    if not candidates:
-        started = [e for e in entries if e.effective_from is not None and e.effective_from <= day]
-        if started:
-            latest = max(e.effective_from for e in started if e.effective_from is not None)
-            candidates = [e for e in started if e.effective_from == latest]
-    if not candidates:
-        known = "; ".join(f"{e.id} {e.version} ({e.status}, {e.effective})" for e in entries) or "none"
-        raise RulesetError(f"no ruleset is in effect on {day} (catalogue: {known}); name one with --ruleset")
-    published = [e for e in candidates if e.status == "published"]
-    if published:
-        return max(published, key=lambda e: version_key(e.version)).path
-    best = max(candidates, key=lambda e: version_key(e.version))
-    if not allow_draft:
-        others = [e for e in entries if e.status == "published"]
-        hint = ""
-        if others:
-            newest = max(others, key=lambda e: (e.effective_from or dt.date.min, version_key(e.version)))
-            hint = f" (the latest published one is {newest.id} {newest.version}, in effect {newest.effective})"
-        raise RulesetError(
-            f"the ruleset in effect on {day} is {best.id} {best.version}, which is a draft ({best.path}); "
-            f"pass --allow-draft to use a draft, or name a published ruleset with --ruleset{hint}"
-        )
-    return best.path

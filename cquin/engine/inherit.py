@@ -22,12 +22,12 @@ it, so problems in the resolved ruleset point at the right file; code list
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cquin.config.yaml_source import Location, Path_, SourceDocument, load_yaml_file
+from cquin.config.yaml_source import Location, Path_, SourceDocument
+from cquin.engine.catalogue import find_published, load_cached, user_dirs
 from cquin.exceptions import RulesetError
 
 MAX_CHAIN = 10
@@ -50,24 +50,6 @@ class Resolved:
 def resolve_document(path: Path, search_dirs: list[Path] | None = None) -> Resolved:
     """Load ``path`` and merge it over its parents; RulesetError (with the line of ``extends``) if a parent is missing."""
     return _resolve(path, search_dirs, [])
-
-
-_PARSED: dict[tuple[str, int, int], SourceDocument] = {}
-
-
-def load_cached(path: Path) -> SourceDocument:
-    """Parse a ruleset file, reusing the parse while the file is unchanged (a parent is read by every child)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return load_yaml_file(path)  # reports the problem in its own words
-    key = (str(path), st.st_mtime_ns, st.st_size)  # as named: locations carry the name
-    if key not in _PARSED:
-        if len(_PARSED) > 64:
-            _PARSED.clear()
-        _PARSED[key] = load_yaml_file(path)
-    cached = _PARSED[key]
-    return SourceDocument(copy.deepcopy(cached.data), str(path), dict(cached.locations))
 
 
 def _resolve(path: Path, search_dirs: list[Path] | None, seen: list[Path]) -> Resolved:
@@ -110,8 +92,6 @@ def _fail(where: Location, message: str) -> RulesetError:
 
 def find_parent(ref: str, child: Path, search_dirs: list[Path] | None, where: Location) -> Path:
     """The file ``ref`` names: a path relative to the child, or the catalogue's match for id@range."""
-    from cquin.engine.catalogue import find_published, user_dirs
-
     if ref.endswith((".yaml", ".yml")):
         target = child.parent / ref
         if not target.is_file():

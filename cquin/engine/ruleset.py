@@ -255,7 +255,7 @@ def find_ruleset(name_or_path: str) -> Path:
     if candidate.exists():
         return candidate
     rid, _, version_range = name_or_path.partition("@")
-    entries = catalogue(user_dirs(), resolve=False)
+    entries = catalogue(user_dirs())
     try:
         named = [e for e in entries if e.id == rid and version_matches(version_range or "*", e.version)]
     except ValueError as exc:

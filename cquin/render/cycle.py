@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from cquin.cycle.compare import Move, ProgressPoint, RunComparison
-from cquin.cycle.reconcile import Reconciliation
 from cquin.cycle.sample import AuditSample
 from cquin.cycle.signoff import Signoff, SignoffState
+
+if TYPE_CHECKING:  # a use case's result, rendered here; the use case sits above the outputs
+    from cquin.cycle.reconcile import Reconciliation
 
 
 def render_signoff_state(console: Console, state: SignoffState) -> None:

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cquin import cli
-from cquin.engine.catalogue import catalogue, select_ruleset, user_dirs, version_matches
+from cquin.engine.catalogue import user_dirs, version_matches
+from cquin.engine.selection import resolved_catalogue, select_ruleset
 from cquin.exceptions import RulesetError
 
 from .conftest import BUNDLED, CHILD_HEAD, write
@@ -42,7 +43,7 @@ def test_version_ranges(version_range: str, version: str, matches: bool):
 def test_the_catalogue_lists_bundled_and_user_rulesets_with_inherited_periods(folder: Path):
     write(folder, "cquin_2019_21.yaml", NEXT_YEARS)
     write(folder, "cquin_2019_21.tests.yaml", "ruleset: cquin_2019_21.yaml\ncases: []\n")  # not a ruleset
-    entries = {e.id: e for e in catalogue(user_dirs([folder]))}
+    entries = {e.id: e for e in resolved_catalogue(user_dirs([folder]))}
     assert set(entries) == {"cquin_2017_19", "cquin_2019_21"}
     assert entries["cquin_2017_19"].origin == "bundled" and entries["cquin_2017_19"].path == BUNDLED
     assert entries["cquin_2019_21"].status == "draft"
@@ -52,7 +53,7 @@ def test_the_catalogue_lists_bundled_and_user_rulesets_with_inherited_periods(fo
 def test_the_folder_named_in_cquin_rulesets_is_read(folder: Path, monkeypatch: pytest.MonkeyPatch):
     write(folder, "next.yaml", NEXT_YEARS)
     monkeypatch.setenv("CQUIN_RULESETS", str(folder))
-    assert "cquin_2019_21" in {e.id for e in catalogue(user_dirs())}
+    assert "cquin_2019_21" in {e.id for e in resolved_catalogue(user_dirs())}
 
 
 def test_ruleset_list_shows_id_version_period_status_and_file(folder: Path):
