@@ -27,8 +27,8 @@ from sqlite_utils.db import Database
 
 from cquin import __version__, storefile
 from cquin.dataset import CanonicalDataset
-from cquin.dataset.duck import first_row, sql_str
-from cquin.engine.evaluation import RunResult
+from cquin.dataset.duck import sql_str
+from cquin.engine.evaluation import RunResult, Trace
 from cquin.engine.evidence import EVIDENCE_MARK, PSEUDONYMOUS_MARK, pseudonymous_notice
 from cquin.exceptions import CquinError, StoreError
 from cquin.pseudonymise import Pseudonymiser
@@ -427,6 +427,13 @@ def evidence_missing(run: dict[str, Any]) -> list[str]:
     return [n for n in notes if isinstance(n, str) and n.startswith((EVIDENCE_MARK, PSEUDONYMOUS_MARK))]
 
 
+def trace_of(result: RunResult) -> Trace:
+    """The evaluation's per-subject decisions (a result built without evaluating has none to store)."""
+    if result.trace is None:
+        raise ValueError("this result has no trace: it was not produced by cquin.engine.evaluation.evaluate")
+    return result.trace
+
+
 def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
     """A digest of the component results and every decision, to tell whether two runs agree exactly."""
     import hashlib
@@ -434,10 +441,7 @@ def results_digest(result: RunResult, dataset: CanonicalDataset) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([c.as_dict() for c in result.components], sort_keys=True).encode())
     h.update(json.dumps([m.__dict__ for m in result.milestones], sort_keys=True, default=str).encode())
-    digest = first_row(
-        dataset.con, "SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, reason)) FROM decisions"
-    )
-    h.update(repr(digest).encode())
+    h.update(repr(trace_of(result).digest()).encode())
     return h.hexdigest()
 
 
@@ -589,7 +593,7 @@ def record_run(
             _copy(
                 db,
                 dataset,
-                f"SELECT cohort, {ps.id_sql('id')}, {ps.text_sql('reason')} FROM cohort_members ORDER BY cohort, id",
+                f"SELECT cohort, {ps.id_sql('id')}, {ps.text_sql('reason')} FROM ({trace_of(result).cohort_members_sql()}) ORDER BY cohort, id",
                 "run_cohorts",
                 ("cohort", "patient_id", "reason"),
                 run_id,
@@ -612,6 +616,7 @@ def subject_decisions_sql(result: RunResult) -> str:
     subject and the JSON text is concatenated: much cheaper than aggregating four million rows.  Ordered by
     subject so SQLite appends to its index instead of inserting at random.
     """
+    trace = trace_of(result)
     selects = []
     for entity in dict.fromkeys(c.entity for c in result.components if c.entity):
         ids = [c.id for c in result.components if c.entity == entity and c.denominator is not None]  # not "not started"
@@ -624,17 +629,13 @@ def subject_decisions_sql(result: RunResult) -> str:
                 + [f"coalesce(CAST(to_json(c{i}.{col}) AS VARCHAR), 'null')" for col in ("rule", "reason")]
             )
             items.append(f"{sql_str(json.dumps(cid) + ':[')} || {text} || ']'")
-        joins = " ".join(
-            f"LEFT JOIN (SELECT * FROM decisions WHERE component = {sql_str(cid)}) c{i} USING (id)"
-            for i, cid in enumerate(ids)
-            if i
-        )
+        joins = " ".join(f"LEFT JOIN ({trace.decisions_sql(cid)}) c{i} USING (id)" for i, cid in enumerate(ids) if i)
         selects.append(
             f"""SELECT {sql_str(entity)} AS entity, c0.id, '{{' || concat_ws(',', {", ".join(items)}) || '}}' AS decisions
-                FROM (SELECT * FROM decisions WHERE component = {sql_str(ids[0])}) c0 {joins}"""
+                FROM ({trace.decisions_sql(ids[0])}) c0 {joins}"""
         )
     if not selects:
-        return "SELECT entity, id, NULL AS decisions FROM decisions WHERE false"
+        return f"SELECT entity, id, NULL AS decisions FROM ({trace.decisions_sql()}) WHERE false"
     return " UNION ALL ".join(f"({sql})" for sql in selects) + " ORDER BY id"
 
 

@@ -21,7 +21,7 @@ from sqlite_utils.db import Database
 from cquin.dataset import CanonicalDataset
 from cquin.engine.evaluation import RunResult
 from cquin.exceptions import StoreError
-from cquin.store import StoredRun, subject_decisions_sql
+from cquin.store import StoredRun, subject_decisions_sql, trace_of
 
 _MASK = (1 << 64) - 1
 
@@ -65,12 +65,14 @@ def compare_stored_rows(
             stored_subjects = _digest((r[0],) for r in db.execute(subjects_sql, [run_id]).fetchall())
             fresh_subjects = _digest((r[0],) for r in _duck_rows(dataset, subject_decisions_sql(result)))
             stored_cohorts = _digest((r[0],) for r in db.execute(cohorts_sql, [run_id]).fetchall())
-            fresh_cohorts = _digest((r[0],) for r in _duck_rows(dataset, "SELECT cohort FROM cohort_members"))
+            fresh_cohorts = _digest(
+                (r[0],) for r in _duck_rows(dataset, f"SELECT cohort FROM ({trace_of(result).cohort_members_sql()})")
+            )
         else:
             stored_subjects = _digest(db.execute(subjects_sql, [run_id]))
             fresh_subjects = _digest(_duck_rows(dataset, subject_decisions_sql(result)))
             stored_cohorts = _digest(db.execute(cohorts_sql, [run_id]))
-            fresh_cohorts = _digest(_duck_rows(dataset, "SELECT cohort, id, reason FROM cohort_members"))
+            fresh_cohorts = _digest(_duck_rows(dataset, trace_of(result).cohort_members_sql()))
         for what, then_d, now_d in (
             ("per-patient decisions", stored_subjects, fresh_subjects),
             ("cohort lists", stored_cohorts, fresh_cohorts),

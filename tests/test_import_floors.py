@@ -179,3 +179,20 @@ def test_the_walk_sees_imports_inside_functions_and_ignores_type_checking_ones()
     # cquin.runner imports the impact module inside a function; cquin.hookspecs names the adapter registry for types only.
     assert "cquin.engine.impact" in GRAPH["cquin.runner"]
     assert "cquin.adapters.base" not in GRAPH["cquin.hookspecs"]
+
+
+def test_no_module_outside_the_engine_and_no_test_reads_an_engine_table_by_name():
+    """The evaluation's relations are read through ``RunResult.trace`` (cquin.engine.evaluation.Trace), never by name."""
+    import re
+
+    by_name = re.compile(r"\b(FROM|JOIN)\s+(decisions|cohort_members|e_[a-z_0-9]+)\b", re.IGNORECASE)
+    tests = Path(__file__).resolve().parent
+    files = [p for p in PACKAGE.rglob("*.py") if "engine" not in p.relative_to(PACKAGE).parts] + list(tests.rglob("*.py"))
+    offenders = [
+        f"{p.relative_to(PACKAGE.parent)}:{n}"
+        for p in files
+        if p != Path(__file__).resolve()
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1)
+        if by_name.search(line) and not line.lstrip().startswith(("#", "e.g."))
+    ]
+    assert not offenders, "reads an engine table by name: " + ", ".join(offenders)

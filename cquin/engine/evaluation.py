@@ -86,9 +86,54 @@ class MilestoneResult:
     detail: str
 
 
+@dataclass(frozen=True)
+class Trace:
+    """Every subject's decision for every component, and each cohort's members, as one evaluation left them.
+
+    The relations stay in the evaluation's DuckDB connection (a million patients' decisions are not Python
+    objects); this is the one place their names are known: the store, verification, the impact of a ruleset
+    change and tests read them through these methods.
+    """
+
+    con: duckdb.DuckDBPyConnection
+
+    def decisions_sql(self, component: str | None = None) -> str:
+        """SQL for (component, entity, id, in_denominator, in_numerator, rule, reason), of one component or all."""
+        where = f" WHERE component = {q(component)}" if component is not None else ""
+        return f"SELECT component, entity, id, in_denominator, in_numerator, rule, reason FROM decisions{where}"
+
+    def cohort_members_sql(self, cohort: str | None = None) -> str:
+        """SQL for (cohort, id, reason): each cohort's members and why, of one cohort or all."""
+        where = f" WHERE cohort = {q(cohort)}" if cohort is not None else ""
+        return f"SELECT cohort, id, reason FROM cohort_members{where}"
+
+    def scored_assessments_sql(self) -> str:
+        """SQL for the assessments as scored (instrument, value, low activation, result in words, ...)."""
+        return f"SELECT * FROM {_PREFIX}scored"
+
+    def members(self, component: str, group: str) -> set[str]:
+        """Who is in a component's ``group``: "numerator" or "denominator"."""
+        column = {"numerator": "in_numerator", "denominator": "in_denominator"}[group]
+        rows = self.con.execute(f"SELECT id FROM ({self.decisions_sql(component)}) WHERE {column}").fetchall()
+        return {r[0] for r in rows}
+
+    def cohort(self, name: str) -> set[str]:
+        return {r[0] for r in self.con.execute(f"SELECT id FROM ({self.cohort_members_sql(name)})").fetchall()}
+
+    def digest(self) -> tuple[Any, ...] | None:
+        """(rows, an order-independent hash of every decision; None when there are none): equal when two evaluations decided alike."""
+        return first_row(
+            self.con,
+            f"SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, reason)) FROM ({self.decisions_sql()})",
+        )
+
+
+_PREFIX = "e_"  # the main evaluation's tables (milestones "as at" a date use their own prefixes)
+
+
 @dataclass
 class RunResult:
-    """Everything one evaluation produced; the per-patient decisions stay in ``dataset.con`` table ``decisions``."""
+    """Everything one evaluation produced; the per-subject decisions are read through :attr:`trace`."""
 
     ruleset_id: str
     ruleset_version: str
@@ -110,6 +155,7 @@ class RunResult:
     year_status: dict[str, str] = field(default_factory=dict)  # period id -> "not started" when as-of is before it
     basis: Basis | None = None
     population_entities: dict[str, str] = field(default_factory=dict)  # population id -> "patient" | "staff"
+    trace: Trace | None = None
 
     @property
     def contract_value_given(self) -> bool:
@@ -144,7 +190,7 @@ def evaluate(
         stated[year] = v
     # A year whose period begins after the as-of date has not started: no cohort, no counts, no money yet.
     year_status = {y: "not started" for y in years if as_of is not None and as_of < ruleset.period(y)[0]}
-    comp = PopulationCompiler(con, ruleset, as_of=as_of, prefix="e_")
+    comp = PopulationCompiler(con, ruleset, as_of=as_of, prefix=_PREFIX)
     con.execute(
         "CREATE OR REPLACE TABLE decisions (component VARCHAR, entity VARCHAR, id VARCHAR, in_denominator BOOLEAN, "
         "in_numerator BOOLEAN, rule VARCHAR, reason VARCHAR)"
@@ -293,7 +339,7 @@ def evaluate(
     for n in comp.override_notes:
         if n["kind"] == "rejected":
             dataset.ledger.reject_counted(n["file"], n["line"], "patient_id", n["patient_id"], n["message"])
-    carers = int(scalar(con, "SELECT count(*) FROM e_scored WHERE respondent = 'carer'"))  # type: ignore[index]
+    carers = int(scalar(con, f"SELECT count(*) FROM {_PREFIX}scored WHERE respondent = 'carer'"))  # type: ignore[index]
     unmatched = _unmatched(con, comp)
     basis = build_basis(
         weighting=ruleset.weighting,
@@ -324,6 +370,7 @@ def evaluate(
         year_status,
         basis,
         {pid: pop["entity"] for pid, pop in ruleset.doc["populations"].items()},
+        Trace(con),
     )
 
 

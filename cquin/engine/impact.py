@@ -70,15 +70,16 @@ def _evaluate(r: Ruleset, dataset: CanonicalDataset) -> _Run:
         result = evaluate(r, dataset)
         num: dict[str, set[str]] = {}
         den: dict[str, set[str]] = {}
+        assert result.trace is not None
         for comp, sid, in_den, in_num in dataset.con.execute(
-            "SELECT component, id, in_denominator, in_numerator FROM decisions"
+            f"SELECT component, id, in_denominator, in_numerator FROM ({result.trace.decisions_sql()})"
         ).fetchall():
             if in_den:
                 den.setdefault(comp, set()).add(sid)
             if in_num:
                 num.setdefault(comp, set()).add(sid)
         cohorts: dict[str, set[str]] = {}
-        for cohort, sid in dataset.con.execute("SELECT cohort, id FROM cohort_members").fetchall():
+        for cohort, sid, _reason in dataset.con.execute(result.trace.cohort_members_sql()).fetchall():
             cohorts.setdefault(cohort, set()).add(sid)
     finally:
         dataset.con.close()

@@ -102,9 +102,9 @@ def newly_identified(dataset: CanonicalDataset, code: str, already: set[str]) ->
     return len({r[0] for r in rows} - already)
 
 
-def identified(dataset: CanonicalDataset) -> set[str]:
-    rows = dataset.con.execute("SELECT id FROM decisions WHERE component = 'y1.ltc_identification' AND in_numerator").fetchall()
-    return {r[0] for r in rows}
+def identified(result: RunResult) -> set[str]:
+    assert result.trace is not None
+    return result.trace.members("y1.ltc_identification", "numerator")
 
 
 def test_the_changed_ruleset_has_a_different_sha256(before, after):
@@ -114,7 +114,7 @@ def test_the_changed_ruleset_has_a_different_sha256(before, after):
 def test_ltc_identification_gains_exactly_the_newly_identified_served_patients(before, after, new_code):
     _, old, old_ds = before
     _, new, _ = after
-    gained = newly_identified(old_ds, new_code, identified(old_ds))
+    gained = newly_identified(old_ds, new_code, identified(old))
     assert gained > 0  # the demo data does exercise the change
     a, b = old.component("y1.ltc_identification"), new.component("y1.ltc_identification")
     assert (b.numerator, b.denominator) == (a.numerator + gained, a.denominator)

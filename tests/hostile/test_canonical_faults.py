@@ -72,8 +72,11 @@ def test_a_tab_around_a_gpps_answer_scores_as_the_answer(tmp_path, ruleset, voca
         assessments=[gpps(P1, gpps_q32="\tNo\t", gpps_q33="Not very confident\u00a0")],
     )
     ds = load(folder, vocab)
-    evaluate(ruleset, ds)
-    assert ds.con.execute("SELECT CAST(value AS DOUBLE), low FROM e_scored").fetchall() == [(0.0, True)]
+    trace = evaluate(ruleset, ds).trace
+    assert trace is not None
+    assert ds.con.execute(f"SELECT CAST(value AS DOUBLE), low FROM ({trace.scored_assessments_sql()})").fetchall() == [
+        (0.0, True)
+    ]
 
 
 # ---------------------------------------------------------------------- item 10: same-day results

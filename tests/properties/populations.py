@@ -197,6 +197,7 @@ def components(result: RunResult) -> list[dict[str, Any]]:
     return [c.as_dict() for c in result.components]
 
 
-def decisions(ds: CanonicalDataset) -> list[tuple]:
+def decisions(result: RunResult, ds: CanonicalDataset) -> list[tuple]:
     """The per-patient (and per-staff) decisions, in a fixed order."""
-    return ds.con.execute("SELECT * FROM decisions ORDER BY ALL").fetchall()
+    assert result.trace is not None
+    return ds.con.execute(f"SELECT * FROM ({result.trace.decisions_sql()}) ORDER BY ALL").fetchall()

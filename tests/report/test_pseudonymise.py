@@ -90,7 +90,8 @@ def pseudonymised_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, s
 
     store = tmp_path_factory.mktemp("pseudo") / "audit.sqlite"
     plain = run_evaluation(DEMO_DIR, store=None)
-    member = plain.dataset.con.execute("SELECT min(id) FROM cohort_members WHERE cohort = 'year1'").fetchone()[0]
+    assert plain.result.trace is not None
+    member = min(plain.result.trace.cohort("year1"))
     ev = run_evaluation(DEMO_DIR, store=store, pseudonymise_key=KEY)
     return store, str(ev.run_id), str(member)
 

@@ -136,7 +136,7 @@ def test_a_run_that_fails_part_way_through_writing_leaves_nothing(tmp_path, demo
     assert assert_only_complete_runs(path) == ["kept-run"]
     assert (
         rows_for(path, "kept-run")["run_subjects"]
-        == dataset.con.execute("SELECT count(DISTINCT id) FROM decisions").fetchone()[0]
+        == dataset.con.execute(f"SELECT count(DISTINCT id) FROM ({result.trace.decisions_sql()})").fetchone()[0]
     )
 
 
