@@ -402,7 +402,8 @@ def cohort(
 ) -> None:
     """Write the cohort list (NHS numbers, with why each is in) for the care teams."""
     from cquin.outfile import check_out
-    from cquin.runner import require_store, write_cohort
+    from cquin.render.files import write_cohort
+    from cquin.runner import require_store
 
     if year not in ("1", "2"):
         raise UserError(f"--year {year!r}: expected 1 or 2")
@@ -421,7 +422,8 @@ def submission(
 ) -> None:
     """Write the aggregate return for payment: exact counts, bands, money and basis; no patient identifiers."""
     from cquin.outfile import check_out
-    from cquin.runner import require_store, write_submission
+    from cquin.render.files import write_submission
+    from cquin.runner import require_store
 
     check_out(out_file)
     n = write_submission(require_store(store), run_id, out_file)

@@ -154,7 +154,7 @@ def _same(a: str, b: str) -> bool:
 
 def _evaluated_rows(store: Path, run_id: str, control: bool) -> dict[tuple[str, str], str]:
     """The submission cquin writes for ``run_id``, as figures: written to a private temporary folder, read, removed."""
-    from cquin.runner import write_submission
+    from cquin.render.files import write_submission
 
     with tempfile.TemporaryDirectory(prefix="cquin-reconcile-") as tmp:
         out = Path(tmp) / "submission.csv"

@@ -24,7 +24,8 @@ from cquin.dataset import Vocabulary
 from cquin.engine.ruleset import load_ruleset
 from cquin.exceptions import DataError
 from cquin.loading import load_dataset
-from cquin.runner import run_evaluation, verify_run, write_submission
+from cquin.render.files import write_submission
+from cquin.runner import run_evaluation, verify_run
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 POPULATION = FIXTURES / "equivalence"

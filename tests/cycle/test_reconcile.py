@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from cquin.cli import app
 from cquin.cycle.reconcile import reconcile
 from cquin.exceptions import UserError
-from cquin.runner import run_evaluation, write_submission
+from cquin.render.files import write_submission
+from cquin.runner import run_evaluation
 
 from .conftest import write_records
 

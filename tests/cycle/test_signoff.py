@@ -20,8 +20,9 @@ from typer.testing import CliRunner
 from cquin.cli import app
 from cquin.cycle.signoff import delete_run, record_signoff, signoff_state, signoff_statuses
 from cquin.exceptions import StoreError, UserError
+from cquin.render.files import write_submission
 from cquin.render.runs import render_run_list
-from cquin.runner import run_evaluation, verify_run, write_submission
+from cquin.runner import run_evaluation, verify_run
 from cquin.store import list_runs, open_store
 
 from .conftest import write_records

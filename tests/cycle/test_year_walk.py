@@ -35,7 +35,8 @@ from cquin.cycle.compare import compare_runs
 from cquin.cycle.reconcile import reconcile
 from cquin.cycle.signoff import delete_run, record_signoff, signoff_state
 from cquin.exceptions import StoreError, UserError
-from cquin.runner import run_evaluation, write_submission
+from cquin.render.files import write_submission
+from cquin.runner import run_evaluation
 from cquin.store import open_store
 
 from .conftest import RECORDS, write_records

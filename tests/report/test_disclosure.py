@@ -11,8 +11,9 @@ import pytest
 
 from cquin.disclosure import SUPPRESSED, publish, published_percent
 from cquin.outfile import safe_cell
+from cquin.render.files import write_submission
 from cquin.render.results import result_csv
-from cquin.runner import load_to_folder, run_evaluation, write_submission
+from cquin.runner import load_to_folder, run_evaluation
 from cquin.store import open_store
 
 from .conftest import DemoRun, write_canonical

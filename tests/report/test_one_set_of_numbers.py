@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from cquin.cli import app
 from cquin.measurereport import measure_report
+from cquin.render.files import write_submission
 from cquin.render.results import render_table, result_csv, result_document
 from cquin.report.data import load_report_data
 from cquin.report.page import render_report
-from cquin.runner import write_submission
 
 from .conftest import DemoRun
 
