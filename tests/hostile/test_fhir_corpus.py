@@ -245,7 +245,7 @@ CASES = [
         Read(
             4,
             (
-                (2, "NHS number '99910000AB' is not valid"),
+                (2, "NHS number '99910000AB' is not 10 digits"),
                 (4, "unknown patient 'Patient/p2': that Patient record was rejected"),
             ),
             (IDS, [("9991000011",)]),
