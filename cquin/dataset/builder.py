@@ -30,6 +30,7 @@ from cquin.dataset.checks import (
     answer_sql,
     cell_ok_sql,
     column_sql,
+    fast_trim_sql,
     midnight_sql,
     nhs_number_ok_sql,
     nhs_number_sql,
@@ -442,10 +443,12 @@ class DatasetBuilder:
         # Three layers, so each cell is trimmed once and each date parsed once: (1) every cell trimmed, empty
         # for missing; (2) NHS numbers normalised and dates parsed; (3) typed values and the validity flag.
         columns = [self._id_column(c) for c in t.columns]
+        # Each layer names the one before's columns, so every expression is written once (a cell expression
+        # repeated inside another makes the statement, and DuckDB's planning of it, grow with each layer).
+        trimmed = [f"coalesce({fast_trim_sql(chr(34) + c.name + chr(34))}, '') AS \"{c.name}\"" for c in columns]
         # A date-time at midnight (what Excel writes for a date) is its date.
-        cells = {c.name: trim_sql(f'"{c.name}"') for c in columns}
-        cells.update({c.name: midnight_sql(cells[c.name]) for c in columns if c.kind == "date"})
-        trimmed = [f"coalesce({cells[c.name]}, '') AS \"{c.name}\"" for c in columns]
+        dates = [f'{midnight_sql(chr(34) + c.name + chr(34))} AS "{c.name}"' for c in columns if c.kind == "date"]
+        midnight = f"* REPLACE ({', '.join(dates)})" if dates else "*"
         parsed = ["*"]
         selects, oks = [], []
         for col in columns:
@@ -464,7 +467,7 @@ class DatasetBuilder:
                 ok = cell_ok_sql(col, f"({name} <> '')", f"{value} BETWEEN DATE '{PLAUSIBLE_FROM}' AND DATE '{PLAUSIBLE_TO}'")
             elif col.kind == "nhs_number":
                 # Normalised once into the middle layer, then tested by integer arithmetic.
-                norm, _ = nhs_number_sql(name)
+                norm, _ = nhs_number_sql(name, trimmed=True)
                 parsed += [
                     f"CASE WHEN {name} <> '' THEN {norm} END AS \"_norm_{col.name}\"",
                     f'TRY_CAST({norm} AS BIGINT) AS "_int_{col.name}"',
@@ -487,23 +490,24 @@ class DatasetBuilder:
             errors.append(
                 f"CASE WHEN ({error}) IS NOT NULL THEN struct_pack(col := {sql_str(col.name)}, val := {raw}, msg := ({error})) END"
             )
-        for ok_sql, err_sql in self._row_rules(t):
-            oks.append(f"({ok_sql})")
-            errors.append(err_sql)
+        # The cheap tests see the trimmed cells; the detailed messages are worked out from the raw text.
+        oks += [f"({ok_sql})" for ok_sql, _ in self._row_rules(t, trimmed=True)]
+        errors += [err_sql for _, err_sql in self._row_rules(t, trimmed=False)]
         # One pass computes the typed values and the cheap validity flag ...
         self.con.execute(
             f"""CREATE TABLE chk_{t.name} AS SELECT _file, _line, _ref, {", ".join(selects)}, {" AND ".join(oks)} AS _ok, _rid
-                FROM (SELECT {", ".join(parsed)} FROM
-                      (SELECT rowid AS _rid, _file, _line, _ref, {", ".join(trimmed)} FROM raw_{t.name}))"""
+                FROM (SELECT {", ".join(parsed)} FROM (SELECT {midnight} FROM
+                      (SELECT rowid AS _rid, _file, _line, _ref, {", ".join(trimmed)} FROM raw_{t.name})))"""
         )
-        # ... and only the failing rows get their detailed reasons, from the raw text.
+        # ... and only the failing rows get their detailed reasons, from the raw text (the statement is large:
+        # with no failing row it is not even planned).
         err_list = f"list_filter([{', '.join(errors)}], lambda x: x IS NOT NULL)"
-        self.con.execute(
-            f"""INSERT INTO rejections SELECT _file, _line, _ref, _errs[1].col, _errs[1].val,
-                  coalesce(nullif(array_to_string(list_transform(_errs, lambda x: x.msg), '; '), ''), 'the row is not valid')
-                FROM (SELECT _file, _line, _ref, {err_list} AS _errs FROM raw_{t.name} r
-                      WHERE r.rowid IN (SELECT _rid FROM chk_{t.name} WHERE NOT _ok))"""
-        )
+        failing = scalar(self.con, f"SELECT EXISTS (SELECT 1 FROM chk_{t.name} WHERE NOT _ok)")
+        if failing:
+            self.con.execute(f"""INSERT INTO rejections SELECT _file, _line, _ref, _errs[1].col, _errs[1].val,
+                      coalesce(nullif(array_to_string(list_transform(_errs, lambda x: x.msg), '; '), ''), 'the row is not valid')
+                    FROM (SELECT _file, _line, _ref, {err_list} AS _errs FROM raw_{t.name} r
+                          WHERE r.rowid IN (SELECT _rid FROM chk_{t.name} WHERE NOT _ok))""")
         if t.name == "patients":
             # Whose rows were rejected, so their other records can name the row that failed (not just "unknown").
             self.con.execute(
@@ -514,12 +518,15 @@ class DatasetBuilder:
         self.con.execute(f"ALTER TABLE chk_{t.name} DROP COLUMN _ok")
         self.con.execute(f"ALTER TABLE chk_{t.name} DROP COLUMN _rid")
 
-    def _row_rules(self, t: Table) -> list[tuple[str, str]]:
-        """Checks across the columns of one row: (cheap ok test, detailed error) pairs."""
+    def _row_rules(self, t: Table, *, trimmed: bool = False) -> list[tuple[str, str]]:
+        """Checks across the columns of one row: (cheap ok test, detailed error) pairs.
+
+        ``trimmed``: the columns already hold trimmed text (the cheap pass), so they are not trimmed again.
+        """
         rules = []
 
         def cell(name: str) -> str:  # trimmed text, empty for missing
-            return trim_sql(f"coalesce({name}, '')")
+            return f"coalesce({name}, '')" if trimmed else trim_sql(f"coalesce({name}, '')")
 
         if t.name == "assessments":
             pam = f"lower({cell('instrument')}) = 'pam' AND {cell('pam_score')} = '' AND {cell('pam_level')} = ''"
