@@ -119,7 +119,7 @@ def main() -> None:
     gen = generate(data, args.patients, args.seed)
     rows = {
         name: sum(1 for _ in open(data / f"{name}.csv", encoding="utf-8")) - 1
-        for name in ("patients", "conditions", "assessments", "conversations")
+        for name in ("patients", "conditions", "assessments", "conversations", "care_plans")
     }
     print(f"machine: {machine()}")
     print(f"patients {args.patients:,} (rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()) + ")")
