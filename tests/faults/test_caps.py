@@ -75,10 +75,10 @@ def test_a_code_list_with_too_many_codes_is_refused_with_its_size(tmp_path, caps
 
 
 def test_a_rulesets_code_list_with_too_many_codes_is_a_ruleset_problem(tmp_path, monkeypatch):
-    import cquin.engine.ruleset as ruleset_module
+    import cquin.engine.ruleset_check as checker_module
     from cquin.engine.ruleset import check_ruleset
 
-    monkeypatch.setattr(ruleset_module, "MAX_CODES_PER_LIST", 10)  # the bundled lists are larger than this
+    monkeypatch.setattr(checker_module, "MAX_CODES_PER_LIST", 10)  # the bundled lists are larger than this
     _, problems = check_ruleset("cquin_2017_19")
     assert any("more than 10 codes" in str(p) for p in problems), problems[:3]
 
