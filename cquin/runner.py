@@ -107,7 +107,12 @@ def run_evaluation(
     run_id = None
     breakdowns = None
     if db is not None:
-        breakdowns = compute_breakdowns(dataset.con, rs)
+        say("summarising the run for the report")
+        try:
+            breakdowns = compute_breakdowns(dataset.con, rs)
+        except duckdb.OutOfMemoryException as exc:
+            reraise_fault(exc, "the data engine's temporary work files (summarising the run)")
+            raise out_of_memory("summarising the run for the report") from None
         say("writing the audit store")
         with explained("the data engine's temporary work files (writing the audit store)"):
             run_id = record_run(

@@ -116,10 +116,14 @@ def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, pref
         con.execute(
             "CREATE OR REPLACE TABLE bd_patients AS SELECT u.id"
             + "".join(f", ((coalesce(m.mask{i // 60}, 0) >> {i % 60}) & 1)::INT AS p{i}" for i in range(len(pops)))
-            + "".join(f", d{k}.value AS v{k}" for k, _ in single)
-            + f" FROM {t('patient_ids')} u {mask_join} "
-            + " ".join(f"LEFT JOIN ({sql}) d{k} USING (id)" for k, sql in single)
+            + f" FROM {t('patient_ids')} u {mask_join}"
         )
+        # One dimension joined at a time: a single statement joining them all holds every hash table at once,
+        # which at 5M patients is more than the memory limit.
+        for k, sql in single:
+            con.execute(
+                f"CREATE OR REPLACE TABLE bd_patients AS SELECT b.*, d.value AS v{k} FROM bd_patients b LEFT JOIN ({sql}) d USING (id)"
+            )
         sums = "".join(f", sum(p{i})" for i in range(len(pops)))
         for k, (dim_id, label, values, sql, multi) in enumerate(queries):
             counts = {pid: dict.fromkeys((v for v, _ in values), 0) for pid in pops}
