@@ -73,3 +73,18 @@ def test_running_out_of_memory_says_how_to_go_on(monkeypatch):
     message = str(raised.value)
     assert "ran out of memory while evaluating" in message
     assert "CQUIN_WORK_STORAGE=disk" in message and "CQUIN_MEMORY_LIMIT" in message
+
+
+def test_running_out_of_memory_while_summarising_a_stored_run_says_how_to_go_on(monkeypatch, tmp_path):
+    import duckdb
+
+    import cquin.runner
+
+    def exhausted(*args, **kwargs):
+        raise duckdb.OutOfMemoryException("could not allocate block")
+
+    monkeypatch.setattr(cquin.runner, "compute_breakdowns", exhausted)
+    with pytest.raises(ResourceError) as raised:
+        cquin.runner.run_evaluation(DEMO_DIR, store=tmp_path / "audit.sqlite")
+    assert "ran out of memory while summarising the run for the report" in str(raised.value)
+    assert "CQUIN_MEMORY_LIMIT" in str(raised.value)
