@@ -12,7 +12,7 @@ What the change does to a dataset is :mod:`cquin.engine.impact`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +190,24 @@ class _Differ:
     def add(self, section: str, subject: str, summary: str, level: str = "major", **kw: Any) -> None:
         self.changes.append(Change(section, subject, summary, level, **kw))
 
+    def added_or_removed(
+        self,
+        section: str,
+        subject: str,
+        a: Any,
+        b: Any,
+        path: Key,
+        describe: Callable[..., str],  # (the side that has it, "added" or "removed") -> the summary
+        level: str = "major",
+        **kw: Any,
+    ) -> bool:
+        """When ``subject`` is in one ruleset only, say so (``describe(the side that has it, "added" or "removed")``)."""
+        if a is not None and b is not None:
+            return False
+        self.add(section, subject, describe(b if a is None else a, "added" if a is None else "removed"), level, **kw)
+        self.cover(path)
+        return True
+
     def cover(self, *prefixes: Key) -> None:
         self.covered.update(prefixes)
 
@@ -247,17 +265,19 @@ class _Differ:
         for cid in [*co, *(c for c in cn if c not in co)]:
             a: Any = co.get(cid)
             b: Any = cn.get(cid)
-            if a is None or b is None:
-                comp = b if a is None else a
-                word = "added" if a is None else "removed"
-                self.add(
-                    "Components",
-                    cid,
-                    f"component {cid} ({comp.get('name', '')}, {comp.get('year')}) {word}, worth {_pct(comp.get('share_percent', 0))} of the year",
-                    old=a,
-                    new=b,
-                )
-                self.cover(("components", cid))
+            if self.added_or_removed(
+                "Components",
+                cid,
+                a,
+                b,
+                ("components", cid),
+                lambda comp, word, cid=cid: (
+                    f"component {cid} ({comp.get('name', '')}, {comp.get('year')}) {word}, "
+                    f"worth {_pct(comp.get('share_percent', 0))} of the year"
+                ),
+                old=a,
+                new=b,
+            ):
                 continue
             base = ("components", cid)
             if a.get("share_percent") != b.get("share_percent"):
@@ -316,14 +336,14 @@ class _Differ:
     # -- periods and quarters
     def periods(self) -> None:
         for pid, a, b in self.keyed_pairs("periods"):
-            if a is None or b is None:
-                p = b if a is None else a
-                self.add(
-                    "Dates and periods",
-                    pid,
-                    f"period {pid} {'added' if a is None else 'removed'}: {p.get('from')} to {p.get('to')}",
-                )
-                self.cover(("periods", pid))
+            if self.added_or_removed(
+                "Dates and periods",
+                pid,
+                a,
+                b,
+                ("periods", pid),
+                lambda p, w, pid=pid: f"period {pid} {w}: {p.get('from')} to {p.get('to')}",
+            ):
                 continue
             if (a.get("from"), a.get("to")) != (b.get("from"), b.get("to")):
                 self.add(
@@ -409,9 +429,9 @@ class _Differ:
     # -- measurement windows
     def measurements(self) -> None:
         for mid, a, b in self.keyed_pairs("measurements"):
-            if a is None or b is None:
-                self.add("Measurements", mid, f"measurement {mid} {'added' if a is None else 'removed'}")
-                self.cover(("measurements", mid))
+            if self.added_or_removed(
+                "Measurements", mid, a, b, ("measurements", mid), lambda _m, w, mid=mid: f"measurement {mid} {w}"
+            ):
                 continue
             for key, what in (
                 ("within", "window (period)"),
@@ -426,14 +446,14 @@ class _Differ:
     # -- populations (cohort rules)
     def populations(self) -> None:
         for pid, a, b in self.keyed_pairs("populations"):
-            if a is None or b is None:
-                p = b if a is None else a
-                self.add(
-                    "Populations and cohort rules",
-                    pid,
-                    f"population {pid} ({p.get('label')}) {'added' if a is None else 'removed'}: {rule_text(p.get('rule'))}",
-                )
-                self.cover(("populations", pid))
+            if self.added_or_removed(
+                "Populations and cohort rules",
+                pid,
+                a,
+                b,
+                ("populations", pid),
+                lambda p, w, pid=pid: f"population {pid} ({p.get('label')}) {w}: {rule_text(p.get('rule'))}",
+            ):
                 continue
             if a.get("rule") != b.get("rule"):
                 self.add(
@@ -454,14 +474,14 @@ class _Differ:
     # -- milestones
     def milestones(self) -> None:
         for mid, a, b in self.keyed_pairs("milestones"):
-            if a is None or b is None:
-                m = b if a is None else a
-                self.add(
-                    "Milestones",
-                    mid,
-                    f"milestone {mid} {'added' if a is None else 'removed'}: due {m.get('due')}, {m.get('description')}",
-                )
-                self.cover(("milestones", mid))
+            if self.added_or_removed(
+                "Milestones",
+                mid,
+                a,
+                b,
+                ("milestones", mid),
+                lambda m, w, mid=mid: f"milestone {mid} {w}: due {m.get('due')}, {m.get('description')}",
+            ):
                 continue
             for key, what in (("due", "due"), ("year", "year"), ("check", "check")):
                 if a.get(key) != b.get(key):
@@ -479,16 +499,18 @@ class _Differ:
         for cid in [*co, *(c for c in cn if c not in co)]:
             a: Any = co.get(cid)
             b: Any = cn.get(cid)
-            if a is None or b is None:
-                cat, rs = (b, self.new) if a is None else (a, self.old)
-                size: int = sum(len(rs.code_lists[x].codes) for x in cat.get("code_lists") or [] if x in rs.code_lists)
-                self.add(
-                    "LTC categories",
-                    cid,
-                    f"category {cid} ({cat.get('label')}) {'added' if a is None else 'removed'}, "
-                    f"code lists {', '.join(cat.get('code_lists') or [])} ({size} codes)",
-                )
-                self.cover(("ltc", "categories", cid))
+            rs = self.new if a is None else self.old  # the ruleset that has the category, when only one does
+            if self.added_or_removed(
+                "LTC categories",
+                cid,
+                a,
+                b,
+                ("ltc", "categories", cid),
+                lambda cat, w, cid=cid, rs=rs: (
+                    f"category {cid} ({cat.get('label')}) {w}, code lists {', '.join(cat.get('code_lists') or [])} "
+                    f"({sum(len(rs.code_lists[x].codes) for x in cat.get('code_lists') or [] if x in rs.code_lists)} codes)"
+                ),
+            ):
                 continue
             if a.get("label") != b.get("label"):
                 self.add("LTC categories", cid, f"category {cid} label: {a.get('label')} → {b.get('label')}", "patch")
@@ -536,18 +558,20 @@ class _Differ:
             a: Any = lo.get(lid)
             b: Any = ln.get(lid)
             owner = f" ({owners[lid]})" if lid in owners else ""
-            if a is None or b is None:
-                spec, rs = (b, self.new) if a is None else (a, self.old)
-                cl = rs.code_lists.get(lid)
-                n = len(cl.codes) if cl else 0
-                self.add(
-                    "Code lists",
-                    lid,
-                    f"code list {lid}{owner} {'added' if a is None else 'removed'}: {spec.get('title')}, {n} {spec.get('system')} codes",
-                    "minor",
-                    details=tuple(self.examples(cl.codes, cl.terms) if cl else ()),
-                )
-                self.cover(("code_lists", lid))
+            cl = (self.new if a is None else self.old).code_lists.get(lid)  # of the ruleset that has it
+            n = len(cl.codes) if cl else 0
+            if self.added_or_removed(
+                "Code lists",
+                lid,
+                a,
+                b,
+                ("code_lists", lid),
+                lambda spec, w, lid=lid, owner=owner, n=n: (
+                    f"code list {lid}{owner} {w}: {spec.get('title')}, {n} {spec.get('system')} codes"
+                ),
+                "minor",
+                details=tuple(self.examples(cl.codes, cl.terms) if cl else ()),
+            ):
                 continue
             old_cl, new_cl = self.old.code_lists.get(lid), self.new.code_lists.get(lid)
             if old_cl and new_cl:
