@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,7 +115,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="alternating runs of each (medians are reported)")
     parser.add_argument("--phases", action="store_true", help="also time each phase in-process")
     args = parser.parse_args()
+    # The stores (and, without --data, the generated records) go in a private folder removed at the end, even
+    # when a run fails: nothing is left in the temporary folder.
     work = Path(tempfile.mkdtemp(prefix="cquin-bench-"))
+    try:
+        run_benchmark(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_benchmark(args: argparse.Namespace, work: Path) -> None:
     data = args.data or work / f"data-{args.patients}"
     gen = generate(data, args.patients, args.seed)
     rows = {
