@@ -119,6 +119,7 @@ from cquin.adapters.fhir_map import (
     PatientDetails,
     Refusal,
     activity_entries,
+    as_list,
     care_plan_codings,
     care_plan_date,
     care_plan_refusal,
@@ -884,7 +885,7 @@ class _Load:
             self.refuse(f, rec, key, refusal)
             return
         assert isinstance(patient, _Patient)
-        based_on = [k for r in _listed(res.get("basedOn")) if (k := reference_key(r, self.full_urls, self.bases))]
+        based_on = [k for r in as_list(res.get("basedOn")) if (k := reference_key(r, self.full_urls, self.bases))]
         authored = date_part(res.get("authoredOn")) if rtype == "ServiceRequest" else None
         self.parts.append(_Part(f.name, rec.line, key, patient, entries, based_on, authored, counted))
 
@@ -949,10 +950,6 @@ class _Load:
             return f"ignored: not part of an agreed care plan: its basedOn {quoted(missing)} is no CarePlan read in this export"
         via = PART_ELEMENT[rtype] + (" nor in its own basedOn" if rtype == "ServiceRequest" else "")
         return f"ignored: not part of an agreed care plan: no CarePlan names this {rtype} in {via}"
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value] if isinstance(value, dict) else []
 
 
 def _later(when: str | None, agreed: str | None) -> str | None:

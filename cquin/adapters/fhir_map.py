@@ -62,7 +62,7 @@ def quoted(text: Any, limit: int = 60) -> str:
     return "'" + (s if len(s) <= limit else s[: limit - 3] + "...") + "'"
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     """A repeating element as a list: a lone object is one item; any other malformed value is none."""
     if isinstance(value, list):
         return value
@@ -119,7 +119,7 @@ VERIFICATION_EXTENSIONS = ("Extension-UKCore-NHSNumberVerificationStatus", "Exte
 
 def verification_status(identifier: dict[str, Any]) -> str | None:
     """The verification status code on an NHS number identifier, if it has one."""
-    for ext in _as_list(identifier.get("extension")):
+    for ext in as_list(identifier.get("extension")):
         url = ext.get("url") if isinstance(ext, dict) else None
         if isinstance(url, str) and any(name in url for name in VERIFICATION_EXTENSIONS):
             for c in codings(ext.get("valueCodeableConcept")):
@@ -130,7 +130,7 @@ def verification_status(identifier: dict[str, Any]) -> str | None:
 
 def patient_details(resource: dict[str, Any], identifier_system: str) -> PatientDetails | Refusal:
     """The NHS number (from the identifier with ``identifier_system``), date of birth and sex of a Patient."""
-    identifiers = [i for i in _as_list(resource.get("identifier")) if isinstance(i, dict)]
+    identifiers = [i for i in as_list(resource.get("identifier")) if isinstance(i, dict)]
     values = sorted({str(i.get("value")).strip() for i in identifiers if i.get("system") == identifier_system and i.get("value")})
     if not values:
         systems = sorted({str(i.get("system")) for i in identifiers if i.get("system")})
@@ -309,12 +309,12 @@ def gpps_answers(resource: dict[str, Any], options: Mapping[str, tuple[str, ...]
 
 
 def _items(items: Any) -> Iterable[dict[str, Any]]:
-    for item in _as_list(items):
+    for item in as_list(items):
         if not isinstance(item, dict):
             continue
         yield item
         yield from _items(item.get("item"))
-        for answer in _as_list(item.get("answer")):
+        for answer in as_list(item.get("answer")):
             if isinstance(answer, dict):
                 yield from _items(answer.get("item"))
 
@@ -325,7 +325,7 @@ def normalise_answer(text: str) -> str:
 
 def _answer(item: dict[str, Any], options: tuple[str, ...]) -> str | None:
     candidates: list[str] = []
-    for answer in _as_list(item.get("answer")):
+    for answer in as_list(item.get("answer")):
         if not isinstance(answer, dict):
             continue
         if isinstance(answer.get("valueString"), str):
@@ -495,7 +495,7 @@ def part_refusal(resource: dict[str, Any]) -> Refusal | None:
 def activity_entries(resource: dict[str, Any], vocab: Vocabulary) -> list[tuple[str, str]]:
     """The actions and conversation elements a CarePlan records in its own activity.detail.code."""
     out: list[tuple[str, str]] = []
-    for activity in _as_list(resource.get("activity")):
+    for activity in as_list(resource.get("activity")):
         detail = activity.get("detail") if isinstance(activity, dict) else None
         if not isinstance(detail, dict) or detail.get("doNotPerform") is True or detail.get("status") in ACTIVITY_NOT_DONE:
             continue
@@ -505,9 +505,9 @@ def activity_entries(resource: dict[str, Any], vocab: Vocabulary) -> list[tuple[
 
 def plan_references(resource: dict[str, Any]) -> list[tuple[str, Any]]:
     """(element, Reference) for each resource the plan names as a concern, goal or activity."""
-    refs: list[tuple[str, Any]] = [("CarePlan.addresses", r) for r in _as_list(resource.get("addresses"))]
-    refs += [("CarePlan.goal", r) for r in _as_list(resource.get("goal"))]
-    for activity in _as_list(resource.get("activity")):
+    refs: list[tuple[str, Any]] = [("CarePlan.addresses", r) for r in as_list(resource.get("addresses"))]
+    refs += [("CarePlan.goal", r) for r in as_list(resource.get("goal"))]
+    for activity in as_list(resource.get("activity")):
         if isinstance(activity, dict) and isinstance(activity.get("reference"), dict):
             refs.append(("CarePlan.activity.reference", activity["reference"]))
     return refs
@@ -518,7 +518,7 @@ def shared_with_patient(resource: dict[str, Any]) -> str | None:
 
     A value that is not a boolean is passed on as written, for the dataset checks to reject with it shown.
     """
-    for ext in _as_list(resource.get("extension")):
+    for ext in as_list(resource.get("extension")):
         if isinstance(ext, dict) and ext.get("url") == SHARED_WITH_PATIENT_EXTENSION:
             value = ext.get("valueBoolean")
             if isinstance(value, bool):

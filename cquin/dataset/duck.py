@@ -26,3 +26,12 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Non
 def sql_str(text: str) -> str:
     """``text`` as an SQL string literal (single quotes doubled): the one way cquin writes a literal into SQL."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether a table or view called ``name`` exists on the connection."""
+    rows = con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = ? UNION ALL SELECT 1 FROM duckdb_views() WHERE view_name = ?",
+        [name, name],
+    ).fetchall()
+    return bool(rows)

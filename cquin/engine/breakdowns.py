@@ -24,8 +24,10 @@ from typing import Any
 
 import duckdb
 
+from cquin.dataset.duck import relation_exists
 from cquin.dataset.tables import table
 from cquin.engine.care_plans import compute_care_plan_views
+from cquin.engine.evaluation import EVALUATION_PREFIX
 from cquin.engine.populations import q, years_before
 from cquin.engine.ruleset import Ruleset, resolve_date
 
@@ -84,19 +86,11 @@ def _first_leaf(doc: dict[str, Any], kind: str) -> Any:
     return None
 
 
-def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    rows = con.execute(
-        "SELECT 1 FROM duckdb_tables() WHERE table_name = ? UNION ALL SELECT 1 FROM duckdb_views() WHERE view_name = ?",
-        [name, name],
-    ).fetchall()
-    return bool(rows)
-
-
-def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, prefix: str = "e_") -> dict[str, Any]:
+def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, prefix: str = EVALUATION_PREFIX) -> dict[str, Any]:
     """Counts by dimension for every patient population, and activity by quarter, from an evaluated connection."""
     doc = ruleset.doc
     t = lambda name: f"{prefix}{name}"  # noqa: E731
-    pops = [pid for pid in population_order(doc, "patient") if _exists(con, t(f"pop_{pid}"))]
+    pops = [pid for pid in population_order(doc, "patient") if relation_exists(con, t(f"pop_{pid}"))]
     first_start = ruleset.period(ruleset.years()[0])[0]
     dimensions: dict[str, Any] = {}
     try:
@@ -157,7 +151,7 @@ def _dimension_queries(
     """(id, label, ordered (value, label) pairs, SQL giving distinct (id, value) rows, whether a patient can have
     several values) for each dimension."""
     ltc = _first_leaf(doc, "ltc")
-    if ltc is not None and _exists(con, t("ltc_matches")):
+    if ltc is not None and relation_exists(con, t("ltc_matches")):
         cats = doc["ltc"]["categories"]
         wanted = ltc.get("categories") or [c["id"] for c in cats]
         by = resolve_date(doc, ltc["recorded_by"])
@@ -190,7 +184,7 @@ def _dimension_queries(
             False,
         )
     mid = _first_leaf(doc, "low_activation") or next(iter(doc.get("measurements") or {}), None)
-    if mid is not None and _exists(con, t(f"m_{mid}")):
+    if mid is not None and relation_exists(con, t(f"m_{mid}")):
         label = doc["measurements"][mid]["label"]
         pam = doc["instruments"]["pam"]
         levels = range(int(pam["level_range"]["min"]), int(pam["level_range"]["max"]) + 1)

@@ -15,6 +15,8 @@ from typing import Any
 
 import duckdb
 
+from cquin.dataset.duck import relation_exists
+from cquin.engine.evaluation import EVALUATION_PREFIX
 from cquin.engine.populations import q
 from cquin.engine.ruleset import Ruleset, resolve_date
 
@@ -22,7 +24,9 @@ SCHEMA = 1
 ANY_REFERRAL = "any"  # the activation-change row for a referral of any category
 
 
-def compute_care_plan_views(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, prefix: str = "e_") -> dict[str, Any] | None:
+def compute_care_plan_views(
+    con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, prefix: str = EVALUATION_PREFIX
+) -> dict[str, Any] | None:
     """The care-plan views of an evaluated connection, JSON-ready; None when the ruleset has no ``care_planning``."""
     doc = ruleset.doc
     cp = doc.get("care_planning")
@@ -157,8 +161,7 @@ def _activation(con: duckdb.DuckDBPyConnection, cp: dict[str, Any], t: Any) -> d
     if not spec:
         return None
     measured, improved = t(f"pop_{spec['measured']}"), t(f"pop_{spec['improved']}")
-    exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name IN (?, ?)", [measured, improved]).fetchall()[0][0]
-    if exists < 2:
+    if not (relation_exists(con, measured) and relation_exists(con, improved)):
         return None
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE cp_measured AS

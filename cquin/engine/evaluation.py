@@ -109,7 +109,7 @@ class Trace:
 
     def scored_assessments_sql(self) -> str:
         """SQL for the assessments as scored (instrument, value, low activation, result in words, ...)."""
-        return f"SELECT * FROM {_PREFIX}scored"
+        return f"SELECT * FROM {EVALUATION_PREFIX}scored"
 
     def members(self, component: str, group: str) -> set[str]:
         """Who is in a component's ``group``: "numerator" or "denominator"."""
@@ -128,7 +128,7 @@ class Trace:
         )
 
 
-_PREFIX = "e_"  # the main evaluation's tables (milestones "as at" a date use their own prefixes)
+EVALUATION_PREFIX = "e_"  # the main evaluation's tables (milestones "as at" a date use their own prefixes)
 
 
 @dataclass
@@ -190,7 +190,7 @@ def evaluate(
         stated[year] = v
     # A year whose period begins after the as-of date has not started: no cohort, no counts, no money yet.
     year_status = {y: "not started" for y in years if as_of is not None and as_of < ruleset.period(y)[0]}
-    comp = PopulationCompiler(con, ruleset, as_of=as_of, prefix=_PREFIX)
+    comp = PopulationCompiler(con, ruleset, as_of=as_of, prefix=EVALUATION_PREFIX)
     con.execute(
         "CREATE OR REPLACE TABLE decisions (component VARCHAR, entity VARCHAR, id VARCHAR, in_denominator BOOLEAN, "
         "in_numerator BOOLEAN, rule VARCHAR, reason VARCHAR)"
@@ -339,7 +339,7 @@ def evaluate(
     for n in comp.override_notes:
         if n["kind"] == "rejected":
             dataset.ledger.reject_counted(n["file"], n["line"], "patient_id", n["patient_id"], n["message"])
-    carers = int(scalar(con, f"SELECT count(*) FROM {_PREFIX}scored WHERE respondent = 'carer'"))  # type: ignore[index]
+    carers = int(scalar(con, f"SELECT count(*) FROM {EVALUATION_PREFIX}scored WHERE respondent = 'carer'"))  # type: ignore[index]
     unmatched = _unmatched(con, comp)
     basis = build_basis(
         weighting=ruleset.weighting,
