@@ -550,8 +550,9 @@ class DatasetBuilder:
             # A need, goal, action or referral names a category; an element names a conversation element.
             vocab = self._vocab_sql()
             cat, entry = f"lower({cell('category')})", f"lower({cell('entry')})"
+            kinds = ", ".join(sql_str(v) for c in t.columns if c.name == "entry" for v in c.values)  # the schema's enum
             bad = (
-                f"{cat} <> '' AND {entry} IN ('need', 'goal', 'action', 'referral', 'element') AND NOT CASE WHEN {entry} = 'element' "
+                f"{cat} <> '' AND {entry} IN ({kinds}) AND NOT CASE WHEN {entry} = 'element' "
                 f"THEN coalesce({cat} IN ({vocab['care_plan_elements']}), false) "
                 f"ELSE coalesce({cat} IN ({vocab['care_plan_categories']}), false) END"
             )

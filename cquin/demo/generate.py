@@ -158,7 +158,7 @@ CONVERSATION_ELEMENTS = (
     "monitoring_progress",
 )
 CONVERSATION_ELEMENT_P = (0.95, 0.9, 0.8, 0.45, 0.85, 0.75, 0.6)
-ENTRY_KINDS = ("need", "goal", "action", "referral", "element")
+ENTRY_KINDS = next(c.values for c in table("care_plans").columns if c.name == "entry")  # need, goal, action, referral, element
 
 Row = dict[str, str | None]
 
