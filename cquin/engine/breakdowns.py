@@ -27,9 +27,10 @@ import duckdb
 from cquin.dataset.duck import relation_exists
 from cquin.dataset.tables import table
 from cquin.engine.care_plans import compute_care_plan_views
+from cquin.engine.compile_rules import ltc_categories, ltc_window_sql
 from cquin.engine.evaluation import EVALUATION_PREFIX
-from cquin.engine.populations import q, years_before
-from cquin.engine.ruleset import Ruleset, resolve_date
+from cquin.engine.rules import LowActivation, Ltc, first_test, population_order
+from cquin.engine.ruleset import Ruleset
 
 SCHEMA = 1
 
@@ -39,51 +40,6 @@ LTC_COUNT_TOP = 5  # 5 or more categories are counted together
 NONE = "none"
 UNKNOWN = "unknown"
 NOT_RECORDED = "not_recorded"
-
-
-def population_order(doc: dict[str, Any], entity: str | None = None) -> list[str]:
-    """Population ids in dependency order (each after every population its rule names), ties in declared order."""
-    pops = doc["populations"]
-    deps = {pid: set(_population_refs(p["rule"])) & set(pops) for pid, p in pops.items()}
-    order: list[str] = []
-    placed: set[str] = set()
-    while len(order) < len(pops):
-        ready = [pid for pid in pops if pid not in placed and deps[pid] <= placed]
-        if not ready:  # a cycle cannot pass validation; keep the rest as declared rather than loop
-            ready = [pid for pid in pops if pid not in placed]
-        order.append(ready[0])
-        placed.add(ready[0])
-    return [pid for pid in order if entity is None or pops[pid]["entity"] == entity]
-
-
-def _population_refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "population" and isinstance(value, str):
-                yield value
-            else:
-                yield from _population_refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _population_refs(item)
-
-
-def _leaves(node: Any, kind: str) -> Iterator[Any]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == kind:
-                yield value
-            yield from _leaves(value, kind)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _leaves(item, kind)
-
-
-def _first_leaf(doc: dict[str, Any], kind: str) -> Any:
-    for pid in population_order(doc, "patient"):
-        for leaf in _leaves(doc["populations"][pid]["rule"], kind):
-            return leaf
-    return None
 
 
 def compute_breakdowns(con: duckdb.DuckDBPyConnection, ruleset: Ruleset, *, prefix: str = EVALUATION_PREFIX) -> dict[str, Any]:
@@ -150,21 +106,11 @@ def _dimension_queries(
 ) -> Iterator[tuple[str, str, list[tuple[str, str]], str, bool]]:
     """(id, label, ordered (value, label) pairs, SQL giving distinct (id, value) rows, whether a patient can have
     several values) for each dimension."""
-    ltc = _first_leaf(doc, "ltc")
+    ltc = first_test(doc, Ltc)
     if ltc is not None and relation_exists(con, t("ltc_matches")):
         cats = doc["ltc"]["categories"]
-        wanted = ltc.get("categories") or [c["id"] for c in cats]
-        by = resolve_date(doc, ltc["recorded_by"])
-        windows = []
-        for cat in cats:
-            if cat["id"] in wanted:
-                cond = f"category = {q(cat['id'])} AND recorded_on <= DATE '{by}'"
-                if cat.get("lookback_years"):
-                    cond += f" AND recorded_on >= DATE '{years_before(by, cat['lookback_years'])}'"
-                windows.append(f"({cond})")
-        per_patient = (
-            f"SELECT DISTINCT patient_id AS id, category FROM {t('ltc_matches')} WHERE {' OR '.join(windows) or 'false'}"
-        )
+        wanted = ltc_categories(ltc, doc)
+        per_patient = f"SELECT DISTINCT patient_id AS id, category FROM {t('ltc_matches')} WHERE {ltc_window_sql(ltc, doc)}"
         yield (
             "ltc_category",
             "LTC category",
@@ -183,7 +129,8 @@ def _dimension_queries(
                 FROM {t("patient_ids")} u LEFT JOIN (SELECT id, count(*) AS k FROM ({per_patient}) GROUP BY id) n USING (id)""",
             False,
         )
-    mid = _first_leaf(doc, "low_activation") or next(iter(doc.get("measurements") or {}), None)
+    low = first_test(doc, LowActivation)
+    mid = low.measurement if low is not None else next(iter(doc.get("measurements") or {}), None)
     if mid is not None and relation_exists(con, t(f"m_{mid}")):
         label = doc["measurements"][mid]["label"]
         pam = doc["instruments"]["pam"]
@@ -270,10 +217,10 @@ def dimension_catalogue(doc: dict[str, Any]) -> list[dict[str, Any]]:
     patient can have several).
     """
     out: list[dict[str, Any]] = []
-    ltc = _first_leaf(doc, "ltc")
+    ltc = first_test(doc, Ltc)
     if ltc is not None:
         cats = doc["ltc"]["categories"]
-        wanted = ltc.get("categories") or [c["id"] for c in cats]
+        wanted = ltc_categories(ltc, doc)
         out.append(
             {
                 "id": "ltc_category",
@@ -292,7 +239,8 @@ def dimension_catalogue(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "partition": True,
             }
         )
-    mid = _first_leaf(doc, "low_activation") or next(iter(doc.get("measurements") or {}), None)
+    low = first_test(doc, LowActivation)
+    mid = low.measurement if low is not None else next(iter(doc.get("measurements") or {}), None)
     if mid is not None:
         label = doc["measurements"][mid]["label"]
         pam = doc["instruments"]["pam"]

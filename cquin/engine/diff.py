@@ -19,7 +19,8 @@ from typing import Any
 from cquin.engine.bands import to_fraction
 from cquin.engine.catalogue import parse_version
 from cquin.engine.inherit import identity
-from cquin.engine.ruleset import Ruleset, canonical_json
+from cquin.engine.rules import parse_rule, value_text
+from cquin.engine.ruleset import Ruleset
 
 MISSING = object()
 LEVELS = ("none", "patch", "minor", "major")
@@ -145,11 +146,7 @@ def text(value: Any) -> str:
     """A value as a policy reader would read it."""
     if value is MISSING or value is None:
         return "(none)"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return canonical_json(value).replace('","', '", "').replace('":', '": ')
-    return str(value)
+    return value_text(value)
 
 
 def _pct(value: Any) -> str:
@@ -159,19 +156,10 @@ def _pct(value: Any) -> str:
 
 def rule_text(rule: Any) -> str:
     """A population rule on one line: all of (population ltc_identified; measured baseline)."""
-    if not isinstance(rule, dict) or len(rule) != 1:
+    try:
+        return parse_rule(rule).text()
+    except (KeyError, TypeError):  # no rule (a population added or removed)
         return text(rule)
-    ((kind, value),) = rule.items()
-    if kind in ("all_of", "any_of"):
-        return f"{kind.replace('_', ' ')} ({'; '.join(rule_text(r) for r in value)})"
-    if kind == "not":
-        return f"not ({rule_text(value)})"
-    if kind == "cohort":
-        extra = f", includes require {rule_text(value.get('include_requires'))}" if "include_requires" in value else ""
-        return f"cohort of {rule_text(value.get('members'))} with the {value.get('overrides')} overrides{extra}"
-    if isinstance(value, dict):
-        return f"{kind} " + ", ".join(f"{k} {text(v)}" for k, v in value.items())
-    return f"{kind} {text(value)}"
 
 
 # --------------------------------------------------------------------------- the diff

@@ -25,6 +25,7 @@ from cquin.engine.money import decimal_text, percent_text, to_penny
 from cquin.engine.outcome import Basis, NextStep, build_basis
 from cquin.engine.populations import PopulationCompiler, q
 from cquin.engine.recorded import RecordedDecision, in_force
+from cquin.engine.rules import Cohort
 from cquin.engine.ruleset import Ruleset
 from cquin.exceptions import UserError
 
@@ -196,8 +197,8 @@ def evaluate(
         "in_numerator BOOLEAN, rule VARCHAR, reason VARCHAR)"
     )
     results = []
-    zero = ruleset.doc["zero_denominator"]
-    for c in ruleset.doc["components"]:
+    zero = ruleset.zero_denominator
+    for c in ruleset.components:
         indicator_value = values[c["year"]] * _dec(ruleset.weighting)
         share = to_fraction(c["share_percent"]) / HUNDRED
         available = to_penny(Fraction(indicator_value) * share)
@@ -208,7 +209,7 @@ def evaluate(
                     c["id"],
                     c["year"],
                     c["name"],
-                    None if "attainment" in c else ruleset.doc["populations"][c["denominator"]]["entity"],
+                    None if "attainment" in c else ruleset.populations[c["denominator"]].entity,
                     None,
                     None,
                     None,
@@ -245,7 +246,7 @@ def evaluate(
             )
             continue
         den_pop, num_pop = c["denominator"], c["numerator"]
-        entity = ruleset.doc["populations"][den_pop]["entity"]
+        entity = ruleset.populations[den_pop].entity
         den_t, num_t = comp.population(den_pop), comp.population(num_pop)
         # The numerator is counted within the denominator, so it can never exceed it.
         con.execute(
@@ -290,7 +291,7 @@ def evaluate(
                 target,
                 next_band["more_needed"],
                 worth if stated[c["year"]] is not None else None,
-                ruleset.doc["populations"][num_pop]["label"],
+                ruleset.populations[num_pop].label,
                 num_pop,
                 den_pop,
             )
@@ -316,20 +317,20 @@ def evaluate(
     cohorts = {}
     pops = {}
     con.execute("CREATE OR REPLACE TABLE cohort_members (cohort VARCHAR, id VARCHAR, reason VARCHAR)")
-    for pid, pop in ruleset.doc["populations"].items():
+    for pid, pop in ruleset.populations.items():
         pops[pid] = int(scalar(con, f"SELECT count(*) FROM {comp.population(pid)} WHERE inside"))  # type: ignore[index]
-        if "cohort" in pop["rule"]:
-            name = pop["rule"]["cohort"]["overrides"]
+        if isinstance(pop.rule, Cohort):
+            name = pop.rule.overrides
             if name in year_status:  # the cohort of a year not yet begun is not drawn
                 continue
             cohorts[name] = pops[pid]
             con.execute(f"INSERT INTO cohort_members SELECT {q(name)}, id, reason FROM {comp.population(pid)} WHERE inside")
-    for c in ruleset.doc["components"]:  # a year not begun counts no one for its components
+    for c in ruleset.components:  # a year not begun counts no one for its components
         if c["year"] in year_status:
             for key in ("denominator", "numerator"):
                 pops.pop(c.get(key, ""), None)
-    for pid, pop in ruleset.doc["populations"].items():
-        if "cohort" in pop["rule"] and pop["rule"]["cohort"]["overrides"] in year_status:
+    for pid, pop in ruleset.populations.items():
+        if isinstance(pop.rule, Cohort) and pop.rule.overrides in year_status:
             pops.pop(pid, None)
     totals = {y: sum((r.payment for r in results if r.year == y), Decimal("0.00")) for y in years}
     available_totals = {y: sum((r.available for r in results if r.year == y), Decimal("0.00")) for y in years}
@@ -343,7 +344,7 @@ def evaluate(
     unmatched = _unmatched(con, comp)
     basis = build_basis(
         weighting=ruleset.weighting,
-        years=[(y, ruleset.doc["periods"][y]["label"]) for y in years],
+        years=[(y, ruleset.period_label(y)) for y in years],
         contract_values=stated,
         available=available_totals,
         earned=totals,
@@ -369,7 +370,7 @@ def evaluate(
         stated,
         year_status,
         basis,
-        {pid: pop["entity"] for pid, pop in ruleset.doc["populations"].items()},
+        {pid: pop.entity for pid, pop in ruleset.populations.items()},
         Trace(con),
     )
 
@@ -398,7 +399,7 @@ def _load_code_lists(con: Any, ruleset: Ruleset) -> None:
     import pyarrow as pa
 
     cols: dict[str, list[str]] = {"category": [], "list_id": [], "system": [], "code": []}
-    for cat in ruleset.doc["ltc"]["categories"]:
+    for cat in ruleset.ltc_categories:
         for ref in cat["code_lists"]:
             cl = ruleset.code_lists[ref]
             n = len(cl.codes)
@@ -482,11 +483,11 @@ def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None, base: Populat
             detail = f"{check['provider_date']} {when}" if when else f"no {check['provider_date']} recorded by {cut}"
         else:
             n = int(scalar(con, f"SELECT count(*) FROM {comp.population(check['population'])} WHERE inside"))  # type: ignore[index]
-            label = ruleset.doc["populations"][check["population"]]["label"]
+            label = ruleset.populations[check["population"]].label
             detail = f"{label}: {n}"
             if "compared_to" in check:
                 d = int(scalar(con, f"SELECT count(*) FROM {comp.population(check['compared_to'])} WHERE inside"))  # type: ignore[index]
-                other = ruleset.doc["populations"][check["compared_to"]]["label"]
+                other = ruleset.populations[check["compared_to"]].label
                 pct = percent_text(n, d)
                 detail += f" of {other}: {d}" + (f" ({pct}%)" if pct else "")
             met = n > 0

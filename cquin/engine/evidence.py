@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from cquin.dataset import TABLE_NAMES, CanonicalDataset, table
+from cquin.engine.rules import PopulationRef, parse_rule, walk
 
 EVIDENCE_MARK = "EVIDENCE MISSING"  # how each message starts, so stored notes can be told apart
 PSEUDONYMOUS_MARK = "IDENTIFIERS ARE PSEUDONYMOUS"
@@ -29,19 +30,6 @@ def pseudonymous_notice(statement: str | None) -> str | None:
     if not statement:
         return None
     return f"{PSEUDONYMOUS_MARK} — {statement}. Patient ids cannot be looked up as NHS numbers; cohort lists name PERSON IDs."
-
-
-# The canonical table each kind of rule leaf reads (the engine's vocabulary, not policy).
-LEAF_TABLES: dict[str, tuple[str, ...]] = {
-    "served": ("patients",),
-    "ltc": ("conditions",),
-    "measured": ("assessments",),
-    "low_activation": ("assessments",),
-    "improved": ("assessments",),
-    "conversation": ("conversations",),
-    "cares_for_cohort": ("staff",),
-    "trained": ("training",),
-}
 
 
 @dataclass(frozen=True)
@@ -121,25 +109,20 @@ def summary(gaps: list[EvidenceGap]) -> list[str]:
     return lines
 
 
-def _rule_tables(rule: Any, populations: dict[str, Any], seen: set[str]) -> set[str]:
+def _rule_tables(pid: str, populations: dict[str, Any], seen: set[str]) -> set[str]:
+    """The canonical tables population ``pid``'s rule reads, through the populations it names.
+
+    A cohort's overrides are optional (an agreement to change nothing is not missing evidence), so only its
+    members' and includes' rules count.
+    """
     out: set[str] = set()
-    if not isinstance(rule, dict):
-        return out
-    for kind, value in rule.items():
-        if kind == "population":
-            if value not in seen:
-                seen.add(value)
-                out |= _rule_tables(populations[value]["rule"], populations, seen)
-        elif kind in ("all_of", "any_of"):
-            for child in value:
-                out |= _rule_tables(child, populations, seen)
-        elif kind == "not":
-            out |= _rule_tables(value, populations, seen)
-        elif kind == "cohort":  # overrides are optional: an agreement to change nothing is not missing evidence
-            out |= _rule_tables(value.get("members"), populations, seen)
-            out |= _rule_tables(value.get("include_requires"), populations, seen)
+    seen.add(pid)
+    for _, node in walk(parse_rule(populations[pid]["rule"])):
+        if isinstance(node, PopulationRef):
+            if node.population not in seen:
+                out |= _rule_tables(node.population, populations, seen)
         else:
-            out |= set(LEAF_TABLES.get(kind, ()))
+            out |= set(node.reads)
     return out
 
 
@@ -153,7 +136,7 @@ def component_tables(doc: dict[str, Any], component: dict[str, Any]) -> list[str
                 needed.add("provider")
     for side in ("denominator", "numerator"):
         if side in component:
-            needed |= _rule_tables({"population": component[side]}, pops, set())
+            needed |= _rule_tables(component[side], pops, set())
     return [t for t in TABLE_NAMES if t in needed]
 
 

@@ -21,6 +21,7 @@ from cquin.config.schema_errors import canonical_json
 from cquin.config.yaml_source import Location, SourceDocument
 from cquin.dataset import Vocabulary
 from cquin.engine.bands import HUNDRED, Band, band_from_spec, to_fraction
+from cquin.engine.rules import Measurement, Population
 from cquin.engine.ruleset_check import RulesetChecker
 from cquin.engine.ruleset_common import (
     MAX_CODE_LIST_BYTES,
@@ -90,6 +91,47 @@ class Ruleset:
         for cid in sorted(self.code_lists):
             h.update(f"\n{cid}:{self.code_lists[cid].sha256}".encode())
         return h.hexdigest()
+
+    @cached_property
+    def populations(self) -> dict[str, Population]:
+        """Every population with its rule as a typed tree, in the ruleset's order."""
+        return {pid: Population.parse(pid, spec) for pid, spec in self.doc["populations"].items()}
+
+    @cached_property
+    def measurements(self) -> dict[str, Measurement]:
+        """Every activation measurement (baseline, follow-up ...), in the ruleset's order."""
+        return {mid: Measurement.parse(mid, spec) for mid, spec in (self.doc.get("measurements") or {}).items()}
+
+    @property
+    def components(self) -> list[dict[str, Any]]:
+        """The components in the ruleset's order, as written (id, year, denominator, numerator, bands ...)."""
+        return list(self.doc["components"])
+
+    @property
+    def instruments(self) -> dict[str, Any]:
+        """The activation instruments (PAM, GPPS) and their scoring, as written."""
+        return dict(self.doc["instruments"])
+
+    @property
+    def zero_denominator(self) -> dict[str, Any]:
+        """What a component with nobody in its denominator reports and pays."""
+        return dict(self.doc["zero_denominator"])
+
+    @property
+    def ltc_categories(self) -> list[dict[str, Any]]:
+        """The LTC categories in the ruleset's order (id, label, code lists, look-back)."""
+        return list(self.doc["ltc"]["categories"])
+
+    @property
+    def direct_recording_code_system(self) -> str:
+        """The code system a record uses to state an LTC category directly rather than by a clinical code."""
+        return str(self.doc["ltc"]["direct_recording_code_system"])
+
+    def period_label(self, pid: str) -> str:
+        return str(self.doc["periods"][pid]["label"])
+
+    def has_period(self, pid: str) -> bool:
+        return pid in self.doc["periods"]
 
     def date(self, ref: str) -> dt.date:
         """Resolve an ISO date or a reference such as ``year1.end`` / ``year1.Q2.end``."""

@@ -22,6 +22,7 @@ from cquin.config.schema_errors import friendly
 from cquin.config.yaml_source import SourceDocument
 from cquin.engine import codes
 from cquin.engine.bands import HUNDRED, band_from_spec, coverage_problems, to_fraction
+from cquin.engine.rules import PopulationRef, Rule, parse_rule, walk
 from cquin.engine.ruleset_common import (
     ISO_DATE,
     MAX_CODE_LIST_BYTES,
@@ -377,8 +378,13 @@ class RulesetChecker:
         self.pop_deps: dict[str, set[str]] = {}
         for pid, pop in pops.items():
             deps: set[str] = set()
-            for path, node in walk_rule(pop.get("rule") or {}, ("populations", pid, "rule")):
-                self.check_rule_node(pid, pop.get("entity"), path, node, deps)
+            try:
+                rule = parse_rule(pop.get("rule"))
+            except (KeyError, TypeError, AttributeError, ValueError):
+                continue  # the schema errors say what is wrong with this rule
+            path: tuple[str | int, ...] = ("populations", pid, "rule")
+            self.check_rule(pid, pop.get("entity"), rule, path)
+            deps.update(n.population for _, n in walk(rule) if isinstance(n, PopulationRef))
             self.pop_deps[pid] = deps
         # Cycles: a population may not depend on itself.
         state: dict[str, int] = {}
@@ -399,54 +405,14 @@ class RulesetChecker:
         for pid in pops:
             visit(pid, [])
 
-    def check_rule_node(
-        self, pid: str, entity: str | None, path: tuple[str | int, ...], node: dict[str, Any], deps: set[str]
-    ) -> None:
-        pops = self.doc.get("populations") or {}
-        measurements = self.doc.get("measurements") or {}
-        patient_only = {"served", "ltc", "measured", "low_activation", "improved", "conversation", "cohort"}
-        staff_only = {"cares_for_cohort", "trained"}
-        ((kind, value),) = node.items()
-        if entity == "staff" and kind in patient_only:
-            self.error(path, f"population {pid} counts staff, but the test {kind!r} applies to patients")
-        if entity == "patient" and kind in staff_only:
-            self.error(path, f"population {pid} counts patients, but the test {kind!r} applies to staff")
-        if kind == "population":
-            if value not in pops:
-                self.error(path + (kind,), f"unknown population {value!r}")
-            elif pops[value].get("entity") != entity:
-                self.error(path + (kind,), f"population {value!r} counts {pops[value].get('entity')}, not {entity}")
-            deps.add(value)
-        elif kind in ("measured", "low_activation"):
-            if value not in measurements:
-                self.error(path + (kind,), f"unknown measurement {value!r} (known: {', '.join(measurements)})")
-        elif kind == "improved":
-            for key in ("from", "to"):
-                if value.get(key) not in measurements:
-                    self.error(path + (kind, key), f"unknown measurement {value.get(key)!r}")
-        elif kind == "served":
-            if "during" in value and value["during"] not in (self.doc.get("periods") or {}):
-                self.error(path + (kind, "during"), f"unknown period {value['during']!r}")
-            if "on" in value:
-                self.date_ref(path + (kind, "on"), value["on"])
-        elif kind == "ltc":
-            self.date_ref(path + (kind, "recorded_by"), value.get("recorded_by"))
-            known = {c.get("id") for c in (self.doc.get("ltc") or {}).get("categories") or []}
-            for i, c in enumerate(value.get("categories") or []):
-                if c not in known:
-                    self.error(path + (kind, "categories", i), f"unknown LTC category {c!r}")
-        elif kind == "conversation":
-            a = self.date_ref(path + (kind, "from"), value.get("from"))
-            b = self.date_ref(path + (kind, "to"), value.get("to"))
-            if a and b and a > b:
-                self.error(path + (kind, "to"), f"the conversation window ends ({b}) before it starts ({a})")
-        elif kind == "trained":
-            self.date_ref(path + (kind, "by"), value.get("by"))
-            if "from" in value:
-                self.date_ref(path + (kind, "from"), value["from"])
-        elif kind == "cohort":
-            if value.get("overrides") not in ("year1", "year2"):
-                self.error(path + (kind, "overrides"), "overrides must name a cohort of the overrides file: year1 or year2")
+    def check_rule(self, pid: str, entity: str | None, node: Rule, path: tuple[str | int, ...]) -> None:
+        """Every test of a population's rule: does it apply to the population's entity, and do its references resolve."""
+        for below, test in walk(node, path):
+            if test.applies_to is not None and entity is not None and test.applies_to != entity:
+                counts = "staff" if entity == "staff" else "patients"
+                applies = "staff" if test.applies_to == "staff" else "patients"
+                self.error(below, f"population {pid} counts {counts}, but the test {test.kind!r} applies to {applies}")
+            test.check(self, below + (test.kind,), entity)
 
     # -- components
     def check_components(self) -> None:
@@ -609,23 +575,6 @@ def numeric_band(band: Any) -> bool:
         for k, v in band.items()
         if k in ("at_least", "above", "at_most", "below", "pays_percent")
     )
-
-
-def walk_rule(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
-    """Every test in a rule tree with its path, parents before children."""
-    if not isinstance(node, dict) or len(node) != 1:
-        return
-    yield path, node
-    ((kind, value),) = node.items()
-    if kind in ("all_of", "any_of") and isinstance(value, list):
-        for i, child in enumerate(value):
-            yield from walk_rule(child, path + (kind, i))
-    elif kind == "not":
-        yield from walk_rule(value, path + (kind,))
-    elif kind == "cohort" and isinstance(value, dict):
-        yield from walk_rule(value.get("members"), path + (kind, "members"))
-        if "include_requires" in value:
-            yield from walk_rule(value["include_requires"], path + (kind, "include_requires"))
 
 
 def _walk(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Any]]:

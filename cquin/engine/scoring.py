@@ -23,7 +23,7 @@ def _lit(value: Any) -> str:
 
 def pam_level_sql(r: Ruleset, level: str = "pam_level", score: str = "pam_score") -> str:
     """The PAM level: the recorded level, else derived from the score with the ruleset's cut points."""
-    levels = r.doc["instruments"]["pam"]["levels"]
+    levels = r.instruments["pam"]["levels"]
     whens = " ".join(f"WHEN {score} <= {_lit(lv['score_at_most'])} THEN {int(lv['level'])}" for lv in levels)
     return f"coalesce({level}, CASE {whens} END)"
 
@@ -31,7 +31,7 @@ def pam_level_sql(r: Ruleset, level: str = "pam_level", score: str = "pam_score"
 def gpps_points_sql(r: Ruleset) -> str:
     """Total GPPS points: the sum over the questions of each answer's points."""
     parts = []
-    for q in r.doc["instruments"]["gpps"]["questions"]:
+    for q in r.instruments["gpps"]["questions"]:
         col = q["field"]
         norm = answer_sql(col)
         whens = " ".join(f"WHEN {sql_str(normalise_answer(o['answer']))} THEN {_lit(o['points'])}" for o in q["options"])
@@ -41,12 +41,12 @@ def gpps_points_sql(r: Ruleset) -> str:
 
 def scored_assessments_sql(r: Ruleset, source: str) -> str:
     """SELECT over ``source`` adding ``value`` (PAM level or GPPS points), ``low`` and a readable ``result``."""
-    pam = r.doc["instruments"]["pam"]
-    gpps = r.doc["instruments"]["gpps"]
+    pam = r.instruments["pam"]
+    gpps = r.instruments["gpps"]
     low_levels = ", ".join(str(int(x)) for x in pam["low_activation_levels"])
     level = pam_level_sql(r)
     points = gpps_points_sql(r)
-    preference = r.doc["instruments"]["preference"]
+    preference = r.instruments["preference"]
     rank = " ".join(f"WHEN {sql_str(name)} THEN {i}" for i, name in enumerate(preference))
     return f"""
         SELECT *,

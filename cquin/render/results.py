@@ -265,7 +265,7 @@ def render_table(
     basis = result.basis
     wide = console.width >= WIDE
     for year in years:
-        label = ruleset.doc["periods"][year]["label"]
+        label = ruleset.period_label(year)
         yb = basis.year(year) if basis is not None else None
         if yb is not None and yb.status:
             begins = ruleset.period(year)[0]
@@ -286,7 +286,7 @@ def render_table(
         console.print(_year_table(result, year, wide))
     if basis is not None and basis.earned is not None and len(years) > 1:
         console.print(f"[bold]Total: £{basis.earned:,.2f} earned of £{basis.available:,.2f} available[/]")
-    cohorts = ", ".join(f"{k}: {v:,}" for k, v in result.cohorts.items() if k in years or k not in ruleset.doc["periods"])
+    cohorts = ", ".join(f"{k}: {v:,}" for k, v in result.cohorts.items() if k in years or not ruleset.has_period(k))
     if cohorts:
         console.print(f"cohorts — {cohorts}; carer assessments counted separately: {result.carer_assessments:,}")
     for m in result.milestones:

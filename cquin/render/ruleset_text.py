@@ -27,7 +27,7 @@ def render_validation(console: Console, name: str, ruleset: Ruleset | None, prob
     assert ruleset is not None
     console.print(
         f"[bold green]{escape(name)}: valid[/] — {escape(ruleset.id)} {escape(ruleset.version)} ({ruleset.status}), "
-        f"{len(ruleset.doc['components'])} components, {len(ruleset.code_lists)} code lists, "
+        f"{len(ruleset.components)} components, {len(ruleset.code_lists)} code lists, "
         f"{len(warnings)} warning(s); sha256 {ruleset.sha256}"
     )
     return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cquin.engine.breakdowns import population_order
+from cquin.engine.rules import population_order
 
 
 def _direct(rule: Any) -> list[str]:
