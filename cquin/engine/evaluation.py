@@ -27,6 +27,7 @@ from cquin.engine.populations import PopulationCompiler, q
 from cquin.engine.recorded import RecordedDecision, in_force
 from cquin.engine.rules import Cohort
 from cquin.engine.ruleset import Ruleset
+from cquin.engine.ruleset_common import provider_dates
 from cquin.exceptions import UserError
 
 
@@ -424,11 +425,9 @@ def _attainment(
     recorded: Sequence[RecordedDecision],
     as_of: dt.date | None,
 ) -> dict[str, Any]:
-    row = first_row(con, f"SELECT plan_agreed_on, recording_system_live_on FROM {comp.t('provider')} LIMIT 1")
-    dates: dict[str, dt.date | None] = {
-        "plan_agreed_on": row[0] if row else None,
-        "recording_system_live_on": row[1] if row else None,
-    }
+    names = provider_dates()  # the provider table's date columns, from its schema
+    row = first_row(con, f"SELECT {', '.join(names)} FROM {comp.t('provider')} LIMIT 1")
+    dates: dict[str, dt.date | None] = {name: row[i] if row else None for i, name in enumerate(names)}
     declared = ruleset.doc.get("recorded_evidence") or {}
     used = dict.fromkeys(k for level in c["attainment"] for k in level["requires"] if k in declared)
     states = {k: in_force(declared[k], k, recorded, as_of) for k in used}

@@ -18,6 +18,7 @@ from cquin.dataset.duck import sql_str as q
 from cquin.engine.compile_rules import Scope, compile_rule
 from cquin.engine.rules import Rule
 from cquin.engine.ruleset import Ruleset
+from cquin.engine.ruleset_common import provider_dates
 from cquin.engine.scoring import scored_assessments_sql
 
 
@@ -71,11 +72,9 @@ class PopulationCompiler:
             view("training", f"SELECT * FROM training WHERE completed_on <= {cut}")
             view("care_plans", f"SELECT * FROM care_plans WHERE greatest(agreed_on, coalesce(entry_on, agreed_on)) <= {cut}")
             view("overrides", f"SELECT * FROM overrides WHERE agreed_on IS NULL OR agreed_on <= {cut}")
-            view(
-                "provider",
-                f"""SELECT * REPLACE (CASE WHEN plan_agreed_on <= {cut} THEN plan_agreed_on END AS plan_agreed_on,
-                     CASE WHEN recording_system_live_on <= {cut} THEN recording_system_live_on END AS recording_system_live_on) FROM provider""",
-            )
+            # A provider date after the cut was not yet known.
+            known = ", ".join(f"CASE WHEN {d} <= {cut} THEN {d} END AS {d}" for d in provider_dates())
+            view("provider", f"SELECT * REPLACE ({known}) FROM provider")
         else:
             for name in ("patients", "conditions", "conversations", "care_plans", "training", "overrides", "provider"):
                 view(name, f"SELECT * FROM {name}")

@@ -48,11 +48,11 @@ class CodeList:
     sha256: str
 
 
-def provider_dates() -> set[str]:
-    """The provider table's date columns: what an attainment level may require by a date."""
+def provider_dates() -> list[str]:
+    """The provider table's date columns in its schema's order: what an attainment level may require by a date."""
     from cquin.dataset.tables import table
 
-    return {c.name for c in table("provider").columns if c.kind == "date"}
+    return [c.name for c in table("provider").columns if c.kind == "date"]
 
 
 def normalise_answer(text: str) -> str:
