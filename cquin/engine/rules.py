@@ -181,11 +181,8 @@ def _unknown_measurement(ctx: CheckContext, path: Path, mid: Any, *, list_known:
 # --------------------------------------------------------------------------- combinations
 
 
-@rule_kind("all_of")
 @dataclass(frozen=True)
-class AllOf(Rule):
-    """Holds when every child holds."""
-
+class _Combination(Rule):
     rules: tuple[Rule, ...]
 
     @classmethod
@@ -196,25 +193,19 @@ class AllOf(Rule):
         return (((i,), r) for i, r in enumerate(self.rules))
 
     def text(self) -> str:
-        return f"all of ({'; '.join(r.text() for r in self.rules)})"
+        return f"{self.kind.replace('_', ' ')} ({'; '.join(r.text() for r in self.rules)})"
+
+
+@rule_kind("all_of")
+@dataclass(frozen=True)
+class AllOf(_Combination):
+    """Holds when every child holds."""
 
 
 @rule_kind("any_of")
 @dataclass(frozen=True)
-class AnyOf(Rule):
+class AnyOf(_Combination):
     """Holds when any child holds."""
-
-    rules: tuple[Rule, ...]
-
-    @classmethod
-    def parse(cls, value: Any) -> Rule:
-        return cls(tuple(parse_rule(v) for v in value))
-
-    def children(self) -> Iterator[tuple[Path, Rule]]:
-        return (((i,), r) for i, r in enumerate(self.rules))
-
-    def text(self) -> str:
-        return f"any of ({'; '.join(r.text() for r in self.rules)})"
 
 
 @rule_kind("not")
@@ -306,11 +297,8 @@ class Ltc(Rule):
         return _fields(self.kind, [("recorded_by", self.recorded_by), ("categories", self.categories)])
 
 
-@rule_kind("measured", applies_to="patient", reads=("assessments",))
 @dataclass(frozen=True)
-class Measured(Rule):
-    """Has an assessment chosen for a measurement (e.g. the baseline)."""
-
+class _OfMeasurement(Rule):
     measurement: str
 
     @classmethod
@@ -322,66 +310,53 @@ class Measured(Rule):
 
     def text(self) -> str:
         return f"{self.kind} {self.measurement}"
+
+
+@rule_kind("measured", applies_to="patient", reads=("assessments",))
+@dataclass(frozen=True)
+class Measured(_OfMeasurement):
+    """Has an assessment chosen for a measurement (e.g. the baseline)."""
 
 
 @rule_kind("low_activation", applies_to="patient", reads=("assessments",))
 @dataclass(frozen=True)
-class LowActivation(Rule):
+class LowActivation(_OfMeasurement):
     """A measurement's chosen assessment scores as low activation."""
 
-    measurement: str
 
-    @classmethod
-    def parse(cls, value: Any) -> Rule:
-        return cls(str(value))
-
-    def check(self, ctx: CheckContext, path: Path, entity: str | None) -> None:
-        _unknown_measurement(ctx, path, self.measurement, list_known=True)
-
-    def text(self) -> str:
-        return f"{self.kind} {self.measurement}"
-
-
-@rule_kind("improved", applies_to="patient", reads=("assessments",))
 @dataclass(frozen=True)
-class Improved(Rule):
-    """One measurement's value is higher than another's, on the same instrument."""
-
+class _FromTo(Rule):
     start: str  # written ``from``
     end: str  # written ``to``
 
     @classmethod
     def parse(cls, value: Any) -> Rule:
         return cls(start=value["from"], end=value["to"])
-
-    def check(self, ctx: CheckContext, path: Path, entity: str | None) -> None:
-        for key, mid in (("from", self.start), ("to", self.end)):
-            _unknown_measurement(ctx, path + (key,), mid, list_known=False)
 
     def text(self) -> str:
         return _fields(self.kind, [("from", self.start), ("to", self.end)])
 
 
+@rule_kind("improved", applies_to="patient", reads=("assessments",))
+@dataclass(frozen=True)
+class Improved(_FromTo):
+    """One measurement's value (``to``) is higher than another's (``from``), on the same instrument."""
+
+    def check(self, ctx: CheckContext, path: Path, entity: str | None) -> None:
+        for key, mid in (("from", self.start), ("to", self.end)):
+            _unknown_measurement(ctx, path + (key,), mid, list_known=False)
+
+
 @rule_kind("conversation", applies_to="patient", reads=("conversations",))
 @dataclass(frozen=True)
-class Conversation(Rule):
+class Conversation(_FromTo):
     """A care and support planning conversation held between two dates (inclusive)."""
-
-    start: str  # written ``from``
-    end: str  # written ``to``
-
-    @classmethod
-    def parse(cls, value: Any) -> Rule:
-        return cls(start=value["from"], end=value["to"])
 
     def check(self, ctx: CheckContext, path: Path, entity: str | None) -> None:
         a = ctx.date_ref(path + ("from",), self.start)
         b = ctx.date_ref(path + ("to",), self.end)
         if a and b and a > b:
             ctx.error(path + ("to",), f"the conversation window ends ({b}) before it starts ({a})")
-
-    def text(self) -> str:
-        return _fields(self.kind, [("from", self.start), ("to", self.end)])
 
 
 @rule_kind("cohort", applies_to="patient")
