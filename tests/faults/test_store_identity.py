@@ -128,7 +128,7 @@ def _unmarked_store(path: Path, version: int) -> None:
     """A store as cquin wrote it before stores identified themselves: application id 0, tables without keys."""
     from sqlite_utils.db import Database
 
-    from cquin.store import _TABLES
+    from cquin.store.schema import TABLES as _TABLES
 
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode = WAL")

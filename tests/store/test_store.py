@@ -31,9 +31,10 @@ from cquin.demo.generate import generate
 from cquin.engine.evaluation import evaluate
 from cquin.engine.ruleset import canonical_json, load_ruleset
 from cquin.loading import load_dataset
-from cquin.store import _TABLES, open_store, record_run
+from cquin.store import open_store, record_run
+from cquin.store.schema import TABLES
 
-RUN_TABLES = [name for name in _TABLES]
+RUN_TABLES = [name for name in TABLES]
 COMPONENT_IDS = [
     "y1.plan",
     "y1.ltc_identification",
@@ -114,9 +115,9 @@ def test_a_run_that_fails_part_way_through_writing_leaves_nothing(tmp_path, demo
     path = tmp_path / "audit.sqlite"
     db = open_store(path)
     _record(db, rs, dataset, adapter, result, "kept-run")
-    import cquin.store
+    import cquin.store.write
 
-    real_copy = cquin.store._copy
+    real_copy = cquin.store.write._copy
     calls = []
 
     def copy_then_fail(db, dataset, sql, table, *args):  # type: ignore[no-untyped-def]
@@ -126,7 +127,7 @@ def test_a_run_that_fails_part_way_through_writing_leaves_nothing(tmp_path, demo
             raise OSError("disk full")
         return real_copy(db, dataset, sql, table, *args)
 
-    monkeypatch.setattr(cquin.store, "_copy", copy_then_fail)
+    monkeypatch.setattr(cquin.store.write, "_copy", copy_then_fail)
     with pytest.raises(OSError, match="disk full"):
         _record(db, rs, dataset, adapter, result, "failed-run")
     assert "run_subjects" in calls  # it really got that far

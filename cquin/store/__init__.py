@@ -1,0 +1,59 @@
+"""The audit store: every run, its inputs, rejections, results and per-subject decisions, in SQLite.
+
+``schema`` opens, checks and migrates a store; ``write`` records one evaluation; ``read`` gives runs back;
+``trace`` is the stored form of the per-subject decisions (compact facts, rendered as sentences when read).
+"""
+
+from cquin.store.read import (
+    LATEST,
+    Explanation,
+    StoredRun,
+    cohort_members,
+    decisions_for,
+    evidence_missing,
+    list_runs,
+    load_run,
+    resolve_run_id,
+    stored_data_quality,
+)
+from cquin.store.schema import (
+    DEFAULT_STORE,
+    READABLE_FROM,
+    SCHEMA_VERSION,
+    StoreCheck,
+    check_store,
+    migrate_store,
+    new_run_id,
+    open_store,
+    quick_check,
+    reason_group,
+)
+from cquin.store.write import notices, record_run, results_digest, subject_decisions_sql, trace_of
+
+__all__ = [
+    "DEFAULT_STORE",
+    "LATEST",
+    "READABLE_FROM",
+    "SCHEMA_VERSION",
+    "Explanation",
+    "StoreCheck",
+    "StoredRun",
+    "check_store",
+    "cohort_members",
+    "decisions_for",
+    "evidence_missing",
+    "list_runs",
+    "load_run",
+    "migrate_store",
+    "new_run_id",
+    "notices",
+    "open_store",
+    "quick_check",
+    "reason_group",
+    "record_run",
+    "resolve_run_id",
+    "results_digest",
+    "stored_data_quality",
+    "subject_decisions_sql",
+    "trace_of",
+]
