@@ -257,7 +257,7 @@ def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key:
     import json
 
     from cquin.pseudonymise import key_fingerprint, pseudonym
-    from cquin.store import decisions_for
+    from cquin.store import cohorts_of, decisions_for
 
     db = open_store(store, read_only=True)
     run = load_run(db, run_id).run
@@ -292,9 +292,7 @@ def explain_subject(store: Path, run_id: str, subject: str, *, pseudonymise_key:
             f"run {run['run_id']} has no decisions about {subject!r} and no rejected row names it "
             "(check the NHS number or staff id; `cquin cohort` lists a cohort)"
         )
-    cohorts = list(
-        db.query("SELECT cohort, reason FROM run_cohorts WHERE run_id = ? AND patient_id = ?", [run["run_id"], subject_id])
-    )
+    cohorts = cohorts_of(db, run["run_id"], subject_id)
     return Explanation(run, subject_id, decisions, cohorts, json.loads(run["ruleset_json"]), rejections)
 
 

@@ -28,7 +28,7 @@ DATABASE = "audit"
 IDENTIFYING: dict[str, tuple[str, ...]] = {
     "runs": ("notes",),
     "run_subjects": ("subject_id",),
-    "run_cohorts": ("patient_id", "reason"),
+    "run_cohorts": ("patient_id", "vals"),  # vals: the values of the member's reason (its words read as empty too)
     "run_overrides": ("patient_id", "message"),
     "run_rejections": ("ref", "value", "reason"),
 }
@@ -96,12 +96,23 @@ _TABLES: dict[str, dict[str, Any]] = {
         "description": "What each agreed include or exclude did, or why it was refused.",
     },
     "run_cohorts": {
+        "title": "Cohort members (stored form)",
+        "description": "Every cohort member, with the reason they are in as a term of trace_terms and its values; "
+        "see the run_cohort_members view for the reason in words.",
+    },
+    "run_cohort_members": {
         "title": "Cohort members",
         "description": "Every cohort member and why they are in (NHS numbers hidden by default).",
     },
     "run_subjects": {
-        "title": "Subjects",
-        "description": "One row per patient or member of staff per run, with their decisions (JSON); see the run_decisions view.",
+        "title": "Subjects (stored form)",
+        "description": "One row per patient or member of staff per run: the shape of their decisions (a term of trace_terms) "
+        "and the values that fill it (dates, line numbers, codes); see the run_decisions view for the decisions in words.",
+    },
+    "trace_terms": {
+        "title": "Trace terms",
+        "description": "The words the stored decisions are made of, shared by every run: rules (population ids), reason "
+        "templates (%s where a value goes) and shapes (one subject's decisions without their values).",
     },
     "run_unmatched_codes": {"title": "Unmatched codes", "description": "Codes in the records that no code list knows."},
     "run_breakdowns": {
@@ -137,7 +148,7 @@ FROM run_rejections WHERE run_id = :run_id GROUP BY file, reason_group ORDER BY 
     "cohort": {
         "title": "Cohort",
         "description": "The members of one cohort of one run (e.g. year1_cohort) and why each is in.",
-        "sql": """SELECT patient_id, reason FROM run_cohorts WHERE run_id = :run_id AND cohort = :cohort ORDER BY patient_id""",
+        "sql": """SELECT patient_id, reason FROM run_cohort_members WHERE run_id = :run_id AND cohort = :cohort ORDER BY patient_id""",
     },
     "changes_between_runs": {
         "title": "What changed between two runs",

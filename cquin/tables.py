@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from cquin.exceptions import UserError
 from cquin.privacy import make_private_dir
-from cquin.store import load_run, open_store
+from cquin.store import load_run, open_store, trace
 
 BATCH = 50_000
 MONEY = pa.decimal128(18, 2)
@@ -120,17 +120,20 @@ def _rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[lis
 def _batches(conn: sqlite3.Connection, name: str, run_id: str) -> Iterator[pa.RecordBatch]:
     schema = _SCHEMAS[name]
     if name == "decisions":
-        # Components in the run's order; a subject's decisions are one JSON object keyed by component.
-        sql = """SELECT s.run_id, s.entity, s.subject_id, j.key, c.year,
-                        json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
-                        json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]')
-                 FROM run_subjects s, json_each(s.decisions) j
-                 JOIN run_components c ON c.run_id = s.run_id AND c.component = j.key
-                 WHERE s.run_id = ? ORDER BY s.subject_id, c.ordinal"""
+        # Each subject's decisions in the run's component order, their facts in words (cquin.store.trace).
+        terms = trace.Terms(conn)
+        components = {
+            o: (c, y)
+            for o, c, y in conn.execute("SELECT ordinal, component, year FROM run_components WHERE run_id = ?", [run_id])
+        }
+        sql = "SELECT run_id, entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ? ORDER BY subject_id, entity"
         for rows in _rows(conn, sql, [run_id]):
-            cols = list(zip(*rows, strict=True))
-            cols[5] = tuple(bool(v) for v in cols[5])
-            cols[6] = tuple(bool(v) for v in cols[6])
+            decided = [
+                (rid, entity, sid, *components[d.ordinal], bool(d.in_denominator), bool(d.in_numerator), d.rule, d.reason)
+                for rid, entity, sid, shape, vals in rows
+                for d in trace.decode(terms, shape, vals)
+            ]
+            cols = list(zip(*decided, strict=True)) if decided else [() for _ in schema]
             yield pa.RecordBatch.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
     elif name == "rejections":
         sql = """SELECT run_id, file, line, ref, column_name, value, reason, reason_group FROM run_rejections

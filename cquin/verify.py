@@ -21,7 +21,7 @@ from sqlite_utils.db import Database
 from cquin.dataset import CanonicalDataset
 from cquin.engine.evaluation import RunResult
 from cquin.exceptions import StoreError
-from cquin.store import StoredRun, subject_decisions_sql, trace_of
+from cquin.store import StoredRun, encoded_trace, trace
 
 _MASK = (1 << 64) - 1
 
@@ -59,20 +59,24 @@ def compare_stored_rows(
             problems.append(
                 f"the store holds {len(stored.components)} component results; the ruleset has {len(result.components)}"
             )
-        subjects_sql = "SELECT entity, subject_id, decisions FROM run_subjects WHERE run_id = ?"
-        cohorts_sql = "SELECT cohort, patient_id, reason FROM run_cohorts WHERE run_id = ?"
-        if pseudonymised:
-            stored_subjects = _digest((r[0],) for r in db.execute(subjects_sql, [run_id]).fetchall())
-            fresh_subjects = _digest((r[0],) for r in _duck_rows(dataset, subject_decisions_sql(result)))
-            stored_cohorts = _digest((r[0],) for r in db.execute(cohorts_sql, [run_id]).fetchall())
-            fresh_cohorts = _digest(
-                (r[0],) for r in _duck_rows(dataset, f"SELECT cohort FROM ({trace_of(result).cohort_members_sql()})")
-            )
-        else:
-            stored_subjects = _digest(db.execute(subjects_sql, [run_id]))
-            fresh_subjects = _digest(_duck_rows(dataset, subject_decisions_sql(result)))
-            stored_cohorts = _digest(db.execute(cohorts_sql, [run_id]))
-            fresh_cohorts = _digest(_duck_rows(dataset, trace_of(result).cohort_members_sql()))
+        subjects_sql = "SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?"
+        cohorts_sql = "SELECT cohort, patient_id, reason, vals FROM run_cohorts WHERE run_id = ?"
+        # The fresh trace, encoded against the store's own terms (looked up, never added): a decision the
+        # store has no words for cannot match one it holds.
+        encoded = encoded_trace(result, dataset, trace.TermIndex(db.conn, add=False))
+        try:
+            if pseudonymised:
+                stored_subjects = _digest((r[0],) for r in db.execute(subjects_sql, [run_id]).fetchall())
+                fresh_subjects = _digest((r[0],) for r in _duck_rows(dataset, encoded.subjects_sql))
+                stored_cohorts = _digest((r[0],) for r in db.execute(cohorts_sql, [run_id]).fetchall())
+                fresh_cohorts = _digest((r[0],) for r in _duck_rows(dataset, encoded.cohorts_sql))
+            else:
+                stored_subjects = _digest(db.execute(subjects_sql, [run_id]))
+                fresh_subjects = _digest(_duck_rows(dataset, encoded.subjects_sql))
+                stored_cohorts = _digest(db.execute(cohorts_sql, [run_id]))
+                fresh_cohorts = _digest(_duck_rows(dataset, encoded.cohorts_sql))
+        finally:
+            encoded.drop(dataset.con)
         for what, then_d, now_d in (
             ("per-patient decisions", stored_subjects, fresh_subjects),
             ("cohort lists", stored_cohorts, fresh_cohorts),

@@ -25,7 +25,7 @@ from sqlite_utils.db import Database
 
 from cquin.cycle.signoff import run_provider, signoff_state
 from cquin.exceptions import UserError
-from cquin.store import load_run, open_store
+from cquin.store import decisions_for, decode_subject, load_run, open_store, trace
 
 OVERRIDE_MARK = "agreed override"  # how the engine words a decision made by an override (cquin.engine.populations)
 
@@ -187,25 +187,51 @@ def _why(
 
 def _override_subjects(db: Database, run_id: str) -> set[str]:
     """Patients whose place in a cohort an agreed override decided (an include keeps them in, an exclude out)."""
-    mark = f"%{OVERRIDE_MARK}%"
-    members = db.execute("SELECT patient_id FROM run_cohorts WHERE run_id = ? AND reason LIKE ?", [run_id, mark])
-    decided = db.execute("SELECT subject_id FROM run_subjects WHERE run_id = ? AND decisions LIKE ?", [run_id, mark])
-    return {r[0] for r in members.fetchall()} | {r[0] for r in decided.fetchall()}
+    terms = trace.Terms(db.conn)
+    reasons = set(terms.ids_containing("reason", OVERRIDE_MARK, db.conn))
+    if not reasons:
+        return set()
+    marks = ", ".join(str(r) for r in sorted(reasons))
+    members = db.execute(f"SELECT patient_id FROM run_cohorts WHERE run_id = ? AND reason IN ({marks})", [run_id])
+    found = {r[0] for r in members.fetchall()}
+    shapes = [
+        shape
+        for (shape,) in db.execute("SELECT DISTINCT shape FROM run_subjects WHERE run_id = ?", [run_id]).fetchall()
+        if shape is not None and any(entry[4] in reasons for entry in terms.shape(shape))
+    ]
+    if shapes:
+        decided = db.execute(
+            f"SELECT subject_id FROM run_subjects WHERE run_id = ? AND shape IN ({', '.join(str(h) for h in shapes)})", [run_id]
+        )
+        found |= {r[0] for r in decided.fetchall()}
+    return found
 
 
 def _subject_pairs(db: Database, a: str, b: str) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
-    """Subjects whose decisions differ between the runs: (entity, id, decisions in A, decisions in B); {} when absent."""
+    """Subjects whose decisions differ between the runs: (entity, id, decisions in A, decisions in B); {} when absent.
+
+    The store's terms are shared by its runs, so a subject decided alike in both has the same stored row.
+    """
     rows = db.execute(
-        """SELECT coalesce(x.entity, y.entity), coalesce(x.subject_id, y.subject_id), x.decisions, y.decisions
-           FROM (SELECT entity, subject_id, decisions FROM run_subjects WHERE run_id = ?) x
-           FULL OUTER JOIN (SELECT entity, subject_id, decisions FROM run_subjects WHERE run_id = ?) y
+        """SELECT coalesce(x.entity, y.entity), coalesce(x.subject_id, y.subject_id), x.shape, x.vals, y.shape, y.vals
+           FROM (SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?) x
+           FULL OUTER JOIN (SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?) y
              ON x.entity = y.entity AND x.subject_id = y.subject_id
-           WHERE x.decisions IS NOT y.decisions
+           WHERE x.shape IS NOT y.shape OR x.vals IS NOT y.vals
            ORDER BY 2""",
         [a, b],
     )
-    for entity, sid, da, dbb in rows:
-        yield entity, sid, json.loads(da) if da else {}, json.loads(dbb) if dbb else {}
+
+    def decided(run_id: str, entity: str, shape: int | None, vals: str | None) -> dict[str, Any]:
+        if shape is None or vals is None:
+            return {}
+        return {
+            d["component"]: [d["in_denominator"], d["in_numerator"], d["rule"], d["reason"]]
+            for d in decode_subject(db, run_id, entity, shape, vals)
+        }
+
+    for entity, sid, sa, va, sb, vb in rows:
+        yield entity, sid, decided(a, entity, sa, va), decided(b, entity, sb, vb)
 
 
 def compare_runs(store: Path | Database, run_a: str, run_b: str) -> RunComparison:
@@ -272,8 +298,8 @@ def _cohort_moves(
 ) -> list[Move]:
     rows = db.execute(
         """SELECT coalesce(x.patient_id, y.patient_id), x.reason, y.reason
-           FROM (SELECT patient_id, reason FROM run_cohorts WHERE run_id = ? AND cohort = ?) x
-           FULL OUTER JOIN (SELECT patient_id, reason FROM run_cohorts WHERE run_id = ? AND cohort = ?) y
+           FROM (SELECT patient_id, reason FROM run_cohort_members WHERE run_id = ? AND cohort = ?) x
+           FULL OUTER JOIN (SELECT patient_id, reason FROM run_cohort_members WHERE run_id = ? AND cohort = ?) y
              ON x.patient_id = y.patient_id
            WHERE x.patient_id IS NULL OR y.patient_id IS NULL
            ORDER BY 1""",
@@ -309,10 +335,10 @@ def _components_over(run: dict[str, Any], cohort: str) -> list[str]:
 
 def _outside_reason(db: Database, run_id: str, sid: str, comps: list[str]) -> str:
     """Why a patient is not in a run's cohort: the deciding fact of a component counted over that cohort."""
-    row = db.execute("SELECT decisions FROM run_subjects WHERE run_id = ? AND subject_id = ?", [run_id, sid]).fetchall()
-    if not row:
+    decisions = decisions_for(db, run_id, sid)
+    if not decisions:
         return "not in this run's records"
-    decided = json.loads(row[0][0])
+    decided = {d["component"]: [d["in_denominator"], d["in_numerator"], d["rule"], d["reason"]] for d in decisions}
     for cid in comps:
         if cid in decided:
             return _decided(decided[cid])

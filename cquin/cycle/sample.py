@@ -21,7 +21,7 @@ from typing import Any
 from sqlite_utils.db import Database
 
 from cquin.exceptions import UserError
-from cquin.store import decisions_for, load_run, open_store
+from cquin.store import cohorts_of, decisions_for, load_run, open_store, subject_decisions
 
 OUTCOMES = {(1, 1): "numerator", (1, 0): "denominator only", (0, 0): "outside"}
 
@@ -113,13 +113,9 @@ def _outcomes(db: Database, run_id: str) -> tuple[list[str], dict[tuple[str, ...
         ).fetchall()
     ]
     groups: dict[tuple[str, ...], list[str]] = {}
-    for sid, text in db.execute(
-        "SELECT subject_id, decisions FROM run_subjects WHERE run_id = ? AND entity = 'patient' ORDER BY subject_id", [run_id]
-    ):
-        decided = json.loads(text)
-        key = tuple(
-            OUTCOMES.get((int(decided[c][0]), int(decided[c][1])), "outside") if c in decided else "outside" for c in components
-        )
+    for _, sid, decisions in subject_decisions(db, run_id, "patient"):
+        decided = {d["component"]: (int(d["in_denominator"]), int(d["in_numerator"])) for d in decisions}
+        key = tuple(OUTCOMES.get(decided[c], "outside") if c in decided else "outside" for c in components)
         groups.setdefault(key, []).append(sid)
     return components, groups
 
@@ -140,8 +136,7 @@ def draw_sample(store: Path, run_id: str, *, size: int, seed: int) -> AuditSampl
     for i, (key, n) in enumerate(zip(keys, counts, strict=True)):
         strata.append(Stratum(key, len(groups[key]), n))
         for sid in sorted(rng.sample(groups[key], n)):
-            cohorts = list(db.query("SELECT cohort, reason FROM run_cohorts WHERE run_id = ? AND patient_id = ?", [rid, sid]))
-            patients.append(SampledPatient(sid, i, decisions_for(db, rid, sid), cohorts))
+            patients.append(SampledPatient(sid, i, decisions_for(db, rid, sid), cohorts_of(db, rid, sid)))
     return AuditSample(rid, size, seed, components, strata, patients, sum(len(v) for v in groups.values()))
 
 

@@ -9,12 +9,15 @@ from cquin.store.read import (
     Explanation,
     StoredRun,
     cohort_members,
+    cohorts_of,
     decisions_for,
+    decode_subject,
     evidence_missing,
     list_runs,
     load_run,
     resolve_run_id,
     stored_data_quality,
+    subject_decisions,
 )
 from cquin.store.schema import (
     DEFAULT_STORE,
@@ -28,7 +31,7 @@ from cquin.store.schema import (
     quick_check,
     reason_group,
 )
-from cquin.store.write import notices, record_run, results_digest, subject_decisions_sql, trace_of
+from cquin.store.write import encoded_trace, notices, record_run, results_digest, trace_of
 
 __all__ = [
     "DEFAULT_STORE",
@@ -40,7 +43,10 @@ __all__ = [
     "StoredRun",
     "check_store",
     "cohort_members",
+    "cohorts_of",
     "decisions_for",
+    "decode_subject",
+    "encoded_trace",
     "evidence_missing",
     "list_runs",
     "load_run",
@@ -54,6 +60,6 @@ __all__ = [
     "resolve_run_id",
     "results_digest",
     "stored_data_quality",
-    "subject_decisions_sql",
+    "subject_decisions",
     "trace_of",
 ]

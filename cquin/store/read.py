@@ -11,6 +11,7 @@ from sqlite_utils.db import Database
 
 from cquin.engine.evidence import EVIDENCE_MARK, PSEUDONYMOUS_MARK
 from cquin.exceptions import StoreError
+from cquin.store import trace
 
 
 @dataclass(frozen=True)
@@ -97,30 +98,71 @@ def list_runs(db: Database) -> list[dict[str, Any]]:
     )
 
 
+def _components(db: Database, run_id: str) -> dict[int, str]:
+    return {r[0]: r[1] for r in db.execute("SELECT ordinal, component FROM run_components WHERE run_id = ?", [run_id])}
+
+
+def _decisions(terms: trace.Terms, components: dict[int, str], entity: str, shape: int, vals: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "component": components[d.ordinal],
+            "entity": entity,
+            "in_denominator": d.in_denominator,
+            "in_numerator": d.in_numerator,
+            "rule": d.rule,
+            "reason": d.reason,
+        }
+        for d in trace.decode(terms, shape, vals)
+    ]
+
+
 def decisions_for(db: Database, run_id: str, subject_id: str) -> list[dict[str, Any]]:
-    """A subject's decisions in a run, in the order of the run's components."""
-    rows = list(db.query("SELECT entity, decisions FROM run_subjects WHERE run_id = ? AND subject_id = ?", [run_id, subject_id]))
-    order = [r["component"] for r in db.query("SELECT component FROM run_components WHERE run_id = ? ORDER BY ordinal", [run_id])]
-    out = []
-    for row in rows:
-        decided = json.loads(row["decisions"])
-        for component in order:
-            if component in decided:
-                den, num, rule, reason = decided[component]
-                out.append(
-                    {
-                        "component": component,
-                        "entity": row["entity"],
-                        "in_denominator": den,
-                        "in_numerator": num,
-                        "rule": rule,
-                        "reason": reason,
-                    }
-                )
-    return out
+    """A subject's decisions in a run, in the order of the run's components, each reason in words."""
+    trace.require_format5(db.conn)
+    rows = db.execute(
+        "SELECT entity, shape, vals FROM run_subjects WHERE run_id = ? AND subject_id = ? ORDER BY entity", [run_id, subject_id]
+    ).fetchall()
+    if not rows:
+        return []
+    terms, components = trace.Terms(db.conn), _components(db, run_id)
+    return [d for entity, shape, vals in rows for d in _decisions(terms, components, entity, shape, vals)]
+
+
+def subject_decisions(db: Database, run_id: str, entity: str | None = None) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+    """Every subject of a run (of one entity, if given) with its decisions, in subject order: (entity, id, decisions)."""
+    terms, components = trace.Terms(db.conn), _components(db, run_id)
+    where, params = ("AND entity = ?", [run_id, entity]) if entity else ("", [run_id])
+    rows = db.execute(
+        f"SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ? {where} ORDER BY subject_id, entity", params
+    )
+    while batch := rows.fetchmany(10_000):
+        for ent, sid, shape, vals in batch:
+            yield ent, sid, _decisions(terms, components, ent, shape, vals)
+
+
+def decode_subject(db: Database, run_id: str, entity: str, shape: int, vals: str) -> list[dict[str, Any]]:
+    """One stored subject row's decisions (for readers that select the rows themselves, e.g. a comparison)."""
+    return _decisions(trace.Terms(db.conn), _components(db, run_id), entity, shape, vals)
 
 
 def cohort_members(db: Database, run_id: str, cohort: str) -> Iterator[dict[str, Any]]:
-    yield from db.query(
-        "SELECT patient_id, reason FROM run_cohorts WHERE run_id = ? AND cohort = ? ORDER BY patient_id", [run_id, cohort]
+    """A cohort's members in a run, each with the reason they are in (in words)."""
+    terms = trace.Terms(db.conn)
+    rows = db.execute(
+        "SELECT patient_id, reason, vals FROM run_cohorts WHERE run_id = ? AND cohort = ? ORDER BY patient_id", [run_id, cohort]
     )
+    while batch := rows.fetchmany(10_000):
+        for pid, reason, vals in batch:
+            yield {"patient_id": pid, "reason": trace.render(terms.text(reason), json.loads(vals))}
+
+
+def cohorts_of(db: Database, run_id: str, patient_id: str) -> list[dict[str, Any]]:
+    """The cohorts a patient is a member of in a run, each with the reason (in words)."""
+    trace.require_format5(db.conn)
+    rows = db.execute(
+        "SELECT cohort, reason, vals FROM run_cohorts WHERE run_id = ? AND patient_id = ? ORDER BY cohort", [run_id, patient_id]
+    ).fetchall()
+    if not rows:
+        return []
+    terms = trace.Terms(db.conn)
+    return [{"cohort": c, "reason": trace.render(terms.text(r), json.loads(v))} for c, r, v in rows]

@@ -24,11 +24,16 @@ from sqlite_utils.db import Database
 from cquin import __version__, storefile
 from cquin.exceptions import CquinError, StoreError
 from cquin.redact import reason_kind
+from cquin.store import trace
 from cquin.storeguards import create_signoff_tables, thaw_for_migration
 
 DEFAULT_STORE = Path("cquin-audit.sqlite")
-SCHEMA_VERSION = 4  # 2: numeric columns and foreign keys; 3: sign-offs (cquin.storeguards); 4: marked as cquin's
-READABLE_FROM = 3  # the oldest format the reading commands read as it is (older: `cquin store migrate` first)
+# 2: numeric columns and foreign keys; 3: sign-offs (cquin.storeguards); 4: marked as cquin's; 5: the trace as
+# compact facts (cquin.store.trace)
+SCHEMA_VERSION = 5
+# The oldest format the reading commands read as it is (older: `cquin store migrate` first); formats 3 and 4
+# are read but for their per-subject decisions, which need format 5 (cquin.store.trace.require_format5).
+READABLE_FROM = 3
 
 TABLES: dict[str, dict[str, Any]] = {
     "runs": {
@@ -118,12 +123,16 @@ TABLES: dict[str, dict[str, Any]] = {
     "run_breakdowns": {"columns": {"run_id": str, "breakdowns": str}},
     # The data-quality verdict (passed, failed, or accepted with --accept-rejections) and its detail as JSON.
     "run_data_quality": {"columns": {"run_id": str, "status": str, "detail": str}},
+}
+# The trace's tables as formats 1-4 kept them, which the steps that made them still make (a released step is
+# never edited): each cohort member with the reason in words, and one row per subject whose `decisions` is a
+# JSON object keyed by component id, each [in_denominator, in_numerator, rule, reason].  Format 5 rebuilds
+# them as compact facts (cquin.store.trace, which also names the tables a run writes its trace to).
+FORMAT4_TRACE_TABLES: dict[str, dict[str, Any]] = {
     "run_cohorts": {"columns": {"run_id": str, "cohort": str, "patient_id": str, "reason": str}},
-    # One row per patient (or member of staff) per run; `decisions` is a JSON object keyed by component id,
-    # each value [in_denominator 0|1, in_numerator 0|1, rule (population id), reason (the deciding fact)].
-    # The view run_decisions unfolds it to one row per subject and component for SQL users.
     "run_subjects": {"columns": {"run_id": str, "entity": str, "subject_id": str, "decisions": str}},
 }
+RUN_TABLES = (*TABLES, *trace.TABLES)  # every table holding rows of runs
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -240,12 +249,14 @@ def _migrate(db: Database) -> None:
         for step, migrate in enumerate(_STEPS, start=1):
             if version < step:
                 migrate(db)
-        _create_view_and_indexes(db)  # idempotent: whatever a step rebuilt, the view and indexes are there
+        _create_indexes(db)  # idempotent: whatever a step rebuilt, the indexes and views are there
+        trace.create_views(db)
         create_signoff_tables(db)  # the guards on signed-off runs, over every table (idempotent)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def _create_view(db: Database) -> None:
+def _format4_view(db: Database) -> None:
+    """The run_decisions view over the format-4 trace (made by steps 1 and 2, replaced by step 5)."""
     db.execute(
         """CREATE VIEW IF NOT EXISTS run_decisions AS
            SELECT s.run_id, j.key AS component, s.entity, s.subject_id,
@@ -256,24 +267,31 @@ def _create_view(db: Database) -> None:
 
 
 def _create_missing_tables(db: Database) -> None:
-    for name, spec in TABLES.items():
+    """The run tables a store lacks, the trace's as format 4 made them (step 5 rebuilds those)."""
+    for name, spec in {**TABLES, **FORMAT4_TRACE_TABLES}.items():
         if not db.table(name).exists():
             fks = [] if name == "runs" else [("run_id", "runs", "run_id")]
             db.table(name).create(spec["columns"], pk=spec.get("pk"), foreign_keys=fks)
 
 
 def _step1_tables(db: Database) -> None:
-    """Format 1: the run tables (as they are now, each keyed to ``runs``), their indexes and the run_decisions view."""
+    """Format 1: the run tables (each keyed to ``runs``), their indexes and the run_decisions view."""
     _create_missing_tables(db)
-    _create_view_and_indexes(db)
-
-
-def _create_view_and_indexes(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS idx_subjects_subject ON run_subjects (run_id, subject_id)")
-    _create_view(db)
+    _format4_view(db)
+    _create_indexes(db)
+
+
+def _create_indexes(db: Database) -> None:
+    """An index on ``run_id`` for each run table (the trace's tables are keyed by it already)."""
     for name in TABLES:
-        if name not in ("runs", "run_subjects"):
+        if name != "runs":
             db.execute(f"CREATE INDEX IF NOT EXISTS idx_{name}_run ON {name} (run_id)")
+
+
+def _step5_trace(db: Database) -> None:
+    """Format 5: the trace as compact facts; every stored run's decisions and cohort members are converted."""
+    trace.migrate_format4(db)
 
 
 def _step4_identity(db: Database) -> None:
@@ -322,7 +340,7 @@ def _migrate_2(db: Database) -> None:
     db.conn.create_function("cquin_pence", 1, pence, deterministic=True)
     db.conn.create_function("cquin_num", 1, lambda t: fraction_parts(t)[0], deterministic=True)
     db.conn.create_function("cquin_den", 1, lambda t: fraction_parts(t)[1], deterministic=True)
-    for table, spec in TABLES.items():
+    for table, spec in {**TABLES, **FORMAT4_TRACE_TABLES}.items():
         have = db.table(table).columns_dict
         for column, kind in spec["columns"].items():
             if column not in have:
@@ -341,8 +359,9 @@ def _migrate_2(db: Database) -> None:
     # The run_decisions view is dropped first (a table rebuilt under a view fails on older SQLite tooling);
     # it is made again at once.
     db.execute("DROP VIEW IF EXISTS run_decisions")
-    db.add_foreign_keys([(t, "run_id", "runs", "run_id") for t in TABLES if t != "runs" and not db.table(t).foreign_keys])
-    _create_view(db)
+    tables = {**TABLES, **FORMAT4_TRACE_TABLES}
+    db.add_foreign_keys([(t, "run_id", "runs", "run_id") for t in tables if t != "runs" and not db.table(t).foreign_keys])
+    _format4_view(db)
 
 
 def total_rows(run_id: str, totals: dict[str, str], available: dict[str, str]) -> list[dict[str, Any]]:
@@ -353,7 +372,7 @@ def total_rows(run_id: str, totals: dict[str, str], available: dict[str, str]) -
 
 
 # Migration steps in order: _STEPS[N-1] takes a store from format N-1 to N.
-_STEPS = (_step1_tables, _migrate_2, create_signoff_tables, _step4_identity)
+_STEPS = (_step1_tables, _migrate_2, create_signoff_tables, _step4_identity, _step5_trace)
 assert len(_STEPS) == SCHEMA_VERSION
 
 

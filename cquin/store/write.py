@@ -15,10 +15,10 @@ from sqlite_utils.db import Database
 
 from cquin import __version__, storefile
 from cquin.dataset import CanonicalDataset
-from cquin.dataset.duck import sql_str
 from cquin.engine.evaluation import RunResult, Trace
 from cquin.engine.evidence import pseudonymous_notice
 from cquin.pseudonymise import Pseudonymiser
+from cquin.store import trace
 from cquin.store.schema import fraction_parts, pence, reason_group, total_rows, write_transaction
 
 
@@ -191,53 +191,51 @@ def record_run(
             db.table("run_unmatched_codes").insert_all(
                 {"run_id": run_id, "code_system": s, "code": c, "count": n} for s, c, n in result.unmatched_codes
             )
-            _copy(
-                db,
-                dataset,
-                f"SELECT cohort, {ps.id_sql('id')}, {ps.text_sql('reason')} FROM ({trace_of(result).cohort_members_sql()}) ORDER BY cohort, id",
-                "run_cohorts",
-                ("cohort", "patient_id", "reason"),
-                run_id,
-            )
-            subjects = subject_decisions_sql(result)
-            if ps.fingerprint:
-                subjects = f"""SELECT entity, CASE WHEN entity = 'patient' THEN {ps.id_sql("id")} ELSE id END,
-                                      {ps.text_sql("decisions")} FROM ({subjects})"""
-            _copy(db, dataset, subjects, "run_subjects", ("entity", "subject_id", "decisions"), run_id)
+            # The trace, as compact facts against the store's term dictionary (cquin.store.trace).
+            encoded = encoded_trace(result, dataset, trace.TermIndex(db.conn), ps)
+            try:
+                _copy(
+                    db,
+                    dataset,
+                    f"SELECT cohort, {ps.id_sql('id')}, reason, vals FROM ({encoded.cohorts_sql})",
+                    "run_cohorts",
+                    ("cohort", "patient_id", "reason", "vals"),
+                    run_id,
+                )
+                _copy(
+                    db,
+                    dataset,
+                    f"""SELECT entity, CASE WHEN entity = 'patient' THEN {ps.id_sql("id")} ELSE id END, shape, vals
+                        FROM ({encoded.subjects_sql})""",
+                    "run_subjects",
+                    ("entity", "subject_id", "shape", "vals"),
+                    run_id,
+                )
+            finally:
+                encoded.drop(dataset.con)
     except sqlite3.Error as exc:  # errors on the store's own connection are already explained
         raise storefile.store_error(getattr(db.conn, "store_path", Path("audit store")), exc) from None
     return run_id
 
 
-def subject_decisions_sql(result: RunResult) -> str:
-    """SQL giving one row per subject: (entity, id, JSON object of that subject's decisions keyed by component).
-
-    Every component's decisions cover every subject of its entity (each population table holds a row for
-    every patient or member of staff), so the components' rows are put side by side with joins on the
-    subject and the JSON text is concatenated: much cheaper than aggregating four million rows.  Ordered by
-    subject so SQLite appends to its index instead of inserting at random.
-    """
-    trace = trace_of(result)
-    selects = []
-    for entity in dict.fromkeys(c.entity for c in result.components if c.entity):
-        ids = [c.id for c in result.components if c.entity == entity and c.denominator is not None]  # not "not started"
-        if not ids:
-            continue
-        items = []
-        for i, cid in enumerate(ids):
-            text = " || ',' || ".join(
-                [f"c{i}.in_denominator::INT", f"c{i}.in_numerator::INT"]
-                + [f"coalesce(CAST(to_json(c{i}.{col}) AS VARCHAR), 'null')" for col in ("rule", "reason")]
-            )
-            items.append(f"{sql_str(json.dumps(cid) + ':[')} || {text} || ']'")
-        joins = " ".join(f"LEFT JOIN ({trace.decisions_sql(cid)}) c{i} USING (id)" for i, cid in enumerate(ids) if i)
-        selects.append(
-            f"""SELECT {sql_str(entity)} AS entity, c0.id, '{{' || concat_ws(',', {", ".join(items)}) || '}}' AS decisions
-                FROM ({trace.decisions_sql(ids[0])}) c0 {joins}"""
-        )
-    if not selects:
-        return f"SELECT entity, id, NULL AS decisions FROM ({trace.decisions_sql()}) WHERE false"
-    return " UNION ALL ".join(f"({sql})" for sql in selects) + " ORDER BY id"
+def encoded_trace(
+    result: RunResult, dataset: CanonicalDataset, terms: trace.TermIndex, ps: Pseudonymiser | None = None
+) -> trace.Encoded:
+    """The run's trace encoded against the store's terms: each subject's decisions for every component that has
+    begun (in the run's component order), and each cohort's members; reasons pseudonymised first with ``ps``."""
+    t = trace_of(result)
+    decisions: dict[str, list[tuple[int, str]]] = {}
+    for ordinal, c in enumerate(result.components):
+        if c.entity and c.denominator is not None:  # a component of a year not begun decides no one
+            decisions.setdefault(c.entity, []).append((ordinal, c.id))
+    return trace.encode(
+        dataset.con,
+        terms,
+        decisions=decisions,
+        decisions_sql=lambda cid: f"SELECT id, in_denominator, in_numerator, rule, reason FROM ({t.decisions_sql(cid)})",
+        cohorts_sql=t.cohort_members_sql(),
+        reason_sql=ps.text_sql if ps is not None and ps.fingerprint else None,
+    )
 
 
 def _copy(db: Database, dataset: CanonicalDataset, sql: str, table: str, columns: tuple[str, ...], run_id: str) -> None:

@@ -128,14 +128,14 @@ def _unmarked_store(path: Path, version: int) -> None:
     """A store as cquin wrote it before stores identified themselves: application id 0, tables without keys."""
     from sqlite_utils.db import Database
 
-    from cquin.store.schema import TABLES as _TABLES
+    from cquin.store.schema import FORMAT4_TRACE_TABLES, TABLES
 
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode = WAL")
     db = Database(con)
     old_columns = {"reason_group", "available_pence", "payment_pence", "payment_fraction_numerator"}
     old_columns |= {"payment_fraction_denominator", "share_numerator", "share_denominator"}
-    for name, spec in _TABLES.items():
+    for name, spec in {**TABLES, **FORMAT4_TRACE_TABLES}.items():
         if version == 1 and name == "run_totals":
             continue
         columns = {c: t for c, t in spec["columns"].items() if version > 1 or c not in old_columns}

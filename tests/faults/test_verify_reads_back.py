@@ -27,12 +27,16 @@ def test_an_untouched_run_verifies_as_identical(store_copy, capsys):
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        (
-            "UPDATE run_subjects SET decisions = replace(decisions, '[1,1,', '[1,0,') WHERE rowid = "
-            "(SELECT min(rowid) FROM run_subjects WHERE decisions LIKE '%[1,1,%')",
+        (  # one patient given the decisions (the shape) of another
+            "UPDATE run_subjects SET shape = (SELECT max(shape) FROM run_subjects) WHERE entity = 'patient' AND subject_id = "
+            "(SELECT min(subject_id) FROM run_subjects WHERE entity = 'patient' AND shape < (SELECT max(shape) FROM run_subjects))",
             "per-patient decisions",
         ),
-        ("DELETE FROM run_cohorts WHERE rowid = (SELECT min(rowid) FROM run_cohorts)", "cohort lists"),
+        (
+            "DELETE FROM run_cohorts WHERE (cohort, patient_id) = "
+            "(SELECT cohort, patient_id FROM run_cohorts ORDER BY cohort, patient_id LIMIT 1)",
+            "cohort lists",
+        ),
         ("UPDATE run_components SET payment = '999.00' WHERE ordinal = 0", "stored"),
     ],
     ids=["a decision", "a cohort member", "a payment"],

@@ -105,7 +105,9 @@ def test_a_pseudonymised_store_keeps_no_nhs_number_of_a_patient(pseudonymised_ru
         r[0] for r in con.execute("SELECT subject_id FROM run_subjects WHERE run_id = ? AND entity = 'patient'", [run_id])
     ]
     assert subjects and all(s.startswith(pseudonym(KEY, member)[:2]) for s in subjects)
-    assert not con.execute("SELECT count(*) FROM run_subjects WHERE decisions LIKE ?", [f"%{member}%"]).fetchone()[0]
+    assert not con.execute("SELECT count(*) FROM run_subjects WHERE vals LIKE ?", [f"%{member}%"]).fetchone()[0]
+    assert not con.execute("SELECT count(*) FROM run_decisions WHERE reason LIKE ?", [f"%{member}%"]).fetchone()[0]
+    assert not con.execute("SELECT count(*) FROM run_cohort_members WHERE reason LIKE ?", [f"%{member}%"]).fetchone()[0]
 
 
 def test_explain_finds_a_patient_of_a_pseudonymised_run_by_nhs_number_with_the_key(pseudonymised_run) -> None:

@@ -150,7 +150,9 @@ def test_nhs_numbers_are_hidden_by_default_everywhere(server: Server) -> None:
         "/audit/run_rejections.json?_shape=array&_size=200",
         "/audit/run_overrides.json?_shape=array&_size=200",
         "/audit/run_cohorts",
-        "/audit.json?_shape=array&sql=select+subject_id,+hex(subject_id)+as+h,+decisions+from+run_subjects+limit+50",
+        "/audit/run_cohort_members.json?_shape=array&_size=200",
+        "/audit.json?_shape=array&sql=select+subject_id,+hex(subject_id)+as+h,+vals+from+run_subjects+limit+50",
+        "/audit.json?_shape=array&sql=select+patient_id,+vals,+hex(vals)+as+h+from+run_cohorts+limit+50",
     ):
         status, body = server.get(path)
         assert status == 200, (path, body[:300])
@@ -197,8 +199,10 @@ def test_an_older_store_is_carried_forward_by_a_migration(demo_run: DemoRun, tmp
     from sqlite_utils import Database
 
     from cquin.store import SCHEMA_VERSION, open_store
+    from tests.store.legacy import write_format4_trace
 
     old = _copy_store(demo_run, tmp_path / "old.sqlite")
+    write_format4_trace(old)
     db = Database(old)
     db.execute("DROP VIEW run_decisions")  # sqlite-utils 4.0 cannot rebuild a table under a view (the migration re-creates it)
     for table in ("run_inputs", "run_rejections", "run_components", "run_cohorts", "run_subjects"):

@@ -32,9 +32,9 @@ from cquin.engine.evaluation import evaluate
 from cquin.engine.ruleset import canonical_json, load_ruleset
 from cquin.loading import load_dataset
 from cquin.store import open_store, record_run
-from cquin.store.schema import TABLES
+from cquin.store.schema import RUN_TABLES as ALL_RUN_TABLES
 
-RUN_TABLES = [name for name in TABLES]
+RUN_TABLES = list(ALL_RUN_TABLES)
 COMPONENT_IDS = [
     "y1.plan",
     "y1.ltc_identification",

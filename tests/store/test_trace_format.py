@@ -1,0 +1,115 @@
+"""The trace is stored as compact facts, and reads back as the very sentences the evaluation wrote.
+
+``tests/fixtures/stores/format4-demo.sqlite`` is a real store of format 4, written by the cquin before the
+trace was kept as facts (the demo, evaluated for £12m); the ``.explain-*.txt`` files beside it are what that
+cquin's ``explain`` printed for three subjects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cquin.store import SCHEMA_VERSION, cohort_members, decisions_for, open_store
+from cquin.store.trace import render, split
+from tests.faults.helpers import run_main
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stores"
+RUN = "20261203T134531-c582b8"
+
+
+@pytest.fixture
+def format4(tmp_path: Path) -> Path:
+    store = tmp_path / "audit.sqlite"
+    shutil.copy(FIXTURES / "format4-demo.sqlite", store)
+    return store
+
+
+def _old_trace(store: Path) -> tuple[dict[tuple[str, str], list[list[object]]], list[tuple[str, str, str]]]:
+    """The format-4 trace as it is in the file: decisions by (entity, subject) in component order, cohort members."""
+    con = sqlite3.connect(store)
+    subjects = {
+        (entity, sid): [[cid, *v] for cid, v in json.loads(text).items()]
+        for entity, sid, text in con.execute("SELECT entity, subject_id, decisions FROM run_subjects")
+    }
+    cohorts = con.execute("SELECT cohort, patient_id, reason FROM run_cohorts ORDER BY cohort, patient_id").fetchall()
+    con.close()
+    return subjects, cohorts
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "snomed 343087000 (deafness_hearing) recorded 2016-09-16 (conditions.csv line 3) (+1 more LTC categories)",
+        "baseline: PAM level 3 (from score 58.9) on 2018-02-20 (assessments.csv line 4)",
+        "excluded by agreed override: 100% sure of 9990000018's move, agreed 2019-03-21 (overrides.csv line 3)",
+        "no values at all, and a literal %s and %% in the text",
+        " ".join(str(n) for n in range(40)),  # more values than the SQL views fill: kept whole
+        "",
+    ],
+)
+def test_a_sentence_splits_into_a_template_and_values_and_renders_back_exactly(sentence: str) -> None:
+    template, values = split(sentence)
+    assert render(template, values) == sentence
+    assert all(v.replace("-", "").isdigit() for v in values)
+
+
+def test_a_format4_store_is_migrated_and_every_decision_reads_as_before(format4: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    subjects, cohorts = _old_trace(format4)
+    ran = run_main(capsys, "store", "migrate", "--store", str(format4))
+    assert ran.code == 0 and f"from format 4 to {SCHEMA_VERSION}" in ran.out, ran.out + ran.err
+    db = open_store(format4, read_only=True)
+    for (entity, sid), old in subjects.items():
+        now = [
+            [d["component"], d["in_denominator"], d["in_numerator"], d["rule"], d["reason"]]
+            for d in decisions_for(db, RUN, sid)
+            if d["entity"] == entity
+        ]
+        assert now == old, sid
+    names = sorted({c for c, _, _ in cohorts})
+    assert [(n, m["patient_id"], m["reason"]) for n in names for m in cohort_members(db, RUN, n)] == cohorts
+
+
+@pytest.mark.parametrize("subject", ["9990002444", "9990000018", "S00001"])
+def test_a_migrated_store_explains_a_subject_word_for_word_as_the_older_cquin(format4: Path, capsys, subject: str) -> None:  # type: ignore[no-untyped-def]
+    assert run_main(capsys, "store", "migrate", "--store", str(format4)).code == 0
+    ran = run_main(capsys, "explain", "latest", subject, "--store", str(format4))
+    assert ran.code == 0, ran.err
+    expected = (FIXTURES / f"format4-demo.explain-{subject}.txt").read_text(encoding="utf-8")
+    assert " ".join(ran.out.split()) == " ".join(expected.split())
+
+
+def test_the_sql_views_render_the_same_sentences_as_cquin_reads(format4: Path) -> None:
+    subjects, cohorts = _old_trace(format4)
+    open_store(format4).conn.close()  # migrates
+    con = sqlite3.connect(format4)
+    viewed = {
+        (e, s, c): [d, n, r, why]
+        for e, s, c, d, n, r, why in con.execute(
+            "SELECT entity, subject_id, component, in_denominator, in_numerator, rule, reason FROM run_decisions"
+        )
+    }
+    assert viewed == {(e, s, cid): rest for (e, s), old in subjects.items() for cid, *rest in old}
+    assert con.execute("SELECT cohort, patient_id, reason FROM run_cohort_members ORDER BY 1, 2").fetchall() == cohorts
+
+
+def test_reading_commands_ask_for_a_migration_before_reading_an_older_trace_and_change_nothing(format4: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    before = hashlib.sha256(format4.read_bytes()).hexdigest()
+    assert run_main(capsys, "runs", "list", "--store", str(format4)).code == 0  # the runs themselves read as they are
+    ran = run_main(capsys, "explain", "latest", "9990000018", "--store", str(format4))
+    assert ran.code == 6 and "cquin store migrate" in ran.err and "Traceback" not in ran.err, ran.err
+    assert hashlib.sha256(format4.read_bytes()).hexdigest() == before
+
+
+def test_the_trace_takes_a_fraction_of_the_space_of_its_sentences(format4: Path) -> None:
+    subjects, _ = _old_trace(format4)
+    open_store(format4).conn.close()
+    con = sqlite3.connect(format4)
+    stored = con.execute("SELECT sum(length(vals)) + 4 * count(*) FROM run_subjects").fetchone()[0]
+    words = sum(len(json.dumps(dict((cid, v) for cid, *v in old))) for old in subjects.values())
+    assert stored * 3 < words
