@@ -11,7 +11,7 @@ kilobyte per patient.  The store keeps instead:
   out: for each component its ordinal, in/out of denominator and numerator, rule term, reason term, and
   where its values start in the subject's list of values and how many it has);
 - per subject (``run_subjects``) the shape's term and the values that fill it (dates, line numbers, codes,
-  counts: the facts), as a JSON list of strings; a reason two components share is kept once;
+  counts, scores: the facts), joined by ``|``; a reason two components share is kept once;
 - per cohort member (``run_cohorts``) the reason's term and its values.
 
 The encoding is lossless: :func:`render` puts every value back where it was taken from, so ``explain``, the
@@ -33,8 +33,10 @@ from typing import Any
 from cquin.dataset.duck import sql_str
 from cquin.exceptions import StoreError
 
-# The values taken out of a sentence: ISO dates whole, else every run of digits.
-VALUE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]+"
+# The values taken out of a sentence: ISO dates and decimal numbers whole, else every run of digits.  They are
+# kept joined by SEPARATOR, which no value contains.
+VALUE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]+(?:[.][0-9]+)?"
+SEPARATOR = "|"
 _VALUE = re.compile(VALUE_PATTERN)
 # A sentence with more values than this is kept whole as its own template (the SQL views fill at most this many).
 MAX_VALUES = 16
@@ -164,9 +166,9 @@ def encode(
     # 3. The shapes, into the dictionary.
     shapes = [s for (s,) in con.execute("SELECT DISTINCT shape FROM st_subjects").fetchall()]
     _term_table(con, "st_shapes", terms.ids("shape", shapes))
-    subjects = """SELECT s.entity, s.id, h.term_id AS shape, CAST(to_json(s.vals) AS VARCHAR) AS vals
+    subjects = f"""SELECT s.entity, s.id, h.term_id AS shape, array_to_string(s.vals, '{SEPARATOR}') AS vals
                   FROM st_subjects s LEFT JOIN st_shapes h ON h.text = s.shape ORDER BY s.id, s.entity"""
-    cohorts = f"""SELECT c.cohort, c.id, t.term_id AS reason, CAST(to_json({values_sql("c.reason")}) AS VARCHAR) AS vals
+    cohorts = f"""SELECT c.cohort, c.id, t.term_id AS reason, array_to_string({values_sql("c.reason")}, '{SEPARATOR}') AS vals
                   FROM (SELECT cohort, id, {fix("reason")} AS reason FROM ({cohorts_sql})) c
                   LEFT JOIN st_templates t ON t.text = {template_sql("c.reason")}
                   ORDER BY c.cohort, c.id"""
@@ -264,9 +266,14 @@ class Decision:
     reason: str | None
 
 
+def values_of(vals: str) -> list[str]:
+    """The stored values of a subject or cohort member, as a list."""
+    return vals.split(SEPARATOR) if vals else []
+
+
 def decode(terms: Terms, shape: int, vals: str) -> Iterator[Decision]:
     """A subject's decisions from its stored shape and values, in the run's component order."""
-    values = json.loads(vals)
+    values = values_of(vals)
     for ordinal, den, num, rule, reason, start, count in terms.shape(shape):
         assert ordinal is not None and start is not None and count is not None
         yield Decision(
@@ -278,7 +285,8 @@ def decode(terms: Terms, shape: int, vals: str) -> Iterator[Decision]:
 
 
 def _printf(template: str, values: str, start: str = "0") -> str:
-    args = ", ".join(f"json_extract({values}, '$[' || ({start} + {k}) || ']')" for k in range(MAX_VALUES))
+    as_json = f"""(CASE WHEN {values} = '' THEN '[]' ELSE '["' || replace({values}, '{SEPARATOR}', '","') || '"]' END)"""
+    args = ", ".join(f"json_extract({as_json}, '$[' || ({start} + {k}) || ']')" for k in range(MAX_VALUES))
     return f"printf({template}, {args})"
 
 
@@ -340,7 +348,7 @@ def _encode_decisions(decided: dict[str, list[Any]], ordinals: dict[str, int], i
             kept.append((tp, found, start))
             values += found
         entries.append([ordinals[cid], int(den), int(num), ids("rule", rule), tp, start, len(found)])
-    return json.dumps(entries, separators=(",", ":")), json.dumps(values, separators=(",", ":"))
+    return json.dumps(entries, separators=(",", ":")), SEPARATOR.join(values)
 
 
 def migrate_format4(db: Any) -> None:
@@ -384,7 +392,7 @@ def migrate_format4(db: Any) -> None:
             out = []
             for run_id, cohort, patient_id, reason in batch:
                 template, found = split(reason)
-                out.append((run_id, cohort, patient_id, ids("reason", template), json.dumps(found, separators=(",", ":"))))
+                out.append((run_id, cohort, patient_id, ids("reason", template), SEPARATOR.join(found)))
             conn.executemany("INSERT INTO run_cohorts (run_id, cohort, patient_id, reason, vals) VALUES (?, ?, ?, ?, ?)", out)
         db.execute("DROP TABLE run_cohorts_format4")
     db.execute("DROP INDEX IF EXISTS idx_subjects_subject")
