@@ -137,11 +137,14 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> None:
         print(f"generate: {gen:.1f} s")
     cq: list[tuple[float, float, int]] = []
     aq: list[tuple[float, float, int]] = []
+    sizes: list[float] = []
     for i in range(args.runs):
         store = work / f"store-{i}.sqlite"
         wall, cpu, peak, _ = child(cquin_command(data, store))
         cq.append((wall, cpu, peak))
-        store.unlink()
+        sizes.append(sum(p.stat().st_size for p in work.glob(f"store-{i}.sqlite*")) / 1e6)
+        for p in work.glob(f"store-{i}.sqlite*"):
+            p.unlink()
         wall, cpu, peak, printed = child(analyst_command(data))
         aq.append((wall, cpu, peak))
         counts = json.loads(printed)["counts"]
@@ -157,6 +160,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> None:
         f"analyst one-pass query:    {med(aq, 0):.1f} s wall, {med(aq, 1):.1f} s CPU, peak RSS {med(aq, 2):,.0f} MB (median of {args.runs})"
     )
     print(f"ratio cquin / analyst query: {med(cq, 0) / med(aq, 0):.1f}x (wall)")
+    print(f"audit store: {statistics.median(sizes):,.0f} MB (with its write-ahead log)")
     print("analyst query counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     if args.phases:
         for name, secs in phases(data, work / "store2.sqlite").items():
