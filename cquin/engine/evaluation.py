@@ -465,6 +465,7 @@ def _next_band(bands: list[Any], band: Any, num: int, den: int, on_count: bool) 
 def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None, base: PopulationCompiler) -> list[MilestoneResult]:
     out = []
     compilers: dict[dt.date, PopulationCompiler] = {}
+    latest: list[dt.date | None] = []  # the latest record date, once it is needed
     for ms in ruleset.doc.get("milestones") or []:
         due = ruleset.date(ms["due"])
         if as_of is not None and as_of < due:
@@ -473,7 +474,12 @@ def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None, base: Populat
             cut = due
         check = ms["check"]
         if cut not in compilers:  # milestones due on the same day share one evaluation
-            compilers[cut] = PopulationCompiler(con, ruleset, as_of=cut, prefix=f"ms{len(compilers)}_", base=base, reasons=False)
+            if cut == as_of or (as_of is None and _nothing_dated_after(base, cut, latest)):
+                compilers[cut] = base  # what was known at the cut is what the main evaluation counted: reuse it
+            else:
+                compilers[cut] = PopulationCompiler(
+                    con, ruleset, as_of=cut, prefix=f"ms{len(compilers)}_", base=base, reasons=False
+                )
         comp = compilers[cut]
         if "provider_date" in check:
             row = first_row(con, f"SELECT {check['provider_date']} FROM {comp.t('provider')} LIMIT 1")
@@ -497,6 +503,12 @@ def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None, base: Populat
             status, shown = ("met" if met else "missed"), f"as at {cut}: {detail}"
         out.append(MilestoneResult(ms["id"], ms["year"], due, ms["description"], status, shown))
     return out
+
+
+def _nothing_dated_after(base: PopulationCompiler, cut: dt.date, latest: list[dt.date | None]) -> bool:
+    if not latest:
+        latest.append(base.latest_dated())
+    return latest[0] is None or latest[0] <= cut
 
 
 def membership(dataset: CanonicalDataset, population: str, subject: str) -> tuple[bool, str]:

@@ -92,6 +92,25 @@ class PopulationCompiler:
         )
         c.execute(f"CREATE OR REPLACE TABLE {self.t('staff_ids')} AS SELECT DISTINCT staff_id AS id FROM {self.t('staff')}")
 
+    def latest_dated(self) -> dt.date | None:
+        """The latest date on any record the as-of views filter by (None when no record is dated).
+
+        An evaluation as at a date on or after it is this evaluation: every view would hold every row.
+        """
+        dated = {
+            "patients": ("served_from", "served_to"),
+            "conditions": ("recorded_on",),
+            "assessments": ("assessed_on",),
+            "conversations": ("held_on",),
+            "training": ("completed_on",),
+            "care_plans": ("agreed_on", "entry_on"),
+            "overrides": ("agreed_on",),
+            "provider": tuple(provider_dates()),
+        }  # the columns _make_sources compares with the cut
+        parts = [f"SELECT max({col}) AS d FROM {table}" for table, cols in dated.items() for col in cols]
+        row = self.con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()
+        return row[0] if row else None
+
     def universe(self, entity: str) -> str:
         return self.t("patient_ids" if entity == "patient" else "staff_ids")
 

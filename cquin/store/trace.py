@@ -139,52 +139,52 @@ def encode(
     reason).  ``reason_sql(column)`` may rewrite a reason before it is split (the pseudonymiser's text rule).
     """
     fix = reason_sql or (lambda column: column)
-    # 1. The rules and templates, into the dictionary (a few hundred texts, from one pass over the reasons).
-    parts = [
-        f"SELECT rule, {fix('reason')} AS reason FROM ({decisions_sql(cid)})" for comps in decisions.values() for _, cid in comps
-    ]
-    parts.append(f"SELECT NULL AS rule, {fix('reason')} AS reason FROM ({cohorts_sql})")
-    rules: set[str] = set()
-    templates: set[str] = set()
-    for rule, template in con.execute(
-        f"SELECT DISTINCT rule, {template_sql('reason')} FROM ({' UNION ALL '.join(parts)})"
-    ).fetchall():
-        if rule is not None:
-            rules.add(rule)
-        if template is not None:
-            templates.add(template)
-    _term_table(con, "st_rules", terms.ids("rule", rules))
+    # 1. Every distinct reason split once (a sentence recurs across components and patients: about a third of
+    #    the decisions' reasons are distinct), the templates and rules into the dictionary.
+    parts = [f"SELECT reason FROM ({decisions_sql(cid)})" for comps in decisions.values() for _, cid in comps]
+    parts.append(f"SELECT reason FROM ({cohorts_sql})")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE st_split AS
+            SELECT raw, {template_sql("reason")} AS tpl, {values_sql("reason")} AS vals
+            FROM (SELECT raw, {fix("raw")} AS reason FROM (SELECT DISTINCT reason AS raw FROM ({" UNION ALL ".join(parts)})))"""
+    )
+    templates = [t for (t,) in con.execute("SELECT DISTINCT tpl FROM st_split WHERE tpl IS NOT NULL").fetchall()]
     _term_table(con, "st_templates", terms.ids("reason", templates))
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE st_reasons AS
+           SELECT s.raw, t.term_id AS tp, s.vals FROM st_split s LEFT JOIN st_templates t ON t.text = s.tpl"""
+    )
+    con.execute("DROP TABLE st_split")
+    rules = " UNION ".join(
+        f"SELECT DISTINCT rule FROM ({decisions_sql(cid)})" for comps in decisions.values() for _, cid in comps
+    )
+    found = [r for (r,) in con.execute(rules).fetchall() if r is not None] if rules else []
+    _term_table(con, "st_rules", terms.ids("rule", found))
     # 2. Each subject's decisions side by side, a reason shared with an earlier component kept once.
-    selects = []
+    con.execute("CREATE OR REPLACE TEMP TABLE st_subjects (entity VARCHAR, id VARCHAR, shape VARCHAR, vals VARCHAR[])")
     for entity, comps in decisions.items():
         if comps:
-            selects.append(_subject_rows(entity, comps, decisions_sql, fix))
-    con.execute("CREATE OR REPLACE TEMP TABLE st_subjects (entity VARCHAR, id VARCHAR, shape VARCHAR, vals VARCHAR[])")
-    for sql in selects:
-        con.execute(f"INSERT INTO st_subjects {sql}")
+            con.execute(f"INSERT INTO st_subjects {_subject_rows(entity, comps, decisions_sql)}")
     # 3. The shapes, into the dictionary.
     shapes = [s for (s,) in con.execute("SELECT DISTINCT shape FROM st_subjects").fetchall()]
     _term_table(con, "st_shapes", terms.ids("shape", shapes))
     subjects = f"""SELECT s.entity, s.id, h.term_id AS shape, array_to_string(s.vals, '{SEPARATOR}') AS vals
                   FROM st_subjects s LEFT JOIN st_shapes h ON h.text = s.shape ORDER BY s.id, s.entity"""
-    cohorts = f"""SELECT c.cohort, c.id, t.term_id AS reason, array_to_string({values_sql("c.reason")}, '{SEPARATOR}') AS vals
-                  FROM (SELECT cohort, id, {fix("reason")} AS reason FROM ({cohorts_sql})) c
-                  LEFT JOIN st_templates t ON t.text = {template_sql("c.reason")}
+    cohorts = f"""SELECT c.cohort, c.id, r.tp AS reason, array_to_string(r.vals, '{SEPARATOR}') AS vals
+                  FROM ({cohorts_sql}) c LEFT JOIN st_reasons r ON r.raw = c.reason
                   ORDER BY c.cohort, c.id"""
-    return Encoded(subjects, cohorts, ("st_rules", "st_templates", "st_subjects", "st_shapes"))
+    return Encoded(subjects, cohorts, ("st_reasons", "st_rules", "st_templates", "st_subjects", "st_shapes"))
 
 
-def _subject_rows(entity: str, comps: list[tuple[int, str]], decisions_sql: Any, fix: Any) -> str:
+def _subject_rows(entity: str, comps: list[tuple[int, str]], decisions_sql: Any) -> str:
     """SQL for (entity, id, shape text, values) of every subject of ``entity``."""
     subs = []
     for i, (_, cid) in enumerate(comps):
         subs.append(
             f"""(SELECT d.id, d.in_denominator::INT AS dn{i}, d.in_numerator::INT AS nm{i}, r.term_id AS rl{i},
-                        t.term_id AS tp{i}, d.vals AS v{i}
-                 FROM (SELECT id, in_denominator, in_numerator, rule, {template_sql("reason")} AS tpl, {values_sql("reason")} AS vals
-                       FROM (SELECT id, in_denominator, in_numerator, rule, {fix("reason")} AS reason FROM ({decisions_sql(cid)}))) d
-                 LEFT JOIN st_rules r ON r.text = d.rule LEFT JOIN st_templates t ON t.text = d.tpl)"""
+                        s.tp AS tp{i}, s.vals AS v{i}
+                 FROM ({decisions_sql(cid)}) d
+                 LEFT JOIN st_rules r ON r.text = d.rule LEFT JOIN st_reasons s ON s.raw = d.reason)"""
         )
     joined = subs[0] + "".join(f" LEFT JOIN {sub} USING (id)" for sub in subs[1:])
     n = len(comps)
