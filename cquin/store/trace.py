@@ -163,8 +163,19 @@ def encode(
     # 2. Each subject's decisions side by side, a reason shared with an earlier component kept once.
     con.execute("CREATE OR REPLACE TEMP TABLE st_subjects (entity VARCHAR, id VARCHAR, shape VARCHAR, vals VARCHAR[])")
     for entity, comps in decisions.items():
+        # One component at a time joined to the split reasons (one hash table of them in memory at once).
+        for i, (_, cid) in enumerate(comps):
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE st_c{i} AS
+                    SELECT d.id, d.in_denominator::INT AS dn{i}, d.in_numerator::INT AS nm{i}, r.term_id AS rl{i},
+                           s.tp AS tp{i}, s.vals AS v{i}
+                    FROM ({decisions_sql(cid)}) d
+                    LEFT JOIN st_rules r ON r.text = d.rule LEFT JOIN st_reasons s ON s.raw = d.reason"""
+            )
         if comps:
-            con.execute(f"INSERT INTO st_subjects {_subject_rows(entity, comps, decisions_sql)}")
+            con.execute(f"INSERT INTO st_subjects {_subject_rows(entity, comps)}")
+        for i in range(len(comps)):
+            con.execute(f"DROP TABLE st_c{i}")
     # 3. The shapes, into the dictionary.
     shapes = [s for (s,) in con.execute("SELECT DISTINCT shape FROM st_subjects").fetchall()]
     _term_table(con, "st_shapes", terms.ids("shape", shapes))
@@ -176,16 +187,9 @@ def encode(
     return Encoded(subjects, cohorts, ("st_reasons", "st_rules", "st_templates", "st_subjects", "st_shapes"))
 
 
-def _subject_rows(entity: str, comps: list[tuple[int, str]], decisions_sql: Any) -> str:
-    """SQL for (entity, id, shape text, values) of every subject of ``entity``."""
-    subs = []
-    for i, (_, cid) in enumerate(comps):
-        subs.append(
-            f"""(SELECT d.id, d.in_denominator::INT AS dn{i}, d.in_numerator::INT AS nm{i}, r.term_id AS rl{i},
-                        s.tp AS tp{i}, s.vals AS v{i}
-                 FROM ({decisions_sql(cid)}) d
-                 LEFT JOIN st_rules r ON r.text = d.rule LEFT JOIN st_reasons s ON s.raw = d.reason)"""
-        )
+def _subject_rows(entity: str, comps: list[tuple[int, str]]) -> str:
+    """SQL for (entity, id, shape text, values) of every subject of ``entity``, from the tables ``st_c<i>``."""
+    subs = [f"st_c{i}" for i in range(len(comps))]
     joined = subs[0] + "".join(f" LEFT JOIN {sub} USING (id)" for sub in subs[1:])
     n = len(comps)
     # src{i}: the first component whose reason (template and values) component i's equals; only it keeps the values.
