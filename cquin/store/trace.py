@@ -105,9 +105,15 @@ class TermIndex:
 
 
 def _term_table(con: Any, name: str, ids: dict[str, int]) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (text VARCHAR, term_id BIGINT)")
-    if ids:
-        con.executemany(f"INSERT INTO {name} VALUES (?, ?)", list(ids.items()))
+    """The terms ``ids`` as a DuckDB table (text, term_id), handed over through Arrow in one step."""
+    import pyarrow as pa
+
+    terms = pa.table({"text": pa.array(list(ids), pa.string()), "term_id": pa.array(list(ids.values()), pa.int64())})
+    con.register("st_terms_in", terms)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT text, term_id FROM st_terms_in")
+    finally:
+        con.unregister("st_terms_in")
 
 
 @dataclass(frozen=True)
