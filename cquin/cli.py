@@ -2,6 +2,8 @@
 
 Every error a user can cause arrives here as a :class:`cquin.exceptions.CquinError`
 and is shown as one plain message with its exit code; nothing else is caught.
+
+Long because it declares every command's arguments and options (Typer); each command body is one library call and one render.
 """
 
 from __future__ import annotations

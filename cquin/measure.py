@@ -21,6 +21,8 @@ about a particular indicator is written in Python.
 :func:`measure_bundle` returns both in a FHIR ``transaction`` Bundle of ``PUT``
 entries: ``POST`` it to the server's base and both are created or updated at
 their canonical addresses.
+
+Long because a FHIR Measure has many parts (groups, populations, stratifiers, scoring, the CodeSystem), each a short function.
 """
 
 from __future__ import annotations

@@ -105,6 +105,8 @@ Conventions (cquin's choices where CSDS leaves room)
 Every record of every file read is accepted (used, whether or not it makes a
 row of its own) or rejected with a reason; ``_line`` is the physical line in
 the file where the record starts, ``_ref`` the CSDS id of the record.
+
+Long because the CSDS has many tables (CYP001 to CYP202) in two versions, each mapped by its published data items (their definitions are in csds_items.py).
 """
 
 from __future__ import annotations

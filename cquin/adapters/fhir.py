@@ -94,6 +94,8 @@ Details worth knowing:
   ``birthDate`` (``1941``, ``1941-06``; valid FHIR, but cquin needs the day) or
   an unknown ``gender`` rejects the Patient at its own line, and its records as
   those of a rejected Patient.
+
+Long because FHIR arrives as Bundles, folders and Bulk Data exports, with references to resolve and every resource accounted for; mapping one resource is fhir_map.py's job and reading files fhir_read.py's.
 """
 
 from __future__ import annotations

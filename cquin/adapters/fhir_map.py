@@ -4,6 +4,8 @@ Each function looks at one resource and returns the canonical values it
 carries, or a :class:`Refusal` saying in plain words why the resource cannot
 be used.  Nothing here knows about files, references between resources or the
 dataset builder; :mod:`cquin.adapters.fhir` does that.
+
+Long because each FHIR resource type has its own short mapping function.
 """
 
 from __future__ import annotations

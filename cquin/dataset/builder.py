@@ -5,6 +5,8 @@ Python through :meth:`DatasetBuilder.add_rows`); :meth:`DatasetBuilder.build`
 checks them set-based, applies the data rules every adapter shares (duplicates,
 conflicts, unknown patients and staff) and returns a :class:`CanonicalDataset`
 whose counts balance: for each source file, rows read = accepted + rejected.
+
+Long because the checks across rows (duplicates, conflicts, unknown patients and staff, care-plan entries) are all the builder's one job; the per-cell checks are in checks.py.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ decides the encoding (UTF-8, with or without a byte-order mark, or
 Windows-1252), checks the header, maps columns by name, and turns rows the
 parser cannot split into rejections with their line numbers.  A file that
 cannot be read at all raises :class:`DataError` naming the file and the problem.
+
+Long because encodings, dialects and rows the parser cannot split each need their own handling; it is one job, a file to a staging table with nothing lost.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ joins the text), so a million patients take seconds, and deterministic: the
 same ``patients`` and ``seed`` give byte-identical files with the same numpy.
 NHS numbers are in the 999 test range (909,091 valid numbers); a larger
 population continues into the 998 range, then 997, and so on.
+
+Long because each canonical table is generated with its own realistic defects, one function per table.
 """
 
 from __future__ import annotations

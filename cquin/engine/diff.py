@@ -8,6 +8,8 @@ version and status).  Every differing value is accounted for: anything no
 section explains is listed under "Other changes", so nothing changes silently.
 
 What the change does to a dataset is :mod:`cquin.engine.impact`.
+
+Long because each section of the ruleset language has its own comparison in policy words; they share one walker and one added-or-removed helper.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The heavy lifting is set-based SQL in DuckDB (see :mod:`cquin.engine.populations`);
 this module turns counts into exact fractions, bands and Decimal pounds, and
 leaves the per-patient decisions in a DuckDB table for the audit store to keep.
+
+Long because it is the one place components, attainment levels, bands, money and milestones meet; the SQL is in populations.py and compile_rules.py.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ Each class says which YAML key it is (``@rule_kind``), who it can test (patients
 children, the references it makes that the checker must resolve, and its one-line text for the ruleset diff.
 Adding a rule kind is the recipe in docs/architecture.md: its schema under ``$defs.rule`` in
 ``cquin/schemas/ruleset.schema.json``, a class here, and a compile function in ``compile_rules.py``.
+
+Long because the language is: one short class per rule kind.
 """
 
 from __future__ import annotations

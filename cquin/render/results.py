@@ -1,4 +1,7 @@
-"""Evaluation results as a rich table, one JSON document, or CSV."""
+"""Evaluation results as a rich table, one JSON document, or CSV.
+
+Longer than most because the terminal table, the JSON document and the CSV of one result share their cell and disclosure rules.
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ offline.  A print stylesheet lays it out on A4.  Every text that comes from data
 reasons) is escaped; chart data is embedded by Plotly, which escapes ``</`` in its JSON.  Counts pass through
 exact by default (the parties' figures); with ``control`` (``--publish``) counts of patients pass through
 :func:`cquin.disclosure.publish`, staff counts and file row counts never do, and the page says which.
+
+Long because the page has many sections; each is a short function of the report's data.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A run is written in one transaction (``BEGIN IMMEDIATE``, :func:`write_transaction`), so a run that fails or
 is interrupted leaves nothing behind, and two evaluations writing at once queue for the write lock and both
 land complete.  The file is created readable by its owner only: it holds NHS numbers.
+
+Long because every released migration step stays here as it was released, beside the tables it builds.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ by every run in the store, two runs that decided a subject alike store the same 
 compares rows.  The views ``run_decisions`` and ``run_cohort_members`` render the sentences in plain SQL
 (SQLite's ``printf``), for anyone reading the store with SQL; a reason whose values are hidden (``cquin serve``
 without ``--show-identifiers`` reads ``vals`` as empty) reads as empty.
+
+Long because the encoding (SQL, at store time), the decoding (Python, at read time) and the SQL views must agree exactly, so they are kept side by side.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def _term_table(con: Any, name: str, ids: dict[str, int]) -> None:
     terms = pa.table({"text": pa.array(list(ids), pa.string()), "term_id": pa.array(list(ids.values()), pa.int64())})
     con.register("st_terms_in", terms)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT text, term_id FROM st_terms_in")
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT text, term_id FROM st_terms_in")
     finally:
         con.unregister("st_terms_in")
 
@@ -145,19 +147,21 @@ def encode(
     reason).  ``reason_sql(column)`` may rewrite a reason before it is split (the pseudonymiser's text rule).
     """
     fix = reason_sql or (lambda column: column)
+    # The working tables are ordinary tables of the dataset's database (not TEMP), so that when the dataset
+    # works on disk (millions of patients) they are paged too.
     # 1. Every distinct reason split once (a sentence recurs across components and patients: about a third of
     #    the decisions' reasons are distinct), the templates and rules into the dictionary.
     parts = [f"SELECT reason FROM ({decisions_sql(cid)})" for comps in decisions.values() for _, cid in comps]
     parts.append(f"SELECT reason FROM ({cohorts_sql})")
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE st_split AS
+        f"""CREATE OR REPLACE TABLE st_split AS
             SELECT raw, {template_sql("reason")} AS tpl, {values_sql("reason")} AS vals
             FROM (SELECT raw, {fix("raw")} AS reason FROM (SELECT DISTINCT reason AS raw FROM ({" UNION ALL ".join(parts)})))"""
     )
     templates = [t for (t,) in con.execute("SELECT DISTINCT tpl FROM st_split WHERE tpl IS NOT NULL").fetchall()]
     _term_table(con, "st_templates", terms.ids("reason", templates))
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE st_reasons AS
+        """CREATE OR REPLACE TABLE st_reasons AS
            SELECT s.raw, t.term_id AS tp, s.vals FROM st_split s LEFT JOIN st_templates t ON t.text = s.tpl"""
     )
     con.execute("DROP TABLE st_split")
@@ -167,12 +171,12 @@ def encode(
     found = [r for (r,) in con.execute(rules).fetchall() if r is not None] if rules else []
     _term_table(con, "st_rules", terms.ids("rule", found))
     # 2. Each subject's decisions side by side, a reason shared with an earlier component kept once.
-    con.execute("CREATE OR REPLACE TEMP TABLE st_subjects (entity VARCHAR, id VARCHAR, shape VARCHAR, vals VARCHAR[])")
+    con.execute("CREATE OR REPLACE TABLE st_subjects (entity VARCHAR, id VARCHAR, shape VARCHAR, vals VARCHAR[])")
     for entity, comps in decisions.items():
         # One component at a time joined to the split reasons (one hash table of them in memory at once).
         for i, (_, cid) in enumerate(comps):
             con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE st_c{i} AS
+                f"""CREATE OR REPLACE TABLE st_c{i} AS
                     SELECT d.id, d.in_denominator::INT AS dn{i}, d.in_numerator::INT AS nm{i}, r.term_id AS rl{i},
                            s.tp AS tp{i}, s.vals AS v{i}
                     FROM ({decisions_sql(cid)}) d
