@@ -57,10 +57,6 @@ FLOORS: dict[str, int] = {
     # 6: outputs
     "cquin.render": 6,
     "cquin.report": 6,
-    "cquin.measurereport": 6,
-    "cquin.workbook": 6,
-    "cquin.worklist": 6,
-    "cquin.tables": 6,
     # 7: the use cases
     "cquin.runner": 7,
     "cquin.many": 7,

@@ -107,7 +107,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise UserError("--publish does not apply to --xlsx: the workbook names patients, so it is never a publication")
         if xlsx is not None:
             from cquin.outfile import check_out
-            from cquin.workbook import write_workbook
+            from cquin.render.workbook import write_workbook
 
             check_out(xlsx, "--xlsx")
             sheets = write_workbook(require_store(store), str(run_id), xlsx)
@@ -132,7 +132,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                 f"wrote the FHIR Measure {m['url']}|{m['version']} ({len(m['group'])} groups), its CodeSystem and Library (valid) to {fhir_measure}"
             )
         if fhir_measure_report is not None:
-            from cquin.measurereport import write_measure_report
+            from cquin.render.measurereport import write_measure_report
 
             resource = write_measure_report(
                 require_store(store),
@@ -143,7 +143,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             )
             out.print(f"wrote a FHIR MeasureReport ({len(resource['group'])} groups, valid) to {fhir_measure_report}")
         if tables is not None:
-            from cquin.tables import write_tables
+            from cquin.render.tables import write_tables
 
             written = write_tables(require_store(store), str(run_id), tables)
             out.print(f"wrote {len(written)} tables to {tables}/: " + ", ".join(f"{t.name} ({t.rows:,} rows)" for t in written))

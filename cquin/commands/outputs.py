@@ -24,8 +24,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         from cquin.commands.common import out
         from cquin.outfile import check_out
+        from cquin.render.worklist import IDENTIFIABLE, write_worklist
         from cquin.runner import require_store
-        from cquin.worklist import IDENTIFIABLE, write_worklist
 
         check_out(out_file)
         written = write_worklist(require_store(store), run_id, out_file)

@@ -13,11 +13,11 @@ from typing import Any
 import openpyxl
 import pytest
 
+from cquin.render.workbook import SMALL_COLUMN, write_workbook
 from cquin.report import careplans
 from cquin.report.data import ReportData, load_report_data
 from cquin.report.page import SMALL_MARK, _Figures, care_plans, render_report
 from cquin.store import open_store
-from cquin.workbook import SMALL_COLUMN, write_workbook
 
 from .conftest import DemoRun
 

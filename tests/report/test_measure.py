@@ -17,7 +17,7 @@ from cquin.cli import app
 from cquin.engine.ruleset import load_ruleset
 from cquin.exceptions import CquinError, UserError
 from cquin.measure import code_system, measure, measure_bundle, validate_resource
-from cquin.measurereport import measure_report
+from cquin.render.measurereport import measure_report
 from cquin.report.data import load_report_data
 
 from .conftest import DemoRun

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cquin.exceptions import CquinError
-from cquin.measurereport import measure_report, validate, write_measure_report
+from cquin.render.measurereport import measure_report, validate, write_measure_report
 from cquin.report.data import load_report_data
 
 from .conftest import DemoRun

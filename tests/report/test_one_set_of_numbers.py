@@ -17,8 +17,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from cquin.cli import app
-from cquin.measurereport import measure_report
 from cquin.render.files import write_submission
+from cquin.render.measurereport import measure_report
 from cquin.render.results import render_table, result_csv, result_document
 from cquin.report.data import load_report_data
 from cquin.report.page import render_report
@@ -77,7 +77,7 @@ def test_every_output_of_one_run_shows_the_same_exact_counts(demo_run: DemoRun, 
 
     import openpyxl
 
-    from cquin.workbook import write_workbook
+    from cquin.render.workbook import write_workbook
 
     write_workbook(demo_run.store, demo_run.run_id, tmp_path / "run.xlsx")
     rows = list(openpyxl.load_workbook(tmp_path / "run.xlsx")["Summary"].iter_rows(values_only=True))

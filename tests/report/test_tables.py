@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from cquin.cli import app
 from cquin.exceptions import StoreError, UserError
+from cquin.render.tables import write_tables
 from cquin.store import decisions_for, open_store
-from cquin.tables import write_tables
 
 from .conftest import DemoRun
 

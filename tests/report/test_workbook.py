@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from cquin.cli import app
 from cquin.exceptions import UserError
-from cquin.workbook import SHEETS, write_workbook
-from cquin.worklist import write_worklist
+from cquin.render.workbook import SHEETS, write_workbook
+from cquin.render.worklist import write_worklist
 
 from .conftest import DemoRun
 

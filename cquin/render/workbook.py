@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from cquin.engine.outcome import NO_CONTRACT_VALUE, NextStep, basis_from_stored
+from cquin.render.worklist import IDENTIFIABLE, work_lists
 from cquin.report.data import load_report_data
 from cquin.store import cohort_members, open_store
-from cquin.worklist import IDENTIFIABLE, work_lists
 
 EXCEL_MAX_ROWS = 1_048_576
 SHEETS = ("Summary", "Milestones", "Year 1 cohort", "Year 2 cohort", "Work-lists", "Rejections", "Breakdowns", "Care plans")
