@@ -268,7 +268,7 @@ def _squash(text: str) -> str:
 
 def draft_mapping(export: Path) -> str:
     """A mapping proposed from the headers of the files in ``export``, as YAML with TODOs for a person to finish."""
-    from cquin.dataset.csvread import CsvFormat, _first_text, detect_delimiter
+    from cquin.dataset.csvread import CsvFormat, detect_delimiter, first_text
     from cquin.dataset.xlsxread import Sheet, is_workbook, sheet_names
 
     if not export.is_dir():
@@ -282,9 +282,9 @@ def draft_mapping(export: Path) -> str:
         elif f.suffix.lower() in (".csv", ".txt", ".tsv", ".psv"):
             import csv as _csv
 
-            from cquin.dataset.csvread import _encoding_for
+            from cquin.dataset.csvread import encoding_for
 
-            lines = _first_text(f, _encoding_for(f, CsvFormat())).splitlines()[:20]
+            lines = first_text(f, encoding_for(f, CsvFormat())).splitlines()[:20]
             # A report's title and run details come before its header: the header is the first line that
             # splits into several columns (with the delimiter that splits it most).
             skip, delim, header = 0, ",", []

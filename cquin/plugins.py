@@ -50,7 +50,7 @@ def registry() -> AdapterRegistry:
     pm = plugin_manager()
     reg = AdapterRegistry()
     for name, plugin in pm.list_name_plugin():
-        reg._current = _origin.get(name, ("cquin", __version__))
+        reg.registering_for(*_origin.get(name, ("cquin", __version__)))
         hook = getattr(plugin, "cquin_register_adapters", None)
         if hook is None:
             continue

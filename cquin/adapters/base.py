@@ -69,6 +69,10 @@ class AdapterRegistry:
         self.adapters: dict[str, RegisteredAdapter] = {}
         self._current: tuple[str, str] = ("cquin", "")
 
+    def registering_for(self, plugin: str, version: str) -> None:
+        """Charge the adapters added from now on to ``plugin`` (its distribution name and version)."""
+        self._current = (plugin, version)
+
     def add(self, cls: Any) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Adapter)):
             raise TypeError(f"{cls!r} is not a cquin Adapter subclass")

@@ -180,7 +180,7 @@ HEADER_LIMIT = 1 << 20
 MAX_COLUMNS = 1000
 
 
-def _first_text(path: Path, encoding: str, skip_lines: int = 0) -> str:
+def first_text(path: Path, encoding: str, skip_lines: int = 0) -> str:
     """The start of the file as text (after ``skip_lines`` lines), enough to hold its header row."""
     with path.open("r", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
         for _ in range(skip_lines):
@@ -210,7 +210,7 @@ def detect_delimiter(first: str, expected: list[str]) -> str:
 
 
 def _read_header(path: Path, encoding: str, delimiter: str = ",", skip_lines: int = 0) -> list[str]:
-    first = _first_text(path, encoding, skip_lines)
+    first = first_text(path, encoding, skip_lines)
     if not first.strip():
         raise DataError(f"{path.name}: the file is empty (expected a header row)")
     if len(first) > HEADER_LIMIT and "\n" not in first and "\r" not in first:
@@ -302,10 +302,10 @@ def open_delimited(path: Path, fmt: CsvFormat, expected: list[str], ledger: Ledg
         raise DataError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: the file is empty (expected a header row)")
-    encoding = _encoding_for(path, fmt)
+    encoding = encoding_for(path, fmt)
     delimiter = fmt.delimiter
     if delimiter is None:
-        delimiter = detect_delimiter(_first_text(path, encoding, fmt.skip_lines), expected)
+        delimiter = detect_delimiter(first_text(path, encoding, fmt.skip_lines), expected)
         if delimiter != ",":
             ledger.note(f"{path.name}: columns separated by {DELIMITERS[delimiter]}s (found from the header row)")
     header = _read_header(path, encoding, delimiter, fmt.skip_lines)
@@ -317,7 +317,8 @@ def open_delimited(path: Path, fmt: CsvFormat, expected: list[str], ledger: Ledg
     return header, delimiter
 
 
-def _encoding_for(path: Path, fmt: CsvFormat) -> str:
+def encoding_for(path: Path, fmt: CsvFormat) -> str:
+    """The encoding a file is read with: as ``fmt`` says, else as its bytes show (UTF-8, with or without BOM, or Windows-1252)."""
     if fmt.encoding is None:
         return _inspect(path).encoding
     try:
@@ -342,7 +343,7 @@ def stage_delimited(
     Every record becomes a staged row with its physical line, or a rejection with its line.
     """
     fmt = fmt or CsvFormat()
-    shape = _inspect(path) if fmt.encoding is None else replace(_inspect_bytes(path), encoding=_encoding_for(path, fmt))
+    shape = _inspect(path) if fmt.encoding is None else replace(_inspect_bytes(path), encoding=encoding_for(path, fmt))
     encoding = shape.encoding
     read_path, tmp = path, None
     if encoding not in ("utf-8",):
