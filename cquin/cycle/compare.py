@@ -25,7 +25,7 @@ from sqlite_utils.db import Database
 
 from cquin.cycle.signoff import run_provider, signoff_state
 from cquin.exceptions import UserError
-from cquin.store import decisions_for, decode_subject, load_run, open_store, trace
+from cquin.store import SubjectDecoder, decisions_for, load_run, open_store, trace
 
 OVERRIDE_MARK = "agreed override"  # how the engine words a decision made by an override (cquin.engine.populations)
 
@@ -210,28 +210,36 @@ def _override_subjects(db: Database, run_id: str) -> set[str]:
 def _subject_pairs(db: Database, a: str, b: str) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     """Subjects whose decisions differ between the runs: (entity, id, decisions in A, decisions in B); {} when absent.
 
-    The store's terms are shared by its runs, so a subject decided alike in both has the same stored row.
+    The store's terms are shared by its runs and a shape names components by their place in the run, so when
+    both runs have the same components in the same order a subject decided alike has the same stored row, and
+    only differing rows are decoded; otherwise every subject is decoded and compared component by component.
     """
+    terms = trace.Terms(db.conn)
+    da, dbb = SubjectDecoder(db, a, terms), SubjectDecoder(db, b, terms)
+    same_components = da.components == dbb.components
+    differs = "WHERE x.shape IS NOT y.shape OR x.vals IS NOT y.vals" if same_components else ""
     rows = db.execute(
-        """SELECT coalesce(x.entity, y.entity), coalesce(x.subject_id, y.subject_id), x.shape, x.vals, y.shape, y.vals
+        f"""SELECT coalesce(x.entity, y.entity), coalesce(x.subject_id, y.subject_id), x.shape, x.vals, y.shape, y.vals
            FROM (SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?) x
            FULL OUTER JOIN (SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?) y
              ON x.entity = y.entity AND x.subject_id = y.subject_id
-           WHERE x.shape IS NOT y.shape OR x.vals IS NOT y.vals
+           {differs}
            ORDER BY 2""",
         [a, b],
     )
 
-    def decided(run_id: str, entity: str, shape: int | None, vals: str | None) -> dict[str, Any]:
+    def decided(decoder: SubjectDecoder, entity: str, shape: int | None, vals: str | None) -> dict[str, Any]:
         if shape is None or vals is None:
             return {}
         return {
             d["component"]: [d["in_denominator"], d["in_numerator"], d["rule"], d["reason"]]
-            for d in decode_subject(db, run_id, entity, shape, vals)
+            for d in decoder.decisions(entity, shape, vals)
         }
 
     for entity, sid, sa, va, sb, vb in rows:
-        yield entity, sid, decided(a, entity, sa, va), decided(b, entity, sb, vb)
+        before, after = decided(da, entity, sa, va), decided(dbb, entity, sb, vb)
+        if before != after:
+            yield entity, sid, before, after
 
 
 def compare_runs(store: Path | Database, run_a: str, run_b: str) -> RunComparison:

@@ -140,9 +140,15 @@ def subject_decisions(db: Database, run_id: str, entity: str | None = None) -> I
             yield ent, sid, _decisions(terms, components, ent, shape, vals)
 
 
-def decode_subject(db: Database, run_id: str, entity: str, shape: int, vals: str) -> list[dict[str, Any]]:
-    """One stored subject row's decisions (for readers that select the rows themselves, e.g. a comparison)."""
-    return _decisions(trace.Terms(db.conn), _components(db, run_id), entity, shape, vals)
+class SubjectDecoder:
+    """Decodes stored subject rows of one run (for readers that select the rows themselves, e.g. a comparison)."""
+
+    def __init__(self, db: Database, run_id: str, terms: trace.Terms | None = None) -> None:
+        self.terms = terms or trace.Terms(db.conn)
+        self.components = _components(db, run_id)
+
+    def decisions(self, entity: str, shape: int, vals: str) -> list[dict[str, Any]]:
+        return _decisions(self.terms, self.components, entity, shape, vals)
 
 
 def cohort_members(db: Database, run_id: str, cohort: str) -> Iterator[dict[str, Any]]:

@@ -44,6 +44,7 @@ _VALUE = re.compile(VALUE_PATTERN)
 MAX_VALUES = 16
 
 TERMS_TABLE = "trace_terms"
+TERMS_PERMANENT = "trace terms are permanent: the decisions of every stored run are read through them"
 
 
 # --------------------------------------------------------------------------- encoding (DuckDB, at store time)
@@ -189,9 +190,9 @@ def encode(
     # 3. The shapes, into the dictionary.
     shapes = [s for (s,) in con.execute("SELECT DISTINCT shape FROM st_subjects").fetchall()]
     _term_table(con, "st_shapes", terms.ids("shape", shapes))
-    subjects = f"""SELECT s.entity, s.id, h.term_id AS shape, array_to_string(s.vals, '{SEPARATOR}') AS vals
+    subjects = f"""SELECT s.entity, s.id, h.term_id AS shape, coalesce(array_to_string(s.vals, '{SEPARATOR}'), '') AS vals
                   FROM st_subjects s LEFT JOIN st_shapes h ON h.text = s.shape ORDER BY s.id, s.entity"""
-    cohorts = f"""SELECT c.cohort, c.id, r.tp AS reason, array_to_string(r.vals, '{SEPARATOR}') AS vals
+    cohorts = f"""SELECT c.cohort, c.id, r.tp AS reason, coalesce(array_to_string(r.vals, '{SEPARATOR}'), '') AS vals
                   FROM ({cohorts_sql}) c LEFT JOIN st_reasons r ON r.raw = c.reason
                   ORDER BY c.cohort, c.id"""
     return Encoded(subjects, cohorts, ("st_reasons", "st_rules", "st_templates", "st_subjects", "st_shapes"))
@@ -301,7 +302,8 @@ def decode(terms: Terms, shape: int, vals: str) -> Iterator[Decision]:
 def _printf(template: str, values: str, start: str = "0") -> str:
     as_json = f"""(CASE WHEN {values} = '' THEN '[]' ELSE '["' || replace({values}, '{SEPARATOR}', '","') || '"]' END)"""
     args = ", ".join(f"json_extract({as_json}, '$[' || ({start} + {k}) || ']')" for k in range(MAX_VALUES))
-    return f"printf({template}, {args})"
+    # SQLite's printf gives NULL for an empty result, where the sentence was the empty string.
+    return f"CASE WHEN {template} IS NOT NULL THEN coalesce(printf({template}, {args}), '') END"
 
 
 RUN_DECISIONS_VIEW = f"""CREATE VIEW IF NOT EXISTS run_decisions AS
@@ -341,6 +343,12 @@ def create_tables(db: Any) -> None:
     for sql in _CREATE.values():
         db.execute(sql)
     db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS idx_{TERMS_TABLE}_text ON {TERMS_TABLE} (kind, text)")
+    # Terms are append-only: every run's decisions read through them, a signed-off run's included.
+    for op in ("UPDATE", "DELETE"):
+        db.execute(
+            f"""CREATE TRIGGER IF NOT EXISTS {TERMS_TABLE}_no_{op.lower()} BEFORE {op} ON {TERMS_TABLE}
+                BEGIN SELECT RAISE(ABORT, '{TERMS_PERMANENT}'); END"""
+        )
 
 
 def create_views(db: Any) -> None:

@@ -113,3 +113,52 @@ def test_the_trace_takes_a_fraction_of_the_space_of_its_sentences(format4: Path)
     stored = con.execute("SELECT sum(length(vals)) + 4 * count(*) FROM run_subjects").fetchone()[0]
     words = sum(len(json.dumps(dict((cid, v) for cid, *v in old))) for old in subjects.values())
     assert stored * 3 < words
+
+
+def test_trace_terms_cannot_be_changed_or_deleted(format4: Path) -> None:
+    open_store(format4).conn.close()
+    con = sqlite3.connect(format4)
+    for sql in ("UPDATE trace_terms SET text = 'rewritten' WHERE kind = 'reason'", "DELETE FROM trace_terms"):
+        with pytest.raises(sqlite3.IntegrityError, match="trace terms are permanent"):
+            con.execute(sql)
+
+
+def test_an_empty_reason_reads_as_empty_in_the_sql_views_too() -> None:
+    from cquin.store import trace
+
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE run_components (run_id TEXT, ordinal INTEGER, component TEXT)")
+    trace.create_tables(con)
+    trace.create_views(con)
+    con.execute("INSERT INTO trace_terms (term_id, kind, text) VALUES (1, 'reason', ''), (2, 'reason', 'line %s')")
+    con.execute(
+        "INSERT INTO run_cohorts VALUES ('r', 'year1', 'p1', 1, ''), ('r', 'year1', 'p2', 2, '7'), ('r', 'year1', 'p3', NULL, '')"
+    )
+    rows = con.execute("SELECT patient_id, reason FROM run_cohort_members ORDER BY patient_id").fetchall()
+    assert rows == [("p1", ""), ("p2", "line 7"), ("p3", None)]
+
+
+def test_runs_whose_components_differ_are_compared_component_by_component(format4: Path) -> None:
+    """A shape names components by their place in the run: two runs listing them in another order store the
+    same row for different decisions, and the comparison must still see who moved."""
+    from cquin.cycle.compare import _subject_pairs
+
+    open_store(format4).conn.close()
+    con = sqlite3.connect(format4)
+    con.execute("PRAGMA foreign_keys = OFF")
+    cols = [r[1] for r in con.execute("PRAGMA table_info(runs)")]
+    con.execute(f"INSERT INTO runs SELECT {', '.join('?' if c == 'run_id' else c for c in cols)} FROM runs", ["B"])
+    con.execute(
+        """INSERT INTO run_components (run_id, ordinal, component, year, name, entity)
+           SELECT 'B', CASE ordinal WHEN 0 THEN 1 WHEN 1 THEN 0 ELSE ordinal END, component, year, name, entity
+           FROM run_components WHERE run_id = ?""",
+        [RUN],
+    )
+    con.execute("INSERT INTO run_subjects SELECT 'B', entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?", [RUN])
+    con.commit()
+    con.close()
+    db = open_store(format4, read_only=True)
+    moved = list(_subject_pairs(db, RUN, "B"))
+    assert moved, "the swapped components decide differently for some patients"
+    for _, _, before, after in moved:
+        assert before != after
