@@ -18,7 +18,9 @@ The encoding is lossless: :func:`render` puts every value back where it was take
 cohort list and every output read the very sentence the evaluation wrote.  Because the dictionary is shared
 by every run in the store, two runs that decided a subject alike store the same row, and comparing runs
 compares rows.  The views ``run_decisions`` and ``run_cohort_members`` render the sentences in plain SQL
-(SQLite's ``printf``), for anyone reading the store with SQL; a reason whose values are hidden (``cquin serve``
+(SQLite's ``printf``), for anyone reading the store with SQL.  A sentence with more than MAX_VALUES values
+is kept whole as its own template (the views fill that many): such a template keeps its digits, so it is
+not hidden by ``cquin serve`` as the values are (a known limit, for free text only).  A reason whose values are hidden (``cquin serve``
 without ``--show-identifiers`` reads ``vals`` as empty) reads as empty.
 
 Long because the encoding (SQL, at store time), the decoding (Python, at read time) and the SQL views must agree exactly, so they are kept side by side.
