@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import singledispatch
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cquin.dataset.duck import sql_str as q
 from cquin.engine.rules import (
@@ -38,7 +38,29 @@ from cquin.engine.rules import (
 from cquin.engine.ruleset_common import resolve_date
 
 if TYPE_CHECKING:
-    from cquin.engine.populations import PopulationCompiler
+    import duckdb
+
+    from cquin.engine.ruleset import Ruleset
+
+
+class PopulationCompiler(Protocol):
+    """What a compile function uses of the compiler that owns the evaluation's tables
+    (:class:`cquin.engine.populations.PopulationCompiler`), so this module need not import it."""
+
+    con: duckdb.DuckDBPyConnection
+    r: Ruleset
+    reasons: bool
+    override_notes: list[dict[str, Any]]
+
+    def t(self, name: str) -> str: ...
+    def new_name(self, prefix: str) -> str: ...
+    def population(self, pid: str) -> str: ...
+    def leaf(self, at: Scope, sql: str, *, keeps_rule: bool = False) -> str: ...
+    def table(self, sql: str) -> str: ...
+    def scratch(self, sql: str) -> str: ...
+    def combine(self, children: list[str], *, all_of: bool) -> str: ...
+    def ltc_matches(self) -> str: ...
+    def measurement(self, mid: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -301,7 +323,7 @@ def _cohort(node: Cohort, c: PopulationCompiler, at: Scope) -> str:
     members = compile_rule(node.members, c, at)
     cohort = node.overrides
     requires = compile_rule(node.include_requires, c, at) if node.include_requires is not None else None
-    ov = c.t(f"ov_{cohort}_{next(c._ids)}")
+    ov = c.t(c.new_name(f"ov_{cohort}_"))
     req_join = f"LEFT JOIN {requires} rq ON rq.id = o.patient_id" if requires else ""
     req_ok = "rq.inside" if requires else "true"
     if isinstance(node.include_requires, PopulationRef):

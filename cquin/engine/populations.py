@@ -140,6 +140,10 @@ class PopulationCompiler:
         rule = "rule" if keeps_rule else f"{q(at.owner)} AS rule"
         return self.table(f"SELECT id, inside, {rule}, {reason} FROM ({sql})")
 
+    def new_name(self, prefix: str) -> str:
+        """A table name not used before in this evaluation, starting with ``prefix`` (without the evaluation's own)."""
+        return f"{prefix}{next(self._ids)}"
+
     def table(self, sql: str) -> str:
         """A new node table holding ``sql``'s rows; the working tables of the leaf just built are dropped."""
         name = self.t(f"n{next(self._ids)}")
