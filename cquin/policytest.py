@@ -137,11 +137,11 @@ def _run_case(doc: SourceDocument, i: int, case: dict[str, Any], defaults: dict[
         for subject, want in (expect.get(entity) or {}).items():
             sid = str(subject).replace(" ", "")
             for pid in want.get("in") or []:
-                inside, reason = membership(dataset, pid, sid)
+                inside, reason = membership(run, dataset, pid, sid)
                 if not inside:
                     result.failures.append(f"{entity} {sid}: expected IN {pid}, but is out — {reason}")
             for pid in want.get("out") or []:
-                inside, reason = membership(dataset, pid, sid)
+                inside, reason = membership(run, dataset, pid, sid)
                 if inside:
                     result.failures.append(f"{entity} {sid}: expected OUT of {pid}, but is in — {reason}")
     if "care_plans" in expect:

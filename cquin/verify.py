@@ -21,7 +21,7 @@ from sqlite_utils.db import Database
 from cquin.dataset import CanonicalDataset
 from cquin.engine.evaluation import RunResult
 from cquin.exceptions import StoreError
-from cquin.store import StoredRun, encoded_trace, trace
+from cquin.store import StoredRun, SubjectDecoder, encoded_trace, trace, trace_of
 
 _MASK = (1 << 64) - 1
 
@@ -40,6 +40,66 @@ def _duck_rows(dataset: CanonicalDataset, sql: str) -> Iterable[tuple[Any, ...]]
     reader = dataset.con.sql(sql).to_arrow_reader(50_000)
     for batch in reader:
         yield from zip(*(batch.column(i).to_pylist() for i in range(batch.num_columns)), strict=True)
+
+
+def _differences(
+    stored_subjects: tuple[int, int],
+    fresh_subjects: tuple[int, int],
+    stored_cohorts: tuple[int, int],
+    fresh_cohorts: tuple[int, int],
+) -> list[str]:
+    problems = []
+    for what, then_d, now_d in (
+        ("per-patient decisions", stored_subjects, fresh_subjects),
+        ("cohort lists", stored_cohorts, fresh_cohorts),
+    ):
+        if then_d != now_d:
+            problems.append(
+                f"the stored {what} differ from the re-evaluation ({then_d[0]:,} rows stored, {now_d[0]:,} now"
+                + (", and their contents differ" if then_d[0] == now_d[0] else "")
+                + ")"
+            )
+    return problems
+
+
+def _readable(db: Database, run_id: str) -> list[str]:
+    """Every other row of the run must at least be readable (a StoreError says which cannot be)."""
+    for table in ("run_inputs", "run_rejections", "run_milestones", "run_overrides", "run_unmatched_codes", "run_breakdowns"):
+        if db[table].exists():
+            for _ in db.execute(f"SELECT * FROM {table} WHERE run_id = ?", [run_id]):
+                pass
+    return []
+
+
+def _sentences(
+    db: Database, run_id: str, terms: trace.Terms, result: RunResult, dataset: CanonicalDataset
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Digests of the stored and the fresh decisions and cohort members, each reason in words."""
+    decoder = SubjectDecoder(db, run_id, terms)
+    ordinal = {c.id: i for i, c in enumerate(result.components)}
+    t = trace_of(result)
+
+    def stored_decisions() -> Iterable[tuple[Any, ...]]:
+        for entity, sid, shape, vals in db.execute(
+            "SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?", [run_id]
+        ):
+            for d in decoder.decisions(entity, shape, vals):
+                yield entity, sid, ordinal.get(d["component"]), d["in_denominator"], d["in_numerator"], d["rule"], d["reason"]
+
+    begun = [c.id for c in result.components if c.entity and c.denominator is not None]
+    fresh_sql = f"SELECT entity, id, component, in_denominator, in_numerator, rule, reason FROM ({t.decisions_sql()})"
+
+    def fresh_decisions() -> Iterable[tuple[Any, ...]]:
+        for entity, sid, cid, den, num, rule, reason in _duck_rows(dataset, fresh_sql):
+            if cid in begun:
+                yield entity, sid, ordinal[cid], int(den), int(num), rule, t.sentence(reason)
+
+    stored_members = (
+        (c, pid, trace.render(terms.text(r), trace.values_of(v)))
+        for c, pid, r, v in db.execute("SELECT cohort, patient_id, reason, vals FROM run_cohorts WHERE run_id = ?", [run_id])
+    )
+    fresh_members = ((c, pid, t.sentence(r)) for c, pid, r in _duck_rows(dataset, t.cohort_members_sql()))
+    return _digest(stored_decisions()), _digest(fresh_decisions()), _digest(stored_members), _digest(fresh_members)
 
 
 def compare_stored_rows(
@@ -61,6 +121,11 @@ def compare_stored_rows(
             )
         subjects_sql = "SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?"
         cohorts_sql = "SELECT cohort, patient_id, reason, vals FROM run_cohorts WHERE run_id = ?"
+        terms = trace.Terms(db.conn)
+        if not pseudonymised and trace.split_encoded(db.conn, terms, run_id):
+            # A run stored before reasons were kept as templates (or migrated): compared sentence by sentence.
+            stored_subjects, fresh_subjects, stored_cohorts, fresh_cohorts = _sentences(db, run_id, terms, result, dataset)
+            return problems + _differences(stored_subjects, fresh_subjects, stored_cohorts, fresh_cohorts) + _readable(db, run_id)
         # The fresh trace, encoded against the store's own terms (looked up, never added): a decision the
         # store has no words for cannot match one it holds.
         encoded = encoded_trace(result, dataset, trace.TermIndex(db.conn, add=False))
@@ -77,21 +142,8 @@ def compare_stored_rows(
                 fresh_cohorts = _digest(_duck_rows(dataset, encoded.cohorts_sql))
         finally:
             encoded.drop(dataset.con)
-        for what, then_d, now_d in (
-            ("per-patient decisions", stored_subjects, fresh_subjects),
-            ("cohort lists", stored_cohorts, fresh_cohorts),
-        ):
-            if then_d != now_d:
-                problems.append(
-                    f"the stored {what} differ from the re-evaluation ({then_d[0]:,} rows stored, {now_d[0]:,} now"
-                    + (", and their contents differ" if then_d[0] == now_d[0] else "")
-                    + ")"
-                )
-        # Every other row of the run must at least be readable.
-        for table in ("run_inputs", "run_rejections", "run_milestones", "run_overrides", "run_unmatched_codes", "run_breakdowns"):
-            if db[table].exists():
-                for _ in db.execute(f"SELECT * FROM {table} WHERE run_id = ?", [run_id]):
-                    pass
+        problems += _differences(stored_subjects, fresh_subjects, stored_cohorts, fresh_cohorts)
+        problems += _readable(db, run_id)
     except StoreError as exc:
         problems.append(f"the stored run cannot be read back in full: {exc}")
     return problems

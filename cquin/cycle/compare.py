@@ -188,7 +188,7 @@ def _why(
 def _override_subjects(db: Database, run_id: str) -> set[str]:
     """Patients whose place in a cohort an agreed override decided (an include keeps them in, an exclude out)."""
     terms = trace.Terms(db.conn)
-    reasons = set(terms.ids_containing("reason", OVERRIDE_MARK, db.conn))
+    reasons = set(terms.reasons_containing(OVERRIDE_MARK, db.conn))
     if not reasons:
         return set()
     marks = ", ".join(str(r) for r in sorted(reasons))
@@ -216,7 +216,10 @@ def _subject_pairs(db: Database, a: str, b: str) -> Iterator[tuple[str, str, dic
     """
     terms = trace.Terms(db.conn)
     da, dbb = SubjectDecoder(db, a, terms), SubjectDecoder(db, b, terms)
-    same_components = da.components == dbb.components
+    # Rows compare only when both runs encoded their reasons the same way (a migrated run split sentences).
+    same_components = da.components == dbb.components and trace.split_encoded(db.conn, terms, a) == trace.split_encoded(
+        db.conn, terms, b
+    )
     differs = "WHERE x.shape IS NOT y.shape OR x.vals IS NOT y.vals" if same_components else ""
     rows = db.execute(
         f"""SELECT coalesce(x.entity, y.entity), coalesce(x.subject_id, y.subject_id), x.shape, x.vals, y.shape, y.vals

@@ -19,6 +19,7 @@ from functools import singledispatch
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cquin.dataset.duck import sql_str as q
+from cquin.engine.reasons import NO_REASON, Safe, Templates, Text, Value, one_of
 from cquin.engine.rules import (
     AllOf,
     AnyOf,
@@ -50,6 +51,7 @@ class PopulationCompiler(Protocol):
     con: duckdb.DuckDBPyConnection
     r: Ruleset
     reasons: bool
+    templates: Templates
     override_notes: list[dict[str, Any]]
 
     def t(self, name: str) -> str: ...
@@ -61,6 +63,8 @@ class PopulationCompiler(Protocol):
     def combine(self, children: list[str], *, all_of: bool) -> str: ...
     def ltc_matches(self) -> str: ...
     def measurement(self, mid: str) -> str: ...
+    def files(self, table: str) -> tuple[str, ...]: ...
+    def because(self, words: str, **values: Value) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,10 @@ def compile_rule(node: Rule, c: PopulationCompiler, at: Scope) -> str:
     raise TypeError(f"no compile function is registered for the rule kind {node.kind!r} ({type(node).__name__})")
 
 
-def _loc(alias: str = "") -> str:
+def _where(c: PopulationCompiler, alias: str, source: str) -> dict[str, Value]:
+    """The ``file`` and ``line`` values of a reason's "(conditions.csv line 3)", from the row ``alias`` of ``source``."""
     p = f"{alias}." if alias else ""
-    return f"' (' || {p}_file || ' line ' || CAST({p}_line AS VARCHAR) || ')'"
+    return {"file": one_of(f"{p}_file", c.files(source), from_records=True), "line": Safe(f"CAST({p}_line AS VARCHAR)")}
 
 
 # --------------------------------------------------------------------------- combinations
@@ -154,6 +159,21 @@ def _served(node: Served, c: PopulationCompiler, at: Scope) -> str:
         label = f"on {start}"
     s, e = f"DATE '{start.isoformat()}'", f"DATE '{end.isoformat()}'"
     overlap = f"(served_from <= {e} AND (served_to IS NULL OR served_to >= {s}))"
+    under_care = c.because(
+        "under care {label}: episode from {start} to {end} ({file} line {line})",
+        label=label,
+        start=Safe("CAST(ep.hit.f AS VARCHAR)"),
+        end=Safe("coalesce(CAST(ep.hit.t AS VARCHAR), 'ongoing')"),
+        file=one_of("ep.hit.file", c.files(c.t("patients")), from_records=True),
+        line=Safe("CAST(ep.hit.line AS VARCHAR)"),
+    )
+    not_under_care = c.because(
+        "not under care {label} ({n} episode(s) from {start} to {end})",
+        label=label,
+        n=Safe("CAST(ep.n AS VARCHAR)"),
+        start=Safe("CAST(ep.first_from AS VARCHAR)"),
+        end=Safe("CASE WHEN ep.last_to = DATE '9999-12-31' THEN 'ongoing' ELSE CAST(ep.last_to AS VARCHAR) END"),
+    )
     return c.leaf(
         at,
         f"""
@@ -164,11 +184,9 @@ def _served(node: Served, c: PopulationCompiler, at: Scope) -> str:
             count(*) AS n, min(served_from) AS first_from, max(coalesce(served_to, DATE '9999-12-31')) AS last_to
           FROM {c.t("patients")} GROUP BY patient_id)
         SELECT u.id, coalesce(ep.inside, false) AS inside,
-          CASE WHEN ep.inside THEN 'under care ' || {q(label)} || ': episode from ' || CAST(ep.hit.f AS VARCHAR)
-                 || ' to ' || coalesce(CAST(ep.hit.t AS VARCHAR), 'ongoing') || ' (' || ep.hit.file || ' line ' || CAST(ep.hit.line AS VARCHAR) || ')'
-               WHEN ep.id IS NULL THEN 'no episode of care known'
-               ELSE 'not under care ' || {q(label)} || ' (' || CAST(ep.n AS VARCHAR) || ' episode(s) from '
-                 || CAST(ep.first_from AS VARCHAR) || ' to ' || CASE WHEN ep.last_to = DATE '9999-12-31' THEN 'ongoing' ELSE CAST(ep.last_to AS VARCHAR) END || ')' END AS reason
+          CASE WHEN ep.inside THEN {under_care}
+               WHEN ep.id IS NULL THEN {c.because("no episode of care known")}
+               ELSE {not_under_care} END AS reason
         FROM {at.universe} u LEFT JOIN ep USING (id)""",
     )
 
@@ -186,7 +204,7 @@ def _ltc(node: Ltc, c: PopulationCompiler, at: Scope) -> str:
             f"""
         WITH placed AS (SELECT patient_id, ({ok}) AS ok FROM {m} WHERE category IN ({wanted_sql})),
         hits AS (SELECT patient_id AS id, bool_or(ok) AS inside FROM placed GROUP BY patient_id)
-        SELECT u.id, coalesce(h.inside, false) AS inside, CAST(NULL AS VARCHAR) AS reason FROM {at.universe} u LEFT JOIN hits h USING (id)""",
+        SELECT u.id, coalesce(h.inside, false) AS inside, {NO_REASON} AS reason FROM {at.universe} u LEFT JOIN hits h USING (id)""",
         )
     cat_rank = " ".join(f"WHEN {q(cat)} THEN {i}" for i, cat in enumerate(wanted))
     # Each match gets one 128-bit position (date, source file, line, category): the patient's first match
@@ -198,7 +216,25 @@ def _ltc(node: Ltc, c: PopulationCompiler, at: Scope) -> str:
         "((CAST(recorded_on - DATE '1800-01-01' AS HUGEINT) << 80) + (CAST(f.rank AS HUGEINT) << 64)"
         f" + (CAST(_line AS HUGEINT) << 8) + CASE category {cat_rank} END)"
     )
-    fact = "{0}.code_system || ' ' || {0}.code || ' (' || {0}.category || ') recorded ' || CAST({0}.recorded_on AS VARCHAR)"
+    systems = ("snomed", "icd10", c.r.direct_recording_code_system)
+    fact = {
+        "system": one_of("f.code_system", systems),
+        "code": Text("f.code"),
+        "category": one_of("f.category", wanted),
+        "recorded": Safe("CAST(f.recorded_on AS VARCHAR)"),
+    }
+    first_fact = "{system} {code} ({category}) recorded {recorded} ({file} line {line})"
+    where = _where(c, "f", m)
+    one_category = c.because(first_fact, **fact, **where)
+    more_categories = c.because(
+        first_fact + " (+{more} more LTC categories)", **fact, **where, more=Safe("CAST(h.n_categories - 1 AS VARCHAR)")
+    )
+    latest = c.because(
+        "no LTC code in its time window by {by} (latest LTC code: {system} {code} ({category}) recorded {recorded})",
+        by=by.isoformat(),
+        **fact,
+    )
+    nothing = c.because("no condition in the LTC categories recorded by {by}", by=by.isoformat())
     # Built in steps, each a table: at scale every step then lives on disk rather than being held in
     # memory as a shared intermediate result.
     placed = c.scratch(
@@ -222,16 +258,16 @@ def _ltc(node: Ltc, c: PopulationCompiler, at: Scope) -> str:
     )
     described = c.scratch(
         f"""SELECT h.id, h.inside,
-              CASE WHEN h.inside THEN {fact.format("f")} || ' (' || f._file || ' line ' || CAST(f._line AS VARCHAR) || ')'
-                        || CASE WHEN h.n_categories > 1 THEN ' (+' || CAST(h.n_categories - 1 AS VARCHAR) || ' more LTC categories)' ELSE '' END
-                   ELSE 'no LTC code in its time window by {by.isoformat()} (latest LTC code: ' || {fact.format("f")} || ')' END AS reason
+              CASE WHEN h.inside AND h.n_categories > 1 THEN {more_categories}
+                   WHEN h.inside THEN {one_category}
+                   ELSE {latest} END AS reason
             FROM {hits} h JOIN {facts} f ON f.patient_id = h.id AND f.pos = CASE WHEN h.inside THEN h.first ELSE h.latest END"""
     )
     return c.leaf(
         at,
         f"""
         SELECT u.id, coalesce(d.inside, false) AS inside,
-          coalesce(d.reason, 'no condition in the LTC categories recorded by {by.isoformat()}') AS reason
+          coalesce(d.reason, {nothing}) AS reason
         FROM {at.universe} u LEFT JOIN {described} d USING (id)""",
     )
 
@@ -249,19 +285,54 @@ def _measured(node: Measured, c: PopulationCompiler, at: Scope) -> str:
     other_instr = ""
     if same:
         o = c.measurement(same)
+        instrument = one_of(
+            f"coalesce((SELECT instrument FROM {o} WHERE id = u.id), '(no {same})')",
+            [*c.r.instruments["preference"], f"(no {same})"],
+        )
+        another = c.because(
+            "no {label}: the {respondent}'s assessments in {within} were on another instrument than the {instrument} {same}",
+            label=label,
+            respondent=m.respondent,
+            within=m.within,
+            instrument=instrument,
+            same=same.replace("_", " "),
+        )
         other_instr = f"""WHEN EXISTS (SELECT 1 FROM {c.t("scored")} s WHERE s.patient_id = u.id AND s.respondent = {q(m.respondent)} AND {within})
-                            THEN 'no {label}: the {m.respondent}''s assessments in {m.within} were on another instrument than the ' || coalesce((SELECT instrument FROM {o} WHERE id = u.id), '(no {same})') || ' {same.replace("_", " ")}'
-                          WHEN NOT EXISTS (SELECT 1 FROM {o} WHERE id = u.id) THEN 'no {same.replace("_", " ")} to compare with' """
+                            THEN {another}
+                          WHEN NOT EXISTS (SELECT 1 FROM {o} WHERE id = u.id) THEN {c.because("no {same} to compare with", same=same.replace("_", " "))} """
     carer = "carer" if m.respondent == "patient" else "patient"
+    found = c.because(
+        "{measurement}: {result} on {on} ({file} line {line})",
+        measurement=mid.replace("_", " "),
+        result=Safe("t.result"),
+        on=Safe("CAST(t.assessed_on AS VARCHAR)"),
+        **_where(c, "t", c.t("assessments_raw")),
+    )
+    only_other = c.because(
+        "no {label}: only {carer} assessments in {within} ({start} to {end}); a {carer}'s answers are not the {respondent}'s own",
+        label=label,
+        carer=carer,
+        within=m.within,
+        start=str(start),
+        end=str(end),
+        respondent=m.respondent,
+    )
+    none = c.because(
+        "no {respondent} assessment dated in {within} ({start} to {end})",
+        respondent=m.respondent,
+        within=m.within,
+        start=str(start),
+        end=str(end),
+    )
     return c.leaf(
         at,
         f"""
         SELECT u.id, t.id IS NOT NULL AS inside,
-          CASE WHEN t.id IS NOT NULL THEN {q(mid.replace("_", " ") + ": ")} || t.result || ' on ' || CAST(t.assessed_on AS VARCHAR) || {_loc("t")}
+          CASE WHEN t.id IS NOT NULL THEN {found}
                {other_instr}
                WHEN EXISTS (SELECT 1 FROM {c.t("scored")} s WHERE s.patient_id = u.id AND s.respondent = {q(carer)} AND {within})
-                 THEN 'no {label}: only {carer} assessments in {m.within} ({start} to {end}); a {carer}''s answers are not the {m.respondent}''s own'
-               ELSE 'no {m.respondent} assessment dated in {m.within} ({start} to {end})' END AS reason
+                 THEN {only_other}
+               ELSE {none} END AS reason
         FROM {at.universe} u LEFT JOIN {t} t USING (id)""",
     )
 
@@ -270,13 +341,14 @@ def _measured(node: Measured, c: PopulationCompiler, at: Scope) -> str:
 def _low_activation(node: LowActivation, c: PopulationCompiler, at: Scope) -> str:
     mid = node.measurement
     t = c.measurement(mid)
+    name = mid.replace("_", " ")
     return c.leaf(
         at,
         f"""
         SELECT u.id, coalesce(t.low, false) AS inside,
-          CASE WHEN t.id IS NULL THEN 'no {mid.replace("_", " ")}'
-               WHEN t.low THEN {q(mid.replace("_", " ") + " ")} || t.result || ' is low activation'
-               ELSE {q(mid.replace("_", " ") + " ")} || t.result || ' is not low activation' END AS reason
+          CASE WHEN t.id IS NULL THEN {c.because("no {m}", m=name)}
+               WHEN t.low THEN {c.because("{m} {result} is low activation", m=name, result=Safe("t.result"))}
+               ELSE {c.because("{m} {result} is not low activation", m=name, result=Safe("t.result"))} END AS reason
         FROM {at.universe} u LEFT JOIN {t} t USING (id)""",
     )
 
@@ -285,14 +357,15 @@ def _low_activation(node: LowActivation, c: PopulationCompiler, at: Scope) -> st
 def _improved(node: Improved, c: PopulationCompiler, at: Scope) -> str:
     a, b = c.measurement(node.start), c.measurement(node.end)
     fa, fb = node.start.replace("_", " "), node.end.replace("_", " ")
+    results: dict[str, Value] = {"fa": fa, "fb": fb, "ra": Safe("a.result"), "rb": Safe("b.result")}
     return c.leaf(
         at,
         f"""
         SELECT u.id, coalesce(b.value > a.value AND a.instrument = b.instrument, false) AS inside,
-          CASE WHEN a.id IS NULL THEN 'no {fa}'
-               WHEN b.id IS NULL THEN 'no {fb}'
-               WHEN b.value > a.value THEN '{fb} ' || b.result || ' is higher than {fa} ' || a.result
-               ELSE '{fb} ' || b.result || ' is not higher than {fa} ' || a.result END AS reason
+          CASE WHEN a.id IS NULL THEN {c.because("no {fa}", fa=fa)}
+               WHEN b.id IS NULL THEN {c.because("no {fb}", fb=fb)}
+               WHEN b.value > a.value THEN {c.because("{fb} {rb} is higher than {fa} {ra}", **results)}
+               ELSE {c.because("{fb} {rb} is not higher than {fa} {ra}", **results)} END AS reason
         FROM {at.universe} u LEFT JOIN {a} a USING (id) LEFT JOIN {b} b USING (id)""",
     )
 
@@ -300,6 +373,12 @@ def _improved(node: Improved, c: PopulationCompiler, at: Scope) -> str:
 @compile_rule.register(Conversation)
 def _conversation(node: Conversation, c: PopulationCompiler, at: Scope) -> str:
     s, e = c.r.date(node.start), c.r.date(node.end)
+    held = "conversation held {on} ({file} line {line})"
+    facts: dict[str, Value] = {
+        "on": Safe("CAST(c.first_on AS VARCHAR)"),
+        "file": one_of("c.first.f", c.files(c.t("conversations")), from_records=True),
+        "line": Safe("CAST(c.first.l AS VARCHAR)"),
+    }
     return c.leaf(
         at,
         f"""
@@ -309,10 +388,10 @@ def _conversation(node: Conversation, c: PopulationCompiler, at: Scope) -> str:
 
           FROM {c.t("conversations")} WHERE held_on BETWEEN DATE '{s}' AND DATE '{e}' GROUP BY patient_id)
         SELECT u.id, c.id IS NOT NULL AS inside,
-          CASE WHEN c.id IS NOT NULL THEN 'conversation held ' || CAST(c.first_on AS VARCHAR)
-                 || ' (' || c.first.f || ' line ' || CAST(c.first.l AS VARCHAR) || ')'
-                 || CASE WHEN c.n > 1 THEN ' (' || CAST(c.n AS VARCHAR) || ' conversations in all)' ELSE '' END
-               ELSE 'no care and support planning conversation recorded {s} to {e}' END AS reason
+          CASE WHEN c.id IS NOT NULL AND c.n > 1
+                 THEN {c.because(held + " ({n} conversations in all)", **facts, n=Safe("CAST(c.n AS VARCHAR)"))}
+               WHEN c.id IS NOT NULL THEN {c.because(held, **facts)}
+               ELSE {c.because("no care and support planning conversation recorded {s} to {e}", s=str(s), e=str(e))} END AS reason
         FROM {at.universe} u LEFT JOIN conv c USING (id)""",
     )
 
@@ -326,11 +405,10 @@ def _cohort(node: Cohort, c: PopulationCompiler, at: Scope) -> str:
     ov = c.t(c.new_name(f"ov_{cohort}_"))
     req_join = f"LEFT JOIN {requires} rq ON rq.id = o.patient_id" if requires else ""
     req_ok = "rq.inside" if requires else "true"
+    refused_prefix = ""
     if isinstance(node.include_requires, PopulationRef):
-        label = c.r.populations[node.include_requires.population].label
-        req_reason = f"{q('not in ' + label + ': ')} || rq.reason"
-    else:
-        req_reason = "rq.reason" if requires else "''"
+        refused_prefix = "not in " + c.r.populations[node.include_requires.population].label + ": "
+    req_reason = "rq.reason" if requires else NO_REASON
     c.con.execute(
         f"""CREATE OR REPLACE TABLE {ov} AS
         SELECT o.patient_id AS id, o.action, o.reason AS why, o.agreed_on, o._file, o._line,
@@ -348,13 +426,21 @@ def _cohort(node: Cohort, c: PopulationCompiler, at: Scope) -> str:
     ).fetchall():
         pid, action, why, file, line, member, allowed, refused = row
         if action == "include" and not allowed:
-            kind, text = "rejected", f"include of {pid} in the {cohort} cohort refused: {refused}"
+            because = refused_prefix + (c.templates.render(refused["t"], refused["v"]) or "") if refused else ""
+            kind, text = "rejected", f"include of {pid} in the {cohort} cohort refused: {because}"
         elif action == "include":
             kind, text = "no effect", f"include of {pid} in the {cohort} cohort changes nothing: already a member"
         else:
             kind, text = "no effect", f"exclude of {pid} from the {cohort} cohort changes nothing: not a member"
         c.override_notes.append({"file": file, "line": line, "patient_id": pid, "kind": kind, "message": text, "reason": why})
-    agreed = "CASE WHEN o.agreed_on IS NOT NULL THEN ', agreed ' || CAST(o.agreed_on AS VARCHAR) ELSE '' END"
+    override: dict[str, Value] = {"why": Text("o.why"), **_where(c, "o", c.t("overrides"))}
+    agreed: dict[str, Value] = {"on": Safe("CAST(o.agreed_on AS VARCHAR)")}
+
+    def by_override(done: str) -> str:
+        said = f"{done} by agreed override: {{why}}"
+        return f"""CASE WHEN o.agreed_on IS NOT NULL THEN {c.because(said + ", agreed {on} ({file} line {line})", **override, **agreed)}
+                        ELSE {c.because(said + " ({file} line {line})", **override)} END"""
+
     # A cohort keeps the rule that decided each member: its own where an override changed the answer.
     return c.leaf(
         at,
@@ -364,9 +450,9 @@ def _cohort(node: Cohort, c: PopulationCompiler, at: Scope) -> str:
                THEN {q(owner)} ELSE m.rule END AS rule,
           CASE WHEN o.action = 'exclude' THEN false WHEN o.action = 'include' AND o.allowed THEN true ELSE m.inside END AS inside,
           CASE WHEN o.action = 'exclude' AND m.inside
-                 THEN 'excluded by agreed override: ' || o.why || {agreed} || {_loc("o")}
+                 THEN {by_override("excluded")}
                WHEN o.action = 'include' AND o.allowed AND NOT m.inside
-                 THEN 'included by agreed override: ' || o.why || {agreed} || {_loc("o")}
+                 THEN {by_override("included")}
                ELSE m.reason END AS reason
         FROM {members} m LEFT JOIN {ov} o USING (id)""",
         keeps_rule=True,
@@ -378,12 +464,13 @@ def _cohort(node: Cohort, c: PopulationCompiler, at: Scope) -> str:
 
 @compile_rule.register(CaresForCohort)
 def _cares_for_cohort(node: CaresForCohort, c: PopulationCompiler, at: Scope) -> str:
+    where = _where(c, "s", c.t("staff"))
     return c.leaf(
         at,
         f"""
         SELECT u.id, coalesce(s.cares_for_cohort = {str(node.value).lower()}, false) AS inside,
-          CASE WHEN s.cares_for_cohort THEN 'identified as caring for the patient cohort' || {_loc("s")}
-               ELSE 'not identified as caring for the patient cohort' || {_loc("s")} END AS reason
+          CASE WHEN s.cares_for_cohort THEN {c.because("identified as caring for the patient cohort ({file} line {line})", **where)}
+               ELSE {c.because("not identified as caring for the patient cohort ({file} line {line})", **where)} END AS reason
         FROM {at.universe} u LEFT JOIN {c.t("staff")} s ON s.staff_id = u.id""",
     )
 
@@ -392,19 +479,21 @@ def _cares_for_cohort(node: CaresForCohort, c: PopulationCompiler, at: Scope) ->
 def _trained(node: Trained, c: PopulationCompiler, at: Scope) -> str:
     by = c.r.date(node.by)
     start = c.r.date(node.start) if node.start is not None else None
+    done = {"on": Safe("CAST(completed_on AS VARCHAR)"), **_where(c, "", c.t("training"))}
     window = f"completed_on <= DATE '{by}'" + (f" AND completed_on >= DATE '{start}'" if start else "")
     return c.leaf(
         at,
         f"""
         WITH tr AS (
           SELECT staff_id AS id, bool_or({window}) AS inside,
-            arg_min('training ' || coalesce('''' || course || '''', '') || ' completed ' || CAST(completed_on AS VARCHAR) || {_loc()},
+            arg_min(CASE WHEN course IS NOT NULL THEN {c.because("training '{course}' completed {on} ({file} line {line})", course=Text("course"), **done)}
+                         ELSE {c.because("training  completed {on} ({file} line {line})", **done)} END,
                     CASE WHEN {window} THEN struct_pack(d := completed_on, f := _file, l := _line) END) AS hit,
             min(completed_on) AS first_on
           FROM {c.t("training")} GROUP BY staff_id)
         SELECT u.id, coalesce(t.inside, false) AS inside,
           CASE WHEN t.inside THEN t.hit
-               WHEN t.id IS NOT NULL THEN 'training completed ' || CAST(t.first_on AS VARCHAR) || ', outside the window (by {by})'
-               ELSE 'no training record completed by {by}' END AS reason
+               WHEN t.id IS NOT NULL THEN {c.because("training completed {on}, outside the window (by {by})", on=Safe("CAST(t.first_on AS VARCHAR)"), by=str(by))}
+               ELSE {c.because("no training record completed by {by}", by=str(by))} END AS reason
         FROM {at.universe} u LEFT JOIN tr t USING (id)""",
     )

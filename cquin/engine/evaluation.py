@@ -26,6 +26,7 @@ from cquin.engine.evidence import EvidenceGap, evidence_gaps
 from cquin.engine.money import decimal_text, percent_text, to_penny
 from cquin.engine.outcome import Basis, NextStep, build_basis
 from cquin.engine.populations import PopulationCompiler, q
+from cquin.engine.reasons import REASON_TYPE, Templates
 from cquin.engine.recorded import RecordedDecision, in_force
 from cquin.engine.rules import Cohort
 from cquin.engine.ruleset import Ruleset
@@ -100,9 +101,13 @@ class Trace:
     """
 
     con: duckdb.DuckDBPyConnection
+    templates: Templates  # the words of the reasons: ``reason`` is a (template number, values) struct
 
     def decisions_sql(self, component: str | None = None) -> str:
-        """SQL for (component, entity, id, in_denominator, in_numerator, rule, reason), of one component or all."""
+        """SQL for (component, entity, id, in_denominator, in_numerator, rule, reason), of one component or all.
+
+        ``reason`` is a ``STRUCT(t, v)``: :meth:`sentence` puts it in words.
+        """
         where = f" WHERE component = {q(component)}" if component is not None else ""
         return f"SELECT component, entity, id, in_denominator, in_numerator, rule, reason FROM decisions{where}"
 
@@ -110,6 +115,10 @@ class Trace:
         """SQL for (cohort, id, reason): each cohort's members and why, of one cohort or all."""
         where = f" WHERE cohort = {q(cohort)}" if cohort is not None else ""
         return f"SELECT cohort, id, reason FROM cohort_members{where}"
+
+    def sentence(self, reason: dict[str, Any] | None) -> str | None:
+        """A reason read from :meth:`decisions_sql` or :meth:`cohort_members_sql`, in words."""
+        return None if reason is None else self.templates.render(reason["t"], reason["v"])
 
     def scored_assessments_sql(self) -> str:
         """SQL for the assessments as scored (instrument, value, low activation, result in words, ...)."""
@@ -197,7 +206,7 @@ def evaluate(
     comp = PopulationCompiler(con, ruleset, as_of=as_of, prefix=EVALUATION_PREFIX)
     con.execute(
         "CREATE OR REPLACE TABLE decisions (component VARCHAR, entity VARCHAR, id VARCHAR, in_denominator BOOLEAN, "
-        "in_numerator BOOLEAN, rule VARCHAR, reason VARCHAR)"
+        f"in_numerator BOOLEAN, rule VARCHAR, reason {REASON_TYPE})"
     )
     results = []
     zero = ruleset.zero_denominator
@@ -319,7 +328,7 @@ def evaluate(
         )
     cohorts = {}
     pops = {}
-    con.execute("CREATE OR REPLACE TABLE cohort_members (cohort VARCHAR, id VARCHAR, reason VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TABLE cohort_members (cohort VARCHAR, id VARCHAR, reason {REASON_TYPE})")
     for pid, pop in ruleset.populations.items():
         pops[pid] = int(scalar(con, f"SELECT count(*) FROM {comp.population(pid)} WHERE inside"))  # type: ignore[index]
         if isinstance(pop.rule, Cohort):
@@ -374,7 +383,7 @@ def evaluate(
         year_status,
         basis,
         {pid: pop.entity for pid, pop in ruleset.populations.items()},
-        Trace(con),
+        Trace(con, comp.templates),
     )
 
 
@@ -513,12 +522,13 @@ def _nothing_dated_after(base: PopulationCompiler, cut: dt.date, latest: list[dt
     return latest[0] is None or latest[0] <= cut
 
 
-def membership(dataset: CanonicalDataset, population: str, subject: str) -> tuple[bool, str]:
-    """Whether ``subject`` is in ``population`` after :func:`evaluate`, and why (for tests and explanations)."""
+def membership(run: RunResult, dataset: CanonicalDataset, population: str, subject: str) -> tuple[bool, str]:
+    """Whether ``subject`` is in ``population`` after the evaluation ``run``, and why (for tests and explanations)."""
     try:
-        row = first_row(dataset.con, f"SELECT inside, reason FROM e_pop_{population} WHERE id = ?", [subject])
+        row = first_row(dataset.con, f"SELECT inside, reason.t, reason.v FROM e_pop_{population} WHERE id = ?", [subject])
     except duckdb.Error:  # the population table is only there if the run built it
         return False, f"population {population!r} was not evaluated"
     if row is None:
         return False, f"{subject} is not among the accepted records"
-    return bool(row[0]), str(row[1])
+    assert run.trace is not None
+    return bool(row[0]), str(run.trace.templates.render(row[1], row[2]))

@@ -16,6 +16,7 @@ import duckdb
 
 from cquin.dataset.duck import sql_str as q
 from cquin.engine.compile_rules import Scope, compile_rule
+from cquin.engine.reasons import NO_REASON, ONE_OF_LIMIT, Templates, Value
 from cquin.engine.rules import Rule
 from cquin.engine.ruleset import Ruleset
 from cquin.engine.ruleset_common import provider_dates
@@ -46,6 +47,9 @@ class PopulationCompiler:
         self._scratch_tables: list[str] = []
         self._measurements: dict[str, str] = {}
         self.override_notes: list[dict[str, Any]] = []
+        # The words of every reason this evaluation's tables can hold (a base evaluation's, shared).
+        self.templates: Templates = base.templates if base is not None else Templates()
+        self._files: dict[str, tuple[str, ...]] = {}
         self._make_sources()
 
     # ------------------------------------------------------------------ sources
@@ -136,9 +140,20 @@ class PopulationCompiler:
         ``rule`` column too, as a cohort does to keep the rule that decided each member).
         """
         # Without reasons, the unused text columns are pruned from the plan before they are computed.
-        reason = "reason" if self.reasons else "CAST(NULL AS VARCHAR) AS reason"
+        reason = "reason" if self.reasons else f"{NO_REASON} AS reason"
         rule = "rule" if keeps_rule else f"{q(at.owner)} AS rule"
         return self.table(f"SELECT id, inside, {rule}, {reason} FROM ({sql})")
+
+    def because(self, words: str, **values: Value) -> str:
+        """SQL for a reason in ``words`` with ``values`` (see :meth:`cquin.engine.reasons.Templates.reason_sql`)."""
+        return self.templates.reason_sql(words, **values)
+
+    def files(self, table: str) -> tuple[str, ...]:
+        """The source files rows of ``table`` came from (a reason names its file in its words when they are few)."""
+        if table not in self._files:
+            found = self.con.execute(f"SELECT DISTINCT _file FROM {table} LIMIT {ONE_OF_LIMIT + 1}").fetchall()
+            self._files[table] = tuple(sorted(f for (f,) in found if f is not None))
+        return self._files[table]
 
     def new_name(self, prefix: str) -> str:
         """A table name not used before in this evaluation, starting with ``prefix`` (without the evaluation's own)."""

@@ -1,47 +1,59 @@
 """The stored form of a run's trace: compact facts per subject, sentences only when a person reads them.
 
 An evaluation decides, for every subject and component, whether the subject is in the denominator and
-the numerator, which population's test decided (the *rule*) and why (the *reason*: "snomed 343087000
-(deafness_hearing) recorded 2016-09-16 (conditions.csv line 3)").  Kept as sentences, that is about half a
-kilobyte per patient.  The store keeps instead:
+the numerator, which population's test decided (the *rule*) and why (the *reason*).  The evaluation already
+keeps each reason as facts (:mod:`cquin.engine.reasons`): the number of a template, its words fixed when
+the rules were compiled ("%s %s (deafness_hearing) recorded %s (conditions.csv line %s)"), and the values
+of one row.  The store keeps:
 
-- ``trace_terms``: a store-wide dictionary of the few hundred *terms* the sentences are made of: the
-  rules (population ids), the reasons' *templates* (each sentence with its values taken out, ``%s`` where
-  each was, ``%%`` for a literal ``%``), and the *shapes* (one subject's decisions with the values taken
-  out: for each component its ordinal, in/out of denominator and numerator, rule term, reason term, and
-  where its values start in the subject's list of values and how many it has);
+- ``trace_terms``: a store-wide dictionary of the few hundred *terms*: the rules (population ids), the
+  reasons' *templates* (``%s`` where each value goes, ``%%`` for a literal ``%``), and the *shapes* (one
+  subject's decisions with the values taken out: for each component its ordinal, in/out of denominator and
+  numerator, rule term, template term, and where its values start in the subject's list of values and how
+  many it has);
 - per subject (``run_subjects``) the shape's term and the values that fill it (dates, line numbers, codes,
-  counts, scores: the facts), joined by ``|``; a reason two components share is kept once;
-- per cohort member (``run_cohorts``) the reason's term and its values.
+  counts, scores: the facts), joined by ``|`` (each written as the inside of a JSON string, ``|`` as
+  ``\u007c``); a reason two components share is kept once;
+- per cohort member (``run_cohorts``) the reason's template term and its values.
 
-The encoding is lossless: :func:`render` puts every value back where it was taken from, so ``explain``, the
-cohort list and every output read the very sentence the evaluation wrote.  Because the dictionary is shared
-by every run in the store, two runs that decided a subject alike store the same row, and comparing runs
-compares rows.  The views ``run_decisions`` and ``run_cohort_members`` render the sentences in plain SQL
-(SQLite's ``printf``), for anyone reading the store with SQL.  A sentence with more than MAX_VALUES values
-is kept whole as its own template (the views fill that many): such a template keeps its digits, so it is
-not hidden by ``cquin serve`` as the values are (a known limit, for free text only).  A reason whose values are hidden (``cquin serve``
-without ``--show-identifiers`` reads ``vals`` as empty) reads as empty.
+:func:`render` puts every value back in its template, so ``explain``, the cohort list and every output read
+the very sentence the evaluation means.  Because the dictionary is shared by every run in the store, two
+runs that decided a subject alike store the same row, and comparing runs compares rows.  The views
+``run_decisions`` and ``run_cohort_members`` render the sentences in plain SQL (SQLite's ``printf``), for
+anyone reading the store with SQL.  A reason whose values are hidden (``cquin serve`` without
+``--show-identifiers`` reads ``vals`` as empty) reads with its values empty.
 
-Long because the encoding (SQL, at store time), the decoding (Python, at read time) and the SQL views must agree exactly, so they are kept side by side.
+Runs migrated from format 4 (and runs stored before the evaluation kept its reasons as templates) hold
+templates of kind ``reason``, split out of their sentences by taking out every date and number
+(:func:`split`); they render the same sentences, but their rows differ from a new run's, so
+:func:`split_encoded` tells comparisons and verification to read them in words.  A split sentence with
+more than MAX_VALUES values was kept whole as its own template (the views fill that many).
+
+Long because the encoding (SQL, at store time), the decoding (Python, at read time) and the SQL views must
+agree exactly, so they are kept side by side.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cquin.dataset.duck import sql_str
+from cquin.engine.reasons import SEPARATOR, render, slots, values_of
 from cquin.exceptions import StoreError
 
 # The values taken out of a sentence: ISO dates and decimal numbers whole, else every run of digits.  They are
 # kept joined by SEPARATOR, which no value contains.
 VALUE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]+(?:[.][0-9]+)?"
-SEPARATOR = "|"
 _VALUE = re.compile(VALUE_PATTERN)
+# The kinds of term: rules (population ids), templates (the evaluation's reasons' words), shapes, and the
+# templates the migration of a format-4 store split out of its sentences ("reason").
+TEMPLATE_KIND = "template"
+SPLIT_KIND = "reason"
+REASON_KINDS = (TEMPLATE_KIND, SPLIT_KIND)
 # A sentence with more values than this is kept whole as its own template (the SQL views fill at most this many).
 MAX_VALUES = 16
 
@@ -49,26 +61,11 @@ TERMS_TABLE = "trace_terms"
 TERMS_PERMANENT = "trace terms are permanent: the decisions of every stored run are read through them"
 
 
-# --------------------------------------------------------------------------- encoding (DuckDB, at store time)
-
-
-def template_sql(reason: str) -> str:
-    """SQL for the template of the sentence in column ``reason`` (values out, ``%`` doubled)."""
-    escaped = f"replace({reason}, '%', '%%')"
-    return (
-        f"CASE WHEN len(regexp_extract_all({reason}, '{VALUE_PATTERN}')) > {MAX_VALUES} THEN {escaped} "
-        f"ELSE regexp_replace({escaped}, '{VALUE_PATTERN}', '%s', 'g') END"
-    )
-
-
-def values_sql(reason: str) -> str:
-    """SQL for the list of values taken out of the sentence in column ``reason`` (in order)."""
-    found = f"regexp_extract_all({reason}, '{VALUE_PATTERN}')"
-    return f"CASE WHEN len({found}) > {MAX_VALUES} THEN CAST([] AS VARCHAR[]) ELSE {found} END"
+# --------------------------------------------------------------------------- values
 
 
 def split(sentence: str | None) -> tuple[str | None, list[str]]:
-    """A sentence as (template, values), as :func:`template_sql` and :func:`values_sql` split it (for migrations)."""
+    """A format-4 sentence as (template, values): its dates and numbers taken out (for the migration)."""
     if sentence is None:
         return None, []
     values = _VALUE.findall(sentence)
@@ -76,13 +73,6 @@ def split(sentence: str | None) -> tuple[str | None, list[str]]:
     if len(values) > MAX_VALUES:
         return escaped, []
     return _VALUE.sub("%s", escaped), values
-
-
-def render(template: str | None, values: list[str]) -> str | None:
-    """The sentence a template and its values were taken from."""
-    if template is None:
-        return None
-    return template % tuple(values)
 
 
 class TermIndex:
@@ -109,18 +99,6 @@ class TermIndex:
         return out
 
 
-def _term_table(con: Any, name: str, ids: dict[str, int]) -> None:
-    """The terms ``ids`` as a DuckDB table (text, term_id), handed over through Arrow in one step."""
-    import pyarrow as pa
-
-    terms = pa.table({"text": pa.array(list(ids), pa.string()), "term_id": pa.array(list(ids.values()), pa.int64())})
-    con.register("st_terms_in", terms)
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT text, term_id FROM st_terms_in")
-    finally:
-        con.unregister("st_terms_in")
-
-
 @dataclass(frozen=True)
 class Encoded:
     """SQL over the dataset's connection giving the encoded rows to store, and the temporary tables it needs."""
@@ -138,99 +116,134 @@ def encode(
     con: Any,
     terms: TermIndex,
     *,
+    templates: Sequence[str],
     decisions: dict[str, list[tuple[int, str]]],
     decisions_sql: Any,
     cohorts_sql: str,
-    reason_sql: Any = None,
+    values_sql: Any = None,
 ) -> Encoded:
     """Encode a run's decisions and cohort members against the store's term dictionary.
 
+    The evaluation's reasons are already facts: a template number (into ``templates``) and the values.
     ``decisions`` maps each entity to its components as (ordinal, component id); ``decisions_sql(cid)`` gives
     (id, in_denominator, in_numerator, rule, reason) for one component; ``cohorts_sql`` gives (cohort, id,
-    reason).  ``reason_sql(column)`` may rewrite a reason before it is split (the pseudonymiser's text rule).
+    reason).  ``values_sql(column)`` may rewrite the values before they are stored (the pseudonymiser's text rule).
     """
-    fix = reason_sql or (lambda column: column)
+    fix = values_sql or (lambda column: column)
     # The working tables are ordinary tables of the dataset's database (not TEMP), so that when the dataset
     # works on disk (millions of patients) they are paged too.
-    # 1. Every distinct reason split once (a sentence recurs across components and patients: about a third of
-    #    the decisions' reasons are distinct), the templates and rules into the dictionary.
-    parts = [f"SELECT reason FROM ({decisions_sql(cid)})" for comps in decisions.values() for _, cid in comps]
-    parts.append(f"SELECT reason FROM ({cohorts_sql})")
-    con.execute(
-        f"""CREATE OR REPLACE TABLE st_split AS
-            SELECT raw, {template_sql("reason")} AS tpl, {values_sql("reason")} AS vals
-            FROM (SELECT raw, {fix("raw")} AS reason FROM (SELECT DISTINCT reason AS raw FROM ({" UNION ALL ".join(parts)})))"""
+    # 1. The templates and rules used, into the dictionary: (evaluation's number -> term, number of values).
+    comps = [cid for entity_comps in decisions.values() for _, cid in entity_comps]
+    used_sql = " UNION ".join(
+        [f"SELECT DISTINCT reason.t AS t FROM ({decisions_sql(cid)})" for cid in comps]
+        + [f"SELECT DISTINCT reason.t AS t FROM ({cohorts_sql})"]
     )
-    templates = [t for (t,) in con.execute("SELECT DISTINCT tpl FROM st_split WHERE tpl IS NOT NULL").fetchall()]
-    _term_table(con, "st_templates", terms.ids("reason", templates))
-    con.execute(
-        """CREATE OR REPLACE TABLE st_reasons AS
-           SELECT s.raw, t.term_id AS tp, s.vals FROM st_split s LEFT JOIN st_templates t ON t.text = s.tpl"""
+    used = sorted(t for (t,) in con.execute(used_sql).fetchall() if t is not None)
+    ids = terms.ids(TEMPLATE_KIND, [templates[t] for t in used])
+    known = [t for t in used if templates[t] in ids]
+    _table(
+        con, "st_tmap", {"t": known, "term_id": [ids[templates[t]] for t in known], "nv": [slots(templates[t]) for t in known]}
     )
-    con.execute("DROP TABLE st_split")
-    rules = " UNION ".join(
-        f"SELECT DISTINCT rule FROM ({decisions_sql(cid)})" for comps in decisions.values() for _, cid in comps
-    )
-    found = [r for (r,) in con.execute(rules).fetchall() if r is not None] if rules else []
-    _term_table(con, "st_rules", terms.ids("rule", found))
-    # 2. Each subject's decisions side by side, a reason shared with an earlier component kept once.
-    con.execute("CREATE OR REPLACE TABLE st_subjects (entity VARCHAR, id VARCHAR, shape VARCHAR, vals VARCHAR[])")
-    for entity, comps in decisions.items():
-        # One component at a time joined to the split reasons (one hash table of them in memory at once).
-        for i, (_, cid) in enumerate(comps):
+    rules_sql = " UNION ".join(f"SELECT DISTINCT rule FROM ({decisions_sql(cid)})" for cid in comps)
+    found = [r for (r,) in con.execute(rules_sql).fetchall() if r is not None] if comps else []
+    rule_ids = terms.ids("rule", found)
+    _table(con, "st_rules", {"text": list(rule_ids), "term_id": list(rule_ids.values())})
+    nvals = {ids[templates[t]]: slots(templates[t]) for t in known}
+    # 2. Each subject's decisions side by side: the shape's key (per component: in/out, rule, template and
+    #    which earlier component's values it shares) and the values, a reason shared with an earlier
+    #    component kept once.
+    scratch = ["st_tmap", "st_rules"]
+    parts: list[str] = []
+    for entity, entity_comps in decisions.items():
+        n = len(entity_comps)
+        if not n:
+            continue
+        for i, (_, cid) in enumerate(entity_comps):
+            # One component at a time joined to the small dictionaries (one hash table in memory at once).
             con.execute(
                 f"""CREATE OR REPLACE TABLE st_c{i} AS
                     SELECT d.id, d.in_denominator::INT AS dn{i}, d.in_numerator::INT AS nm{i}, r.term_id AS rl{i},
-                           s.tp AS tp{i}, s.vals AS v{i}
+                           m.term_id AS tp{i}, coalesce(m.nv, 0) AS nv{i}, {fix("d.reason.v")} AS v{i}
                     FROM ({decisions_sql(cid)}) d
-                    LEFT JOIN st_rules r ON r.text = d.rule LEFT JOIN st_reasons s ON s.raw = d.reason"""
+                    LEFT JOIN st_rules r ON r.text = d.rule LEFT JOIN st_tmap m ON m.t = d.reason.t"""
             )
-        if comps:
-            con.execute(f"INSERT INTO st_subjects {_subject_rows(entity, comps)}")
-        for i in range(len(comps)):
+        joined = "st_c0" + "".join(f" LEFT JOIN st_c{i} USING (id)" for i in range(1, n))
+        srcs = []
+        for i in range(n):
+            whens = " ".join(
+                f"WHEN tp{j} IS NOT DISTINCT FROM tp{i} AND v{j} IS NOT DISTINCT FROM v{i} THEN {j}" for j in range(i)
+            )
+            srcs.append(f"CASE {whens} ELSE {i} END AS src{i}" if whens else f"{i} AS src{i}")
+        key = [f"{col}{i}" for i in range(n) for col in ("dn", "nm", "rl", "tp", "src")]
+        kept = ", ".join(f"CASE WHEN src{i} = {i} AND nv{i} > 0 THEN v{i} END" for i in range(n))
+        ordinals = [ordinal for ordinal, _ in entity_comps]
+        table = f"st_s_{len(parts)}"
+        con.execute(
+            f"""CREATE OR REPLACE TABLE {table} AS
+                SELECT {sql_str(entity)} AS entity, id, hash({", ".join(key)}) AS k, {", ".join(key)},
+                       concat_ws('{SEPARATOR}', {kept}) AS vals
+                FROM (SELECT *, {", ".join(srcs)} FROM {joined})"""
+        )
+        for i in range(n):
             con.execute(f"DROP TABLE st_c{i}")
-    # 3. The shapes, into the dictionary.
-    shapes = [s for (s,) in con.execute("SELECT DISTINCT shape FROM st_subjects").fetchall()]
-    _term_table(con, "st_shapes", terms.ids("shape", shapes))
-    subjects = f"""SELECT s.entity, s.id, h.term_id AS shape, coalesce(array_to_string(s.vals, '{SEPARATOR}'), '') AS vals
-                  FROM st_subjects s LEFT JOIN st_shapes h ON h.text = s.shape ORDER BY s.id, s.entity"""
-    cohorts = f"""SELECT c.cohort, c.id, r.tp AS reason, coalesce(array_to_string(r.vals, '{SEPARATOR}'), '') AS vals
-                  FROM ({cohorts_sql}) c LEFT JOIN st_reasons r ON r.raw = c.reason
+        scratch.append(table)
+        # 3. The shapes: each distinct key once, written out in Python, into the dictionary.
+        shapes: dict[int, str] = {}
+        for k, *cols in con.execute(f"SELECT DISTINCT k, {', '.join(key)} FROM {table}").fetchall():
+            text = _shape_text(ordinals, cols, nvals)
+            if shapes.setdefault(k, text) != text:  # two keys with one hash: never seen, but never wrong either
+                raise StoreError("two decision shapes hash alike; the run cannot be stored")
+        shape_ids = terms.ids("shape", set(shapes.values()))
+        _table(
+            con,
+            f"st_h_{len(parts)}",
+            {"k": list(shapes), "term_id": [shape_ids.get(text) for text in shapes.values()]},
+            types={"k": "UBIGINT"},
+        )
+        scratch.append(f"st_h_{len(parts)}")
+        parts.append(f"SELECT s.entity, s.id, h.term_id AS shape, s.vals FROM {table} s LEFT JOIN st_h_{len(parts)} h USING (k)")
+    subjects = (
+        f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY id, entity"
+        if parts
+        else "SELECT NULL AS entity, NULL AS id, NULL AS shape, NULL AS vals WHERE false"
+    )
+    cohorts = f"""SELECT c.cohort, c.id, m.term_id AS reason, CASE WHEN m.nv > 0 THEN {fix("c.reason.v")} ELSE '' END AS vals
+                  FROM ({cohorts_sql}) c LEFT JOIN st_tmap m ON m.t = c.reason.t
                   ORDER BY c.cohort, c.id"""
-    return Encoded(subjects, cohorts, ("st_reasons", "st_rules", "st_templates", "st_subjects", "st_shapes"))
+    return Encoded(subjects, cohorts, tuple(scratch))
 
 
-def _subject_rows(entity: str, comps: list[tuple[int, str]]) -> str:
-    """SQL for (entity, id, shape text, values) of every subject of ``entity``, from the tables ``st_c<i>``."""
-    subs = [f"st_c{i}" for i in range(len(comps))]
-    joined = subs[0] + "".join(f" LEFT JOIN {sub} USING (id)" for sub in subs[1:])
-    n = len(comps)
-    # src{i}: the first component whose reason (template and values) component i's equals; only it keeps the values.
-    srcs = []
-    for i in range(n):
-        whens = " ".join(f"WHEN tp{j} IS NOT DISTINCT FROM tp{i} AND v{j} IS NOT DISTINCT FROM v{i} THEN {j}" for j in range(i))
-        srcs.append(f"CASE {whens} ELSE {i} END AS src{i}" if whens else f"{i} AS src{i}")
-    kept = [f"(CASE WHEN src{k} = {k} THEN coalesce(len(v{k}), 0) ELSE 0 END)" for k in range(n)]
-    items = []
-    for i, (ordinal, _) in enumerate(comps):
-        # Where component i's values start: where those of the component it shares them with start.
-        start = "CASE " + " ".join(f"WHEN src{i} = {j} THEN {' + '.join(kept[:j]) or '0'}" for j in range(i + 1)) + " END"
-        fields = [
-            f"'{ordinal}'",
-            f"CAST(dn{i} AS VARCHAR)",
-            f"CAST(nm{i} AS VARCHAR)",
-            f"coalesce(CAST(rl{i} AS VARCHAR), 'null')",
-            f"coalesce(CAST(tp{i} AS VARCHAR), 'null')",
-            f"CAST({start} AS VARCHAR)",
-            f"CAST(coalesce(len(v{i}), 0) AS VARCHAR)",
-        ]
-        # A subject a component has no row for (none in practice) has no entry for it.
-        items.append("'[' || " + " || ',' || ".join(fields) + " || ']'")
-    values = "list_concat(" + ", ".join(f"CASE WHEN src{k} = {k} THEN coalesce(v{k}, []) ELSE [] END" for k in range(n)) + ")"
-    if n == 1:
-        values = "coalesce(v0, CAST([] AS VARCHAR[]))"
-    return f"""SELECT {sql_str(entity)}, id, '[' || concat_ws(',', {", ".join(items)}) || ']', {values}
-               FROM (SELECT *, {", ".join(srcs)} FROM {joined})"""
+def _shape_text(ordinals: list[int], cols: list[Any], nvals: dict[int, int]) -> str:
+    """The shape term of one key: per component [ordinal, den, num, rule, reason, values start, values count]."""
+    entries: list[list[int | None]] = []
+    starts: list[int] = []
+    at = 0
+    for i, ordinal in enumerate(ordinals):
+        dn, nm, rl, tp, src = cols[5 * i : 5 * i + 5]
+        count = nvals.get(tp, 0) if tp is not None else 0
+        if src == i:
+            starts.append(at)
+            at += count
+        else:
+            starts.append(starts[src])
+        entries.append([ordinal, int(dn or 0), int(nm or 0), rl, tp, starts[i], count])
+    return json.dumps(entries, separators=(",", ":"))
+
+
+def _table(con: Any, name: str, columns: dict[str, list[Any]], types: dict[str, str] | None = None) -> None:
+    """A small DuckDB table from Python lists, handed over through Arrow in one step."""
+    import pyarrow as pa
+
+    kinds = {"text": pa.string()}
+    arrays = {
+        col: pa.array(vals, kinds.get(col, pa.uint64() if (types or {}).get(col) == "UBIGINT" else pa.int64()))
+        for col, vals in columns.items()
+    }
+    con.register("st_in", pa.table(arrays))
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM st_in")
+    finally:
+        con.unregister("st_in")
 
 
 # --------------------------------------------------------------------------- decoding (Python, at read time)
@@ -252,7 +265,9 @@ class Terms:
 
     def __init__(self, conn: Any) -> None:
         require_format5(conn)
-        self._text = dict(conn.execute(f"SELECT term_id, text FROM {TERMS_TABLE}").fetchall())
+        rows = conn.execute(f"SELECT term_id, text, kind FROM {TERMS_TABLE}").fetchall()
+        self._text = {term_id: text for term_id, text, _ in rows}
+        self._kinds = {term_id: kind for term_id, _, kind in rows}
         self._shapes: dict[int, list[list[int | None]]] = {}
 
     def text(self, term_id: int | None) -> str | None:
@@ -263,13 +278,29 @@ class Terms:
             self._shapes[term_id] = json.loads(self._text[term_id])
         return self._shapes[term_id]
 
-    def ids_containing(self, kind: str, fragment: str, conn: Any) -> list[int]:
-        """The terms of ``kind`` whose text contains ``fragment`` (e.g. the templates of override reasons)."""
+    def reasons_containing(self, fragment: str, conn: Any) -> list[int]:
+        """The reason templates whose words contain ``fragment`` (e.g. those of override reasons)."""
         escaped = fragment.replace("%", "%%")
+        marks = ", ".join("?" for _ in REASON_KINDS)
         return [
             r[0]
-            for r in conn.execute(f"SELECT term_id FROM {TERMS_TABLE} WHERE kind = ? AND instr(text, ?) > 0", [kind, escaped])
+            for r in conn.execute(
+                f"SELECT term_id FROM {TERMS_TABLE} WHERE kind IN ({marks}) AND instr(text, ?) > 0", [*REASON_KINDS, escaped]
+            )
         ]
+
+    def kind(self, term_id: int) -> str | None:
+        """The kind of a term (read once per reader, with the texts)."""
+        return self._kinds.get(term_id)
+
+
+def split_encoded(conn: Any, terms: Terms, run_id: str) -> bool:
+    """Whether a run's reasons were split out of sentences (runs stored before the evaluation wrote its reasons
+    as templates and values, and every migrated run): its rows then differ from a fresh run's decided alike."""
+    shapes = [s for (s,) in conn.execute("SELECT DISTINCT shape FROM run_subjects WHERE run_id = ?", [run_id]).fetchall()]
+    reasons = {entry[4] for shape in shapes if shape is not None for entry in terms.shape(shape)}
+    reasons |= {r for (r,) in conn.execute("SELECT DISTINCT reason FROM run_cohorts WHERE run_id = ?", [run_id]).fetchall()}
+    return any(terms.kind(r) == SPLIT_KIND for r in reasons if r is not None)
 
 
 @dataclass(frozen=True)
@@ -281,11 +312,6 @@ class Decision:
     in_numerator: int
     rule: str | None
     reason: str | None
-
-
-def values_of(vals: str) -> list[str]:
-    """The stored values of a subject or cohort member, as a list."""
-    return vals.split(SEPARATOR) if vals else []
 
 
 def decode(terms: Terms, shape: int, vals: str) -> Iterator[Decision]:
@@ -365,7 +391,7 @@ def _encode_decisions(decided: dict[str, list[Any]], ordinals: dict[str, int], i
     values: list[str] = []
     for cid, (den, num, rule, reason) in decided.items():
         template, found = split(reason)
-        tp = ids("reason", template)
+        tp = ids(SPLIT_KIND, template)
         start = next((s for t, v, s in kept if t == tp and v == found), None)
         if start is None:
             start = len(values)
@@ -416,7 +442,7 @@ def migrate_format4(db: Any) -> None:
             out = []
             for run_id, cohort, patient_id, reason in batch:
                 template, found = split(reason)
-                out.append((run_id, cohort, patient_id, ids("reason", template), SEPARATOR.join(found)))
+                out.append((run_id, cohort, patient_id, ids(SPLIT_KIND, template), SEPARATOR.join(found)))
             conn.executemany("INSERT INTO run_cohorts (run_id, cohort, patient_id, reason, vals) VALUES (?, ?, ?, ?, ?)", out)
         db.execute("DROP TABLE run_cohorts_format4")
     db.execute("DROP INDEX IF EXISTS idx_subjects_subject")

@@ -231,10 +231,11 @@ def encoded_trace(
     return trace.encode(
         dataset.con,
         terms,
+        templates=t.templates.texts,
         decisions=decisions,
         decisions_sql=lambda cid: f"SELECT id, in_denominator, in_numerator, rule, reason FROM ({t.decisions_sql(cid)})",
         cohorts_sql=t.cohort_members_sql(),
-        reason_sql=ps.text_sql if ps is not None and ps.fingerprint else None,
+        values_sql=ps.text_sql if ps is not None and ps.fingerprint else None,
     )
 
 

@@ -22,6 +22,7 @@ from cquin.engine import ruleset_check
 from cquin.engine.compile_rules import Scope, compile_rule
 from cquin.engine.diff import diff_rulesets
 from cquin.engine.populations import PopulationCompiler
+from cquin.engine.reasons import Safe
 from cquin.engine.rules import RULE_KINDS, CheckContext, Rule, rule_kind
 from cquin.engine.ruleset import check_ruleset, load_ruleset, schema
 from cquin.policytest import run_test_file
@@ -87,14 +88,16 @@ class BornBefore(Rule):
 
 
 def compile_born_before(node: BornBefore, c: PopulationCompiler, at: Scope) -> str:
-    """Step 3: the compile function: (id, inside, reason) for every patient of the universe."""
+    """Step 3: the compile function: (id, inside, reason) for every patient of the universe, the reason in
+    words with its values (``c.because``: the words are fixed here, the values come from each row)."""
     cut = f"DATE {sql_str(node.date)}"
+    born = Safe("CAST(p.dob AS VARCHAR)")
     return c.leaf(
         at,
         f"""SELECT u.id, coalesce(p.dob < {cut}, false) AS inside,
-              CASE WHEN p.dob IS NULL THEN 'no date of birth recorded'
-                   ELSE 'born ' || CAST(p.dob AS VARCHAR) || CASE WHEN p.dob < {cut} THEN ', before ' ELSE ', not before ' END
-                        || {sql_str(node.date)} END AS reason
+              CASE WHEN p.dob IS NULL THEN {c.because("no date of birth recorded")}
+                   WHEN p.dob < {cut} THEN {c.because("born {dob}, before {cut}", dob=born, cut=node.date)}
+                   ELSE {c.because("born {dob}, not before {cut}", dob=born, cut=node.date)} END AS reason
             FROM {at.universe} u
             LEFT JOIN (SELECT patient_id AS id, min(date_of_birth) AS dob FROM {c.t("patients")} GROUP BY 1) p USING (id)""",
     )

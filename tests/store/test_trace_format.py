@@ -7,6 +7,7 @@ cquin's ``explain`` printed for three subjects.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import shutil
@@ -162,3 +163,96 @@ def test_runs_whose_components_differ_are_compared_component_by_component(format
     assert moved, "the swapped components decide differently for some patients"
     for _, _, before, after in moved:
         assert before != after
+
+
+def test_a_run_whose_reasons_were_split_from_sentences_verifies_and_compares_with_a_new_run_as_unchanged(
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    """A migrated run keeps the templates split out of its sentences, a new run the evaluation's own: their rows
+    differ for the same decisions, so verification and comparison read both in words."""
+    from cquin.cycle.compare import _subject_pairs
+    from cquin.demo import DEMO_DIR
+    from cquin.runner import run_evaluation
+    from cquin.store import trace
+    from tests.store.legacy import write_format4_trace
+
+    folder = tmp_path / "records"
+    shutil.copytree(DEMO_DIR, folder)
+    store = tmp_path / "audit.sqlite"
+    old = run_evaluation(folder, store=store).run_id
+    assert old is not None
+    write_format4_trace(store)
+    assert run_main(capsys, "store", "migrate", "--store", str(store)).code == 0
+    new = run_evaluation(folder, store=store).run_id
+    assert new is not None
+    db = open_store(store, read_only=True)
+    terms = trace.Terms(db.conn)
+    assert trace.split_encoded(db.conn, terms, old) and not trace.split_encoded(db.conn, terms, new)
+    changed = db.execute(
+        "SELECT count(*) FROM run_subjects a JOIN run_subjects b USING (entity, subject_id) "
+        "WHERE a.run_id = ? AND b.run_id = ? AND a.vals IS NOT b.vals",
+        [old, new],
+    ).fetchone()[0]
+    assert changed > 0, "the two encodings differ row by row"
+    assert list(_subject_pairs(db, old, new)) == []
+    db.conn.close()
+    for run_id in (old, new):
+        ran = run_main(capsys, "runs", "verify", run_id, "--store", str(store))
+        assert ran.code == 0 and "identical" in ran.out, ran.out + ran.err
+    # A stored fact of the migrated run changed by hand: verification reads it in words and finds it.
+    con = sqlite3.connect(store)
+    con.execute(
+        "UPDATE run_subjects SET vals = replace(vals, '2018', '2016') WHERE run_id = ? AND subject_id = '9990000018'", [old]
+    )
+    con.commit()
+    con.close()
+    ran = run_main(capsys, "runs", "verify", old, "--store", str(store))
+    assert ran.code != 0 and "per-patient decisions differ" in ran.out, ran.out + ran.err
+
+
+def test_a_new_run_stores_values_not_words(tmp_path: Path) -> None:
+    """The reasons' words are templates in trace_terms; a subject's row holds only the values of its reasons."""
+    from cquin.demo import DEMO_DIR
+    from cquin.runner import run_evaluation
+
+    store = tmp_path / "audit.sqlite"
+    run_id = run_evaluation(DEMO_DIR, store=store).run_id
+    con = sqlite3.connect(store)
+    vals = [v for (v,) in con.execute("SELECT vals FROM run_subjects WHERE run_id = ? AND entity = 'patient'", [run_id])]
+    words = ("recorded", "conversation", "baseline", "csv", "line", "snomed")
+    assert vals and not any(w in v for v in vals for w in words)
+    kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM trace_terms")}
+    assert kinds == {"rule", "template", "shape"}
+    con.close()
+
+
+def test_the_sql_views_render_a_new_runs_reasons_as_cquin_reads_them_even_with_quotes_and_bars(tmp_path: Path) -> None:
+    """A value may hold ``|``, ``"`` or ``\\`` (a code, an override's free-text reason): the views still read it."""
+    from cquin.demo import DEMO_DIR
+    from cquin.runner import run_evaluation
+    from cquin.store import subject_decisions
+
+    folder = tmp_path / "records"
+    shutil.copytree(DEMO_DIR, folder)
+    with (folder / "overrides.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:  # every override's reason, whichever of them changes a decision
+        row["reason"] = 'moved | said "back\\slash"'
+    with (folder / "overrides.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    store = tmp_path / "audit.sqlite"
+    run_id = run_evaluation(folder, store=store).run_id
+    db = open_store(store, read_only=True)
+    read = {(e, s, d["component"]): d["reason"] for e, s, ds in subject_decisions(db, run_id) for d in ds}
+    cohorts = [(n, m["patient_id"], m["reason"]) for n in ("year1", "year2") for m in cohort_members(db, run_id, n)]
+    db.conn.close()
+    con = sqlite3.connect(store)
+    viewed = {(e, s, c): why for e, s, c, why in con.execute("SELECT entity, subject_id, component, reason FROM run_decisions")}
+    members = con.execute("SELECT cohort, patient_id, reason FROM run_cohort_members ORDER BY 1, 2").fetchall()
+    con.close()
+    assert viewed == read
+    assert members == cohorts
+    assert any('by agreed override: moved | said "back\\slash"' in (why or "") for _, _, why in members)
