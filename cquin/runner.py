@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,7 @@ from cquin.exceptions import RulesetError, StoreError
 from cquin.faults import explained, reraise_fault
 from cquin.loading import load_dataset, out_of_memory
 from cquin.privacy import open_private
-from cquin.store import Explanation, load_run, new_run_id, open_store, record_run, results_digest
+from cquin.store import Explanation, load_run, new_run_id, open_store, record_run, results_digest, trace
 
 DEFAULT_RULESET = "cquin_2017_19"
 
@@ -107,41 +108,56 @@ def run_evaluation(
     run_id = None
     breakdowns = None
     if db is not None:
-        say("summarising the run for the report")
+        say("summarising the run for the report, and writing the audit store")
+        # The breakdowns are DuckDB's work and the store's write mostly SQLite's: each on its own core, the
+        # breakdowns on a cursor of their own while the trace is copied, waited for just before they are stored.
+        cursor = dataset.con.cursor()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="cquin-breakdowns")
+        later = pool.submit(compute_breakdowns, cursor, rs)
+
+        def summary() -> dict[str, Any]:
+            try:
+                return later.result()
+            except duckdb.OutOfMemoryException as exc:
+                reraise_fault(exc, "the data engine's temporary work files (summarising the run)")
+                raise out_of_memory("summarising the run for the report") from None
+
         try:
-            breakdowns = compute_breakdowns(dataset.con, rs)
-        except duckdb.OutOfMemoryException as exc:
-            reraise_fault(exc, "the data engine's temporary work files (summarising the run)")
-            raise out_of_memory("summarising the run for the report") from None
-        say("writing the audit store")
-        with explained("the data engine's temporary work files (writing the audit store)"):
-            run_id = record_run(
-                db,
-                result,
-                dataset,
-                run_id=new_run_id(started),
-                started_at=started,
-                adapter=adapter_name,
-                source=str(Path(source).resolve()),
-                ruleset_source=str(rs.path.resolve()),
-                parameters={
-                    "contract_value": None if contract_value is None else str(contract_value),
-                    "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
-                    "as_of": as_of.isoformat() if as_of else None,
-                    "adapter_options": dict(adapter_options or {}),
-                    "org": None if org is None else str(Path(org).resolve()),
-                    "years": rs.years(),
-                    "year_status": result.year_status,
-                    "data_quality_limits": limits.as_dict(),
-                    "accept_rejections": accept_rejections,
-                    "recorded_evidence": [d.as_dict() for d in recorded],
-                    **({"supersedes": supersedes} if supersedes else {}),
-                },
-                ruleset_json=canonical_json(rs.doc),
-                breakdowns=breakdowns,
-                pseudonymise_key=pseudonymise_key,
-                data_quality=quality.as_dict(),
-            )
+            with explained("the data engine's temporary work files (writing the audit store)"):
+                run_id = record_run(
+                    db,
+                    result,
+                    dataset,
+                    run_id=new_run_id(started),
+                    started_at=started,
+                    adapter=adapter_name,
+                    source=str(Path(source).resolve()),
+                    ruleset_source=str(rs.path.resolve()),
+                    parameters={
+                        "contract_value": None if contract_value is None else str(contract_value),
+                        "contract_value_year2": None if contract_value_year2 is None else str(contract_value_year2),
+                        "as_of": as_of.isoformat() if as_of else None,
+                        "adapter_options": dict(adapter_options or {}),
+                        "org": None if org is None else str(Path(org).resolve()),
+                        "years": rs.years(),
+                        "year_status": result.year_status,
+                        "data_quality_limits": limits.as_dict(),
+                        "accept_rejections": accept_rejections,
+                        "recorded_evidence": [d.as_dict() for d in recorded],
+                        **({"supersedes": supersedes} if supersedes else {}),
+                    },
+                    ruleset_json=canonical_json(rs.doc),
+                    breakdowns=summary,
+                    pseudonymise_key=pseudonymise_key,
+                    data_quality=quality.as_dict(),
+                )
+            breakdowns = later.result()
+        finally:
+            # Not left running behind an error: the breakdowns' queries are interrupted, then waited for.
+            if not later.done():
+                cursor.interrupt()
+            pool.shutdown(wait=True)
+            cursor.close()
         # Closing checkpoints the write-ahead log into the store file (when no reader holds it), so the file
         # alone holds every committed run.
         db.conn.close()
@@ -214,7 +230,10 @@ def verify_run(store: Path, run_id: str, *, inputs: Path | None = None) -> Verif
         recorded=[RecordedDecision.from_dict(d) for d in params.get("recorded_evidence") or []],
     )
     digest = results_digest(result, dataset)
-    if digest != run["results_sha256"]:
+    # A run stored by an older cquin (its reasons split from sentences) has a digest of those sentences: its
+    # decisions are compared in words below instead.
+    older = trace.split_encoded(db.conn, trace.Terms(db.conn), run["run_id"])
+    if digest != run["results_sha256"] and not older:
         changed = [
             f"{c.id}: stored {s['numerator']}/{s['denominator']} £{s['payment']}, now {c.numerator}/{c.denominator} £{c.payment:.2f}"
             for c, s in zip(result.components, stored.components, strict=False)

@@ -93,14 +93,23 @@ def _inspect_bytes(path: Path, *, detect_encoding: bool = False) -> _Shape:
     encoding = "utf-8"
     decoder = codecs.getincrementaldecoder("utf-8")()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            cr, lf, crlf = cr + chunk.count(b"\r"), lf + chunk.count(b"\n"), crlf + chunk.count(b"\r\n")
-            crlf += last[-1:] == b"\r" and chunk[:1] == b"\n"
+        for n, chunk in enumerate(iter(lambda: fh.read(_CHUNK), b"")):
+            if n == 0:
+                # Only a delimiter in the header can be the file's (detect_delimiter), and the header is in the
+                # first chunk: the others are not counted (a comma, the default, always is).
+                keys = [(d, b) for d, b in keys if d == "," or b in chunk]
+            lf += chunk.count(b"\n")
+            # Most files have no CR at all: then there is no CRLF to count and no CR in a blank line.
+            has_cr = b"\r" in chunk or last[-1:] == b"\r"
+            if has_cr:
+                cr, crlf = cr + chunk.count(b"\r"), crlf + chunk.count(b"\r\n")
+                crlf += last[-1:] == b"\r" and chunk[:1] == b"\n"
             for d, b in keys:
                 separators[d] += chunk.count(b)
             has_nul = has_nul or b"\x00" in chunk
             edge = last + chunk[:2]  # a blank line split across two chunks
-            blank = blank or any(m in part for part in (chunk, edge) for m in (b"\n\n", b"\n\r", b"\r\r"))
+            marks = (b"\n\n", b"\n\r", b"\r\r") if has_cr else (b"\n\n",)
+            blank = blank or any(m in part for part in (chunk, edge) for m in marks)
             last = chunk[-2:]
             if detect_encoding and encoding == "utf-8":
                 try:

@@ -135,10 +135,19 @@ class Trace:
 
     def digest(self) -> tuple[Any, ...] | None:
         """(rows, an order-independent hash of every decision; None when there are none): equal when two evaluations decided alike."""
-        return first_row(
-            self.con,
-            f"SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, reason)) FROM ({self.decisions_sql()})",
-        )
+        # Each reason by its words and values, not by the number its template happens to have in this evaluation.
+        import pyarrow as pa
+
+        words = pa.table({"t": pa.array(range(len(self.templates.texts)), pa.int32()), "words": self.templates.texts})
+        self.con.register("trace_words", words)
+        try:
+            return first_row(
+                self.con,
+                f"""SELECT count(*), bit_xor(hash(component, id, in_denominator, in_numerator, rule, w.words, d.reason.v))
+                    FROM ({self.decisions_sql()}) d LEFT JOIN trace_words w ON w.t = d.reason.t""",
+            )
+        finally:
+            self.con.unregister("trace_words")
 
 
 EVALUATION_PREFIX = "e_"  # the main evaluation's tables (milestones "as at" a date use their own prefixes)

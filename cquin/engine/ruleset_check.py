@@ -156,7 +156,11 @@ class RulesetChecker:
         try:
             raw = read_capped(file, limit=MAX_CODE_LIST_BYTES, what=f"code list {cid}")
         except UserError as exc:
-            if not file.exists():
+            try:
+                missing = not file.exists()
+            except OSError:  # a name the file system cannot hold (too long): it cannot be there
+                missing = True
+            if missing:
                 self.error(ypath, f"code list {cid}: the file {file.name} cannot be read (looked for {file})")
             else:
                 self.error(ypath, str(exc))

@@ -8,6 +8,7 @@ import json
 import queue
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def record_run(
     ruleset_source: str,
     parameters: dict[str, Any],
     ruleset_json: str,
-    breakdowns: dict[str, Any] | None = None,
+    breakdowns: dict[str, Any] | Callable[[], dict[str, Any] | None] | None = None,
     pseudonymise_key: bytes | None = None,
     data_quality: dict[str, Any] | None = None,
 ) -> str:
@@ -66,7 +67,8 @@ def record_run(
 
     With ``pseudonymise_key``, a keyed hash replaces every NHS number the store
     would otherwise keep (subjects, cohorts, overrides, rejected values and any
-    ten-digit number in reasons and notes), so the audit can be shared.
+    ten-digit number in reasons and notes), so the audit can be shared.  ``breakdowns`` may be a callable
+    giving them, called once the trace is written (the runner works them out meanwhile, on the other core).
     """
     finished = dt.datetime.now(dt.UTC)
     ledger = dataset.ledger
@@ -186,8 +188,6 @@ def record_run(
                         "detail": ps.text(json.dumps(data_quality, sort_keys=True)),
                     }
                 )
-            if breakdowns is not None:
-                db.table("run_breakdowns").insert({"run_id": run_id, "breakdowns": json.dumps(breakdowns, sort_keys=True)})
             db.table("run_unmatched_codes").insert_all(
                 {"run_id": run_id, "code_system": s, "code": c, "count": n} for s, c, n in result.unmatched_codes
             )
@@ -213,6 +213,10 @@ def record_run(
                 )
             finally:
                 encoded.drop(dataset.con)
+            # Last, so that breakdowns still being worked out (a callable) are summed while the trace is written.
+            summary = breakdowns() if callable(breakdowns) else breakdowns
+            if summary is not None:
+                db.table("run_breakdowns").insert({"run_id": run_id, "breakdowns": json.dumps(summary, sort_keys=True)})
     except sqlite3.Error as exc:  # errors on the store's own connection are already explained
         raise storefile.store_error(getattr(db.conn, "store_path", Path("audit store")), exc) from None
     return run_id

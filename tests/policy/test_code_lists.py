@@ -116,3 +116,11 @@ def test_validate_warns_when_a_ruleset_has_no_tests_file(folder: Path):
     write(folder, "child.tests.yaml", "ruleset: child.yaml\ncases: []\n")
     again = runner.invoke(cli.app, ["ruleset", "validate", str(child)])
     assert "no tests file" not in again.stdout
+
+
+def test_a_code_list_path_too_long_for_the_file_system_is_a_validation_error_not_a_crash(folder: Path):
+    """Found by the ruleset fuzzer: a file name of thousands of characters made the checker raise."""
+    text = CHILD_HEAD + NEW_LIST.replace("codelists/stroke.snomed.csv", "x" * 5000 + ".csv")
+    child = write(folder, "child.yaml", text)
+    _, problems = check_ruleset(child)
+    assert any("code list stroke_snomed: the file" in p.message and "cannot be read" in p.message for p in errors(problems))
