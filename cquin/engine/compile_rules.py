@@ -88,6 +88,85 @@ def _where(c: PopulationCompiler, alias: str, source: str) -> dict[str, Value]:
     return {"file": one_of(f"{p}_file", c.files(source), from_records=True), "line": Safe(f"CAST({p}_line AS VARCHAR)")}
 
 
+# --------------------------------------------------------------------------- settled
+
+
+@singledispatch
+def settled_by(node: Rule, r: Ruleset) -> dt.date | None:
+    """The day from which no record dated later can change who ``node`` holds (None: not known, never assumed).
+
+    An evaluation "as at" a cut on or after that day holds the same subjects as one with every record, so a
+    milestone's count can reuse the main evaluation's table for the node (:meth:`PopulationCompiler.node`).
+    A rule kind that does not register one is always computed afresh.
+    """
+    return None
+
+
+def _latest(days: list[dt.date | None]) -> dt.date | None:
+    return None if any(d is None for d in days) else max((d for d in days if d is not None), default=dt.date.min)
+
+
+@settled_by.register(AllOf)
+@settled_by.register(AnyOf)
+def _settled_combination(node: AllOf | AnyOf, r: Ruleset) -> dt.date | None:
+    return _latest([settled_by(child, r) for child in node.rules])
+
+
+@settled_by.register(Not)
+def _settled_not(node: Not, r: Ruleset) -> dt.date | None:
+    return settled_by(node.rule, r)
+
+
+@settled_by.register(PopulationRef)
+def _settled_ref(node: PopulationRef, r: Ruleset) -> dt.date | None:
+    return settled_by(r.populations[node.population].rule, r)
+
+
+@settled_by.register(Served)
+def _settled_served(node: Served, r: Ruleset) -> dt.date | None:
+    # An episode starting after the cut cannot overlap a period that ended by it; one ending after it is
+    # "ongoing" as at the cut, and overlaps that period just as it does.
+    return r.period(node.during)[1] if node.during is not None else r.date(str(node.on))
+
+
+@settled_by.register(Ltc)
+def _settled_ltc(node: Ltc, r: Ruleset) -> dt.date | None:
+    return r.date(node.recorded_by)
+
+
+def _measurement_settled(mid: str, r: Ruleset) -> dt.date:
+    """The end of the period a measurement's assessments are dated in (and of the one it must match)."""
+    m = r.measurements[mid]
+    end = r.period(m.within)[1]
+    return max(end, _measurement_settled(m.same_instrument_as, r)) if m.same_instrument_as else end
+
+
+@settled_by.register(Measured)
+@settled_by.register(LowActivation)
+def _settled_measured(node: Measured | LowActivation, r: Ruleset) -> dt.date | None:
+    return _measurement_settled(node.measurement, r)
+
+
+@settled_by.register(Improved)
+def _settled_improved(node: Improved, r: Ruleset) -> dt.date | None:
+    return max(_measurement_settled(node.start, r), _measurement_settled(node.end, r))
+
+
+@settled_by.register(Conversation)
+def _settled_conversation(node: Conversation, r: Ruleset) -> dt.date | None:
+    return r.date(node.end)
+
+
+@settled_by.register(Trained)
+def _settled_trained(node: Trained, r: Ruleset) -> dt.date | None:
+    return r.date(node.by)
+
+
+@settled_by.register(CaresForCohort)
+def _settled_cares(node: CaresForCohort, r: Ruleset) -> dt.date | None:
+    return dt.date.min  # the staff list is read whole at any date
+
+
 # --------------------------------------------------------------------------- combinations
 
 

@@ -507,11 +507,11 @@ def _milestones(con: Any, ruleset: Ruleset, as_of: dt.date | None, base: Populat
             met = when is not None and when <= due
             detail = f"{check['provider_date']} {when}" if when else f"no {check['provider_date']} recorded by {cut}"
         else:
-            n = int(scalar(con, f"SELECT count(*) FROM {comp.population(check['population'])} WHERE inside"))  # type: ignore[index]
+            n = comp.count_inside(check["population"])
             label = ruleset.populations[check["population"]].label
             detail = f"{label}: {n}"
             if "compared_to" in check:
-                d = int(scalar(con, f"SELECT count(*) FROM {comp.population(check['compared_to'])} WHERE inside"))  # type: ignore[index]
+                d = comp.count_inside(check["compared_to"])
                 other = ruleset.populations[check["compared_to"]].label
                 pct = percent_text(n, d)
                 detail += f" of {other}: {d}" + (f" ({pct}%)" if pct else "")

@@ -14,8 +14,9 @@ from typing import Any
 
 import duckdb
 
+from cquin.dataset.duck import scalar
 from cquin.dataset.duck import sql_str as q
-from cquin.engine.compile_rules import Scope, compile_rule
+from cquin.engine.compile_rules import Scope, compile_rule, settled_by
 from cquin.engine.reasons import NO_REASON, ONE_OF_LIMIT, Templates, Value
 from cquin.engine.rules import Rule
 from cquin.engine.ruleset import Ruleset
@@ -50,6 +51,7 @@ class PopulationCompiler:
         # The words of every reason this evaluation's tables can hold (a base evaluation's, shared).
         self.templates: Templates = base.templates if base is not None else Templates()
         self._files: dict[str, tuple[str, ...]] = {}
+        self._built: dict[tuple[Rule, str], str] = {}  # node -> its table, for milestones as at a date to reuse
         self._make_sources()
 
     # ------------------------------------------------------------------ sources
@@ -130,8 +132,28 @@ class PopulationCompiler:
         return self._pop_tables[pid]
 
     def node(self, rule: Rule, entity: str, owner: str) -> str:
-        """A table (id, inside, rule, reason) for ``rule`` in population ``owner``, by its kind's compile function."""
-        return compile_rule(rule, self, Scope(universe=self.universe(entity), entity=entity, owner=owner))
+        """A table (id, inside, rule, reason) for ``rule`` in population ``owner``, by its kind's compile function.
+
+        Counting "as at" a cut (no reasons), a node that no record dated after the cut can change is the base
+        evaluation's table for it: only what changes is computed.  That table may also hold subjects not yet
+        known at the cut (who are out, as nothing of theirs is known), so such counts are taken over
+        :meth:`universe` (see :meth:`count_inside`).
+        """
+        if self.base is not None and not self.reasons and self.as_of is not None:
+            settled = settled_by(rule, self.r)
+            if settled is not None and settled <= self.as_of and (rule, entity) in self.base._built:
+                return self.base._built[(rule, entity)]
+        table = compile_rule(rule, self, Scope(universe=self.universe(entity), entity=entity, owner=owner))
+        self._built[(rule, entity)] = table
+        return table
+
+    def count_inside(self, pid: str) -> int:
+        """How many subjects population ``pid`` holds in this evaluation."""
+        table = self.population(pid)
+        if self.base is None:
+            return int(scalar(self.con, f"SELECT count(*) FROM {table} WHERE inside"))  # type: ignore[index]
+        universe = self.universe(self.r.populations[pid].entity)
+        return int(scalar(self.con, f"SELECT count(*) FROM {table} p SEMI JOIN {universe} u USING (id) WHERE inside"))  # type: ignore[index]
 
     def leaf(self, at: Scope, sql: str, *, keeps_rule: bool = False) -> str:
         """The node table of a leaf test whose ``sql`` selects (id, inside, reason) for every id of ``at.universe``.
