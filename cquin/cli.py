@@ -593,10 +593,6 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt, signals.Terminated) as exc:
         _stopped(exc)
-    except Exception as exc:
-        if signals.is_interrupt(exc):  # the data engine's own report of Ctrl-C
-            _stopped(exc)
-        raise
     except typer.exceptions.TyperException as exc:  # usage errors: show the usage line and the problem
         show = getattr(exc, "show", None)
         if show is not None:
@@ -604,6 +600,10 @@ def main() -> None:
         else:
             err.print(f"error: {escape(str(exc))}")
         sys.exit(getattr(exc, "exit_code", 2))
+    except Exception as exc:
+        if signals.is_interrupt(exc):  # the data engine's own report of Ctrl-C
+            _stopped(exc)
+        raise
     # In standalone_mode=False, click returns a command's exit code instead of exiting (and typer turns
     # Ctrl-C into a silent 130).
     if code == 130 and signals.interrupted():
