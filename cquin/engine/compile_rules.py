@@ -361,11 +361,12 @@ def _measured(node: Measured, c: PopulationCompiler, at: Scope) -> str:
     # Why not: carer-only, other instrument, or nothing in the period.
     within = f"s.assessed_on BETWEEN DATE '{start}' AND DATE '{end}'"
     same = m.same_instrument_as
-    other_instr = ""
+    other_instr, other_join = "", ""
     if same:
         o = c.measurement(same)
+        other_join = f"LEFT JOIN {o} o ON o.id = u.id"
         instrument = one_of(
-            f"coalesce((SELECT instrument FROM {o} WHERE id = u.id), '(no {same})')",
+            f"coalesce(o.instrument, '(no {same})')",
             [*c.r.instruments["preference"], f"(no {same})"],
         )
         another = c.because(
@@ -376,9 +377,8 @@ def _measured(node: Measured, c: PopulationCompiler, at: Scope) -> str:
             instrument=instrument,
             same=same.replace("_", " "),
         )
-        other_instr = f"""WHEN EXISTS (SELECT 1 FROM {c.t("scored")} s WHERE s.patient_id = u.id AND s.respondent = {q(m.respondent)} AND {within})
-                            THEN {another}
-                          WHEN NOT EXISTS (SELECT 1 FROM {o} WHERE id = u.id) THEN {c.because("no {same} to compare with", same=same.replace("_", " "))} """
+        other_instr = f"""WHEN coalesce(seen.own, false) THEN {another}
+                          WHEN o.id IS NULL THEN {c.because("no {same} to compare with", same=same.replace("_", " "))} """
     carer = "carer" if m.respondent == "patient" else "patient"
     found = c.because(
         "{measurement}: {result} on {on} ({file} line {line})",
@@ -406,13 +406,16 @@ def _measured(node: Measured, c: PopulationCompiler, at: Scope) -> str:
     return c.leaf(
         at,
         f"""
+        WITH seen AS (
+          -- Whose assessments in the period there are, in one pass (not a lookup per patient).
+          SELECT s.patient_id AS id, bool_or(s.respondent = {q(m.respondent)}) AS own, bool_or(s.respondent = {q(carer)}) AS other
+          FROM {c.t("scored")} s WHERE {within} AND s.respondent IN ({q(m.respondent)}, {q(carer)}) GROUP BY s.patient_id)
         SELECT u.id, t.id IS NOT NULL AS inside,
           CASE WHEN t.id IS NOT NULL THEN {found}
                {other_instr}
-               WHEN EXISTS (SELECT 1 FROM {c.t("scored")} s WHERE s.patient_id = u.id AND s.respondent = {q(carer)} AND {within})
-                 THEN {only_other}
+               WHEN coalesce(seen.other, false) THEN {only_other}
                ELSE {none} END AS reason
-        FROM {at.universe} u LEFT JOIN {t} t USING (id)""",
+        FROM {at.universe} u LEFT JOIN {t} t ON t.id = u.id LEFT JOIN seen ON seen.id = u.id {other_join}""",
     )
 
 

@@ -260,3 +260,28 @@ def test_the_sql_views_render_a_new_runs_reasons_as_cquin_reads_them_even_with_q
     assert viewed == read
     assert members == cohorts
     assert any('by agreed override: moved | said "back\\slash"' in (why or "") for _, _, why in members)
+
+
+def test_every_reason_a_new_run_keeps_reads_word_for_word_as_the_older_cquin_wrote_it(tmp_path: Path, format4: Path) -> None:
+    """The demo evaluated now, its reasons made from templates and values, against the sentences the cquin
+    before wrote for the same demo (the format-4 fixture): every subject, every component, every cohort member."""
+    from decimal import Decimal
+
+    from cquin.demo import DEMO_DIR
+    from cquin.runner import run_evaluation
+    from cquin.store import subject_decisions
+
+    old_subjects, old_cohorts = _old_trace(format4)
+    assert any("another instrument than" in str(d[4]) for ds in old_subjects.values() for d in ds)
+    store = tmp_path / "audit.sqlite"
+    run_id = run_evaluation(DEMO_DIR, store=store, contract_value=Decimal("12000000")).run_id
+    db = open_store(store, read_only=True)
+    new_subjects = {
+        (e, s): [[d["component"], d["in_denominator"], d["in_numerator"], d["rule"], d["reason"]] for d in ds]
+        for e, s, ds in subject_decisions(db, run_id)
+    }
+    names = sorted({c for c, _, _ in old_cohorts})
+    new_cohorts = [(n, m["patient_id"], m["reason"]) for n in names for m in cohort_members(db, run_id, n)]
+    db.conn.close()
+    assert new_subjects == old_subjects
+    assert new_cohorts == old_cohorts
