@@ -27,7 +27,8 @@ DATABASE = "audit"
 # Columns that hold NHS numbers, or text that may quote one (rejected values and reasons, override messages).
 IDENTIFYING: dict[str, tuple[str, ...]] = {
     "runs": ("notes",),
-    "run_subjects": ("subject_id",),
+    # vals: the values of the subject's reasons (an override's free-text reason may quote an NHS number).
+    "run_subjects": ("subject_id", "vals"),
     "run_cohorts": ("patient_id", "vals"),  # vals: the values of the member's reason (its words read as empty too)
     "run_overrides": ("patient_id", "message"),
     "run_rejections": ("ref", "value", "reason"),
@@ -107,7 +108,8 @@ _TABLES: dict[str, dict[str, Any]] = {
     "run_subjects": {
         "title": "Subjects (stored form)",
         "description": "One row per patient or member of staff per run: the shape of their decisions (a term of trace_terms) "
-        "and the values that fill it (dates, line numbers, codes); see the run_decisions view for the decisions in words.",
+        "and the values that fill it (dates, line numbers, codes; hidden unless --show-identifiers, as an override's "
+        "free-text reason may quote an NHS number); see the run_decisions view for the decisions in words.",
     },
     "trace_terms": {
         "title": "Trace terms",

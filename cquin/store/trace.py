@@ -3,7 +3,7 @@
 An evaluation decides, for every subject and component, whether the subject is in the denominator and
 the numerator, which population's test decided (the *rule*) and why (the *reason*).  The evaluation already
 keeps each reason as facts (:mod:`cquin.engine.reasons`): the number of a template, its words fixed when
-the rules were compiled ("%s %s (deafness_hearing) recorded %s (conditions.csv line %s)"), and the values
+the rules were compiled ("snomed %s (deafness_hearing) recorded %s (conditions.csv line %s)"), and the values
 of one row.  The store keeps:
 
 - ``trace_terms``: a store-wide dictionary of the few hundred *terms*: the rules (population ids), the

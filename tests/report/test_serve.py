@@ -249,3 +249,36 @@ def test_the_pages_load_in_chromium_with_no_console_error(server: Server, demo_r
         assert run.returncode == 0, run.stderr[-2000:]
         assert console_lines(run.stderr) == [], (path, console_lines(run.stderr))
         assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_an_override_reason_quoting_an_nhs_number_is_hidden_in_the_decisions_too(tmp_path: Path) -> None:
+    """An override's free-text reason is a value of the decisions it made: read as empty without --show-identifiers."""
+    import csv
+    import shutil
+    import sqlite3
+
+    from cquin.demo import DEMO_DIR
+    from cquin.runner import run_evaluation
+    from cquin.serve import authorizer
+
+    folder = tmp_path / "records"
+    shutil.copytree(DEMO_DIR, folder)
+    with (folder / "overrides.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rows.append({**rows[0], "patient_id": "9990003424", "cohort": "year1", "action": "exclude"})  # a year 1 member
+    for row in rows:
+        row["reason"] = "duplicate record of 9990000999, merged"
+    with (folder / "overrides.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    store = tmp_path / "audit.sqlite"
+    run_evaluation(folder, store=store)
+    con = sqlite3.connect(store)
+    sql = "SELECT group_concat(reason, ' / ') FROM run_decisions WHERE reason LIKE '%override%'"
+    shown = con.execute(sql).fetchone()[0]
+    assert shown and "9990000999" in shown  # the override decided someone's component
+    con.set_authorizer(authorizer(False))
+    hidden = con.execute("SELECT group_concat(reason, ' / ') FROM run_decisions").fetchone()[0] or ""
+    con.close()
+    assert "9990000999" not in hidden and NHS_NUMBER.search(hidden) is None
