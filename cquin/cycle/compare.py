@@ -373,7 +373,7 @@ class ProgressPoint:
 def provider_progress(store: Path | Database, provider: str | None = None) -> tuple[str | None, list[ProgressPoint]]:
     """One provider's runs in date order (the latest run for each as-of date, superseded runs left out)."""
     db = store if isinstance(store, Database) else open_store(store, read_only=True)
-    runs = list(db.query("SELECT run_id, as_of, started_at, parameters, totals, cohorts FROM runs ORDER BY started_at, run_id"))
+    runs = list(db.query("SELECT run_id, as_of, started_at, parameters, totals, cohorts FROM runs ORDER BY started_at, rowid"))
     codes = {r["run_id"]: run_provider(db, r["run_id"]) for r in runs}
     if provider is None:
         known = sorted({c for c in codes.values() if c})

@@ -247,7 +247,7 @@ def superseded_by(db: Database, run_id: str) -> list[str]:
     return [
         r[0]
         for r in db.execute(
-            "SELECT run_id FROM runs WHERE json_extract(parameters, '$.supersedes') = ? ORDER BY started_at, run_id", [run_id]
+            "SELECT run_id FROM runs WHERE json_extract(parameters, '$.supersedes') = ? ORDER BY started_at, rowid", [run_id]
         ).fetchall()
     ]
 

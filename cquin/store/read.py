@@ -50,7 +50,8 @@ def resolve_run_id(db: Database, ref: str) -> str:
     """The full run id for ``ref``: a run id, a unique prefix of one, or ``latest`` (the last run started)."""
     ref = ref.strip()
     if ref == LATEST:
-        rows = list(db.query("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"))
+        # Two runs started in the same second (ids keep seconds): the one stored last.
+        rows = list(db.query("SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"))
         if not rows:
             raise StoreError("the audit store holds no runs yet: `latest` needs one (run `cquin evaluate` first)")
         return str(rows[0]["run_id"])
@@ -93,7 +94,7 @@ def list_runs(db: Database) -> list[dict[str, Any]]:
     return list(
         db.query(
             "SELECT run_id, started_at, ruleset_id, ruleset_version, adapter, source, totals, as_of, parameters "
-            "FROM runs ORDER BY started_at, run_id"
+            "FROM runs ORDER BY started_at, rowid"
         )
     )
 

@@ -154,3 +154,17 @@ def test_help_shows_plain_types(tmp_path: Path) -> None:
     done = cquin("evaluate", "--help", cwd=tmp_path)
     assert done.returncode == 0
     assert "<bool>" not in done.stdout and "list[str]" not in done.stdout
+
+
+def test_latest_of_two_runs_started_in_the_same_second_is_the_one_stored_last(two_runs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    store, ids, _ = two_runs
+    copy = tmp_path / "same-second.sqlite"
+    shutil.copy(store, copy)
+    con = sqlite3.connect(copy)
+    con.execute("UPDATE runs SET started_at = (SELECT min(started_at) FROM runs)")
+    con.commit()
+    con.close()
+    for _ in range(3):
+        assert resolve_run_id(open_store(copy), "latest") == ids[-1]
