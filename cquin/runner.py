@@ -244,7 +244,7 @@ def verify_run(store: Path, run_id: str, *, inputs: Path | None = None) -> Verif
     # re-evaluation gives, so "identical" is never said about stored data that was not read, or that changed.
     from cquin.verify import compare_stored_rows
 
-    problems = compare_stored_rows(db, run, stored, result, dataset)
+    problems = compare_stored_rows(db, run, stored, result, dataset, split_encoded=older)
     if problems:
         return Verification(run["run_id"], False, problems)
     return Verification(run["run_id"], True, [])

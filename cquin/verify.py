@@ -42,12 +42,10 @@ def _duck_rows(dataset: CanonicalDataset, sql: str) -> Iterable[tuple[Any, ...]]
         yield from zip(*(batch.column(i).to_pylist() for i in range(batch.num_columns)), strict=True)
 
 
-def _differences(
-    stored_subjects: tuple[int, int],
-    fresh_subjects: tuple[int, int],
-    stored_cohorts: tuple[int, int],
-    fresh_cohorts: tuple[int, int],
-) -> list[str]:
+_Digest = tuple[int, int]
+
+
+def _differences(stored_subjects: _Digest, fresh_subjects: _Digest, stored_cohorts: _Digest, fresh_cohorts: _Digest) -> list[str]:
     problems = []
     for what, then_d, now_d in (
         ("per-patient decisions", stored_subjects, fresh_subjects),
@@ -62,18 +60,43 @@ def _differences(
     return problems
 
 
-def _readable(db: Database, run_id: str) -> list[str]:
-    """Every other row of the run must at least be readable (a StoreError says which cannot be)."""
+def _read_all(db: Database, run_id: str) -> None:
+    """Read every other row of the run (a StoreError says which cannot be read)."""
     for table in ("run_inputs", "run_rejections", "run_milestones", "run_overrides", "run_unmatched_codes", "run_breakdowns"):
         if db[table].exists():
             for _ in db.execute(f"SELECT * FROM {table} WHERE run_id = ?", [run_id]):
                 pass
-    return []
+
+
+def _encoded(
+    db: Database, run_id: str, result: RunResult, dataset: CanonicalDataset, pseudonymised: bool
+) -> tuple[_Digest, _Digest, _Digest, _Digest]:
+    """Digests of the stored and the fresh rows (subjects, then cohort members), the fresh ones encoded against
+    the store's own terms (looked up, never added: a decision the store has no words for cannot match one it holds)."""
+    subjects_sql = "SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?"
+    cohorts_sql = "SELECT cohort, patient_id, reason, vals FROM run_cohorts WHERE run_id = ?"
+    encoded = encoded_trace(result, dataset, trace.TermIndex(db.conn, add=False))
+    try:
+        if pseudonymised:
+            return (
+                _digest((r[0],) for r in db.execute(subjects_sql, [run_id]).fetchall()),
+                _digest((r[0],) for r in _duck_rows(dataset, encoded.subjects_sql)),
+                _digest((r[0],) for r in db.execute(cohorts_sql, [run_id]).fetchall()),
+                _digest((r[0],) for r in _duck_rows(dataset, encoded.cohorts_sql)),
+            )
+        return (
+            _digest(db.execute(subjects_sql, [run_id])),
+            _digest(_duck_rows(dataset, encoded.subjects_sql)),
+            _digest(db.execute(cohorts_sql, [run_id])),
+            _digest(_duck_rows(dataset, encoded.cohorts_sql)),
+        )
+    finally:
+        encoded.drop(dataset.con)
 
 
 def _sentences(
     db: Database, run_id: str, terms: trace.Terms, result: RunResult, dataset: CanonicalDataset
-) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+) -> tuple[_Digest, _Digest, _Digest, _Digest]:
     """Digests of the stored and the fresh decisions and cohort members, each reason in words."""
     decoder = SubjectDecoder(db, run_id, terms)
     ordinal = {c.id: i for i, c in enumerate(result.components)}
@@ -95,7 +118,7 @@ def _sentences(
                 yield entity, sid, ordinal[cid], int(den), int(num), rule, t.sentence(reason)
 
     stored_members = (
-        (c, pid, trace.render(terms.text(r), trace.values_of(v)))
+        (c, pid, terms.sentence(r, v))
         for c, pid, r, v in db.execute("SELECT cohort, patient_id, reason, vals FROM run_cohorts WHERE run_id = ?", [run_id])
     )
     fresh_members = ((c, pid, t.sentence(r)) for c, pid, r in _duck_rows(dataset, t.cohort_members_sql()))
@@ -103,9 +126,18 @@ def _sentences(
 
 
 def compare_stored_rows(
-    db: Database, run: dict[str, Any], stored: StoredRun, result: RunResult, dataset: CanonicalDataset
+    db: Database,
+    run: dict[str, Any],
+    stored: StoredRun,
+    result: RunResult,
+    dataset: CanonicalDataset,
+    *,
+    split_encoded: bool = False,
 ) -> list[str]:
-    """What differs between the run's stored rows and the re-evaluation (empty: everything was read and agrees)."""
+    """What differs between the run's stored rows and the re-evaluation (empty: everything was read and agrees).
+
+    ``split_encoded``: the run's reasons were split from sentences (:func:`cquin.store.trace.split_encoded`).
+    """
     run_id = run["run_id"]
     pseudonymised = bool(json.loads(run["parameters"] or "{}").get("pseudonymised"))
     problems: list[str] = []
@@ -119,31 +151,13 @@ def compare_stored_rows(
             problems.append(
                 f"the store holds {len(stored.components)} component results; the ruleset has {len(result.components)}"
             )
-        subjects_sql = "SELECT entity, subject_id, shape, vals FROM run_subjects WHERE run_id = ?"
-        cohorts_sql = "SELECT cohort, patient_id, reason, vals FROM run_cohorts WHERE run_id = ?"
-        terms = trace.Terms(db.conn)
-        if not pseudonymised and trace.split_encoded(db.conn, terms, run_id):
+        if split_encoded and not pseudonymised:
             # A run stored before reasons were kept as templates (or migrated): compared sentence by sentence.
-            stored_subjects, fresh_subjects, stored_cohorts, fresh_cohorts = _sentences(db, run_id, terms, result, dataset)
-            return problems + _differences(stored_subjects, fresh_subjects, stored_cohorts, fresh_cohorts) + _readable(db, run_id)
-        # The fresh trace, encoded against the store's own terms (looked up, never added): a decision the
-        # store has no words for cannot match one it holds.
-        encoded = encoded_trace(result, dataset, trace.TermIndex(db.conn, add=False))
-        try:
-            if pseudonymised:
-                stored_subjects = _digest((r[0],) for r in db.execute(subjects_sql, [run_id]).fetchall())
-                fresh_subjects = _digest((r[0],) for r in _duck_rows(dataset, encoded.subjects_sql))
-                stored_cohorts = _digest((r[0],) for r in db.execute(cohorts_sql, [run_id]).fetchall())
-                fresh_cohorts = _digest((r[0],) for r in _duck_rows(dataset, encoded.cohorts_sql))
-            else:
-                stored_subjects = _digest(db.execute(subjects_sql, [run_id]))
-                fresh_subjects = _digest(_duck_rows(dataset, encoded.subjects_sql))
-                stored_cohorts = _digest(db.execute(cohorts_sql, [run_id]))
-                fresh_cohorts = _digest(_duck_rows(dataset, encoded.cohorts_sql))
-        finally:
-            encoded.drop(dataset.con)
-        problems += _differences(stored_subjects, fresh_subjects, stored_cohorts, fresh_cohorts)
-        problems += _readable(db, run_id)
+            digests = _sentences(db, run_id, trace.Terms(db.conn), result, dataset)
+        else:
+            digests = _encoded(db, run_id, result, dataset, pseudonymised)
+        problems += _differences(*digests)
+        _read_all(db, run_id)
     except StoreError as exc:
         problems.append(f"the stored run cannot be read back in full: {exc}")
     return problems

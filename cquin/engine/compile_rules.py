@@ -85,7 +85,12 @@ def compile_rule(node: Rule, c: PopulationCompiler, at: Scope) -> str:
 def _where(c: PopulationCompiler, alias: str, source: str) -> dict[str, Value]:
     """The ``file`` and ``line`` values of a reason's "(conditions.csv line 3)", from the row ``alias`` of ``source``."""
     p = f"{alias}." if alias else ""
-    return {"file": one_of(f"{p}_file", c.files(source), from_records=True), "line": Safe(f"CAST({p}_line AS VARCHAR)")}
+    return _located(c, source, f"{p}_file", f"{p}_line")
+
+
+def _located(c: PopulationCompiler, source: str, file_sql: str, line_sql: str) -> dict[str, Value]:
+    """The ``file`` and ``line`` values of a reason, from SQL for a row of ``source``'s file and line."""
+    return {"file": one_of(file_sql, c.files(source), from_records=True), "line": Safe(f"CAST({line_sql} AS VARCHAR)")}
 
 
 # --------------------------------------------------------------------------- settled
@@ -243,8 +248,7 @@ def _served(node: Served, c: PopulationCompiler, at: Scope) -> str:
         label=label,
         start=Safe("CAST(ep.hit.f AS VARCHAR)"),
         end=Safe("coalesce(CAST(ep.hit.t AS VARCHAR), 'ongoing')"),
-        file=one_of("ep.hit.file", c.files(c.t("patients")), from_records=True),
-        line=Safe("CAST(ep.hit.line AS VARCHAR)"),
+        **_located(c, c.t("patients"), "ep.hit.file", "ep.hit.line"),
     )
     not_under_care = c.because(
         "not under care {label} ({n} episode(s) from {start} to {end})",
@@ -295,7 +299,11 @@ def _ltc(node: Ltc, c: PopulationCompiler, at: Scope) -> str:
         "((CAST(recorded_on - DATE '1800-01-01' AS HUGEINT) << 80) + (CAST(f.rank AS HUGEINT) << 64)"
         f" + (CAST(_line AS HUGEINT) << 8) + CASE category {cat_rank} END)"
     )
-    systems = ("snomed", "icd10", c.r.direct_recording_code_system)
+    # The code systems the ruleset's code lists are in, and its direct recording's: the words of the reasons.
+    systems = [
+        *sorted({str(cl["system"]) for cl in (c.r.doc.get("code_lists") or {}).values()}),
+        c.r.direct_recording_code_system,
+    ]
     fact = {
         "system": one_of("f.code_system", systems),
         "code": Text("f.code"),
@@ -458,8 +466,7 @@ def _conversation(node: Conversation, c: PopulationCompiler, at: Scope) -> str:
     held = "conversation held {on} ({file} line {line})"
     facts: dict[str, Value] = {
         "on": Safe("CAST(c.first_on AS VARCHAR)"),
-        "file": one_of("c.first.f", c.files(c.t("conversations")), from_records=True),
-        "line": Safe("CAST(c.first.l AS VARCHAR)"),
+        **_located(c, c.t("conversations"), "c.first.f", "c.first.l"),
     }
     return c.leaf(
         at,

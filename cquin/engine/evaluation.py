@@ -339,7 +339,7 @@ def evaluate(
     pops = {}
     con.execute(f"CREATE OR REPLACE TABLE cohort_members (cohort VARCHAR, id VARCHAR, reason {REASON_TYPE})")
     for pid, pop in ruleset.populations.items():
-        pops[pid] = int(scalar(con, f"SELECT count(*) FROM {comp.population(pid)} WHERE inside"))  # type: ignore[index]
+        pops[pid] = comp.count_inside(pid)
         if isinstance(pop.rule, Cohort):
             name = pop.rule.overrides
             if name in year_status:  # the cohort of a year not yet begun is not drawn

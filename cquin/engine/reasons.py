@@ -23,6 +23,8 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from cquin.dataset.duck import sql_str
+
 REASON_TYPE = "STRUCT(t INTEGER, v VARCHAR)"
 NO_REASON = f"CAST(NULL AS {REASON_TYPE})"
 SEPARATOR = "|"
@@ -76,7 +78,7 @@ def escape_sql(sql: str) -> str:
 
 
 def escape(value: str) -> str:
-    """A value as :func:`escape_sql` stores it (for tests and migrations)."""
+    """A value as :func:`escape_sql` stores it (what :func:`values_of` reads back)."""
     return json.dumps(value, ensure_ascii=False)[1:-1].replace(SEPARATOR, "\\u007c")
 
 
@@ -155,7 +157,7 @@ class Templates:
         else:
             index, stride = [], 1
             for c in reversed(choices):
-                whens = " ".join(f"WHEN {_lit(o)} THEN {i}" for i, o in enumerate(c.options))
+                whens = " ".join(f"WHEN {sql_str(o)} THEN {i}" for i, o in enumerate(c.options))
                 index.append(f"{stride} * (CASE {c.sql} {whens} ELSE {len(c.options)} END)")
                 stride *= len(c.options) + 1
             taken = " + ".join(index)
@@ -170,11 +172,7 @@ class Templates:
             elif isinstance(value, Text):
                 parts.append(f"coalesce({escape_sql(value.sql)}, '')")
             elif isinstance(value, OneOf):
-                known = ", ".join(_lit(o) for o in value.options)
+                known = ", ".join(sql_str(o) for o in value.options)
                 parts.append(f"CASE WHEN {value.sql} IN ({known}) THEN NULL ELSE coalesce({escape_sql(value.sql)}, '') END")
         v = f"concat_ws('{SEPARATOR}', {', '.join(parts)})" if parts else "''"
         return f"struct_pack(t := CAST({t} AS INTEGER), v := {v})"
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

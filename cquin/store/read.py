@@ -160,7 +160,7 @@ def cohort_members(db: Database, run_id: str, cohort: str) -> Iterator[dict[str,
     )
     while batch := rows.fetchmany(10_000):
         for pid, reason, vals in batch:
-            yield {"patient_id": pid, "reason": trace.render(terms.text(reason), trace.values_of(vals))}
+            yield {"patient_id": pid, "reason": terms.sentence(reason, vals)}
 
 
 def cohorts_of(db: Database, run_id: str, patient_id: str) -> list[dict[str, Any]]:
@@ -172,4 +172,4 @@ def cohorts_of(db: Database, run_id: str, patient_id: str) -> list[dict[str, Any
     if not rows:
         return []
     terms = trace.Terms(db.conn)
-    return [{"cohort": c, "reason": trace.render(terms.text(r), trace.values_of(v))} for c, r, v in rows]
+    return [{"cohort": c, "reason": terms.sentence(r, v)} for c, r, v in rows]

@@ -273,6 +273,10 @@ class Terms:
     def text(self, term_id: int | None) -> str | None:
         return None if term_id is None else self._text[term_id]
 
+    def sentence(self, reason: int | None, vals: str | None) -> str | None:
+        """A cohort member's reason (its template term and stored values) in words."""
+        return render(self.text(reason), values_of(vals))
+
     def shape(self, term_id: int) -> list[list[int | None]]:
         if term_id not in self._shapes:
             self._shapes[term_id] = json.loads(self._text[term_id])

@@ -253,25 +253,14 @@ def test_the_pages_load_in_chromium_with_no_console_error(server: Server, demo_r
 
 def test_an_override_reason_quoting_an_nhs_number_is_hidden_in_the_decisions_too(tmp_path: Path) -> None:
     """An override's free-text reason is a value of the decisions it made: read as empty without --show-identifiers."""
-    import csv
-    import shutil
     import sqlite3
 
-    from cquin.demo import DEMO_DIR
     from cquin.runner import run_evaluation
     from cquin.serve import authorizer
+    from tests.demo_overrides import demo_with_override_reason
 
-    folder = tmp_path / "records"
-    shutil.copytree(DEMO_DIR, folder)
-    with (folder / "overrides.csv").open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    rows.append({**rows[0], "patient_id": "9990003424", "cohort": "year1", "action": "exclude"})  # a year 1 member
-    for row in rows:
-        row["reason"] = "duplicate record of 9990000999, merged"
-    with (folder / "overrides.csv").open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    excluded = {"patient_id": "9990003424", "cohort": "year1", "action": "exclude"}  # a year 1 member
+    folder = demo_with_override_reason(tmp_path / "records", "duplicate record of 9990000999, merged", extra=(excluded,))
     store = tmp_path / "audit.sqlite"
     run_evaluation(folder, store=store)
     con = sqlite3.connect(store)

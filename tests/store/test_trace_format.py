@@ -7,7 +7,6 @@ cquin's ``explain`` printed for three subjects.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
@@ -233,20 +232,12 @@ def test_a_new_run_stores_values_not_words(tmp_path: Path) -> None:
 
 def test_the_sql_views_render_a_new_runs_reasons_as_cquin_reads_them_even_with_quotes_and_bars(tmp_path: Path) -> None:
     """A value may hold ``|``, ``"`` or ``\\`` (a code, an override's free-text reason): the views still read it."""
-    from cquin.demo import DEMO_DIR
     from cquin.runner import run_evaluation
     from cquin.store import subject_decisions
+    from tests.demo_overrides import demo_with_override_reason
 
-    folder = tmp_path / "records"
-    shutil.copytree(DEMO_DIR, folder)
-    with (folder / "overrides.csv").open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:  # every override's reason, whichever of them changes a decision
-        row["reason"] = 'moved | said "back\\slash"'
-    with (folder / "overrides.csv").open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    # Every override's reason, whichever of them changes a decision.
+    folder = demo_with_override_reason(tmp_path / "records", 'moved | said "back\\slash"')
     store = tmp_path / "audit.sqlite"
     run_id = run_evaluation(folder, store=store).run_id
     db = open_store(store, read_only=True)
